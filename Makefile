@@ -1,0 +1,43 @@
+# make demo — fresh venv, install, simulated county, backtest, train, promote, score, serve
+# make test — the test suite (what .ci/run calls)
+PY     ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast lint bench browser venv clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian's Chromium for the page tests (Playwright's own browser download is not reachable here).
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  echo "installing Debian chromium + chromium-driver"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	fi
+
+demo: venv
+	$(BIN)/sanling demo
+
+test: venv browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+test-fast: venv
+	$(BIN)/python -m pytest -m "not slow and not browser"
+
+lint: venv
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: venv
+	$(BIN)/python benchmarks/simulate.py
+	$(BIN)/python benchmarks/features.py
+
+clean:
+	rm -rf $(VENV) .sanling demo .pytest_cache .ruff_cache

@@ -1,0 +1,162 @@
+"""The one typed configuration: the YAML of CONTRACT §2 (every key optional) and the deployment
+settings read from the environment. Loaded once at the edge (the CLI, the API's start-up) and passed
+down; stages receive the sections they need, never read files or the environment themselves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pipeline.contract import CATEGORIES_ZH, DEFAULT_TIER_RULES
+from pipeline.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TierRules(_Section):
+    """Outcome rules, checked red → orange → yellow; none true → blue."""
+
+    red: str = DEFAULT_TIER_RULES["red"]
+    orange: str = DEFAULT_TIER_RULES["orange"]
+    yellow: str = DEFAULT_TIER_RULES["yellow"]
+
+
+class FeatureParams(_Section):
+    windows: tuple[int, ...] = (1, 3, 6, 12, 24)
+    half_lives: tuple[float, ...] = (3.0, 12.0)
+    knn_k: int = Field(8, ge=1, le=64)
+
+
+class ModelParams(_Section):
+    """LightGBM hyperparameters and the calibration scheme of :class:`models.tier_model.TierModel`."""
+
+    formulation: Literal["multiclass", "cumulative"] = "multiclass"
+    num_leaves: int = Field(15, ge=2, le=1024)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    n_estimators: int = Field(400, ge=1, le=10000)
+    min_child_samples: int = Field(100, ge=1)
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    lambda_l2: float = Field(1.0, ge=0)
+    early_stopping_rounds: int = Field(30, ge=1)
+    validation_periods: int = Field(3, ge=1, description="latest as-of dates held out for early stopping and calibration")
+    calibration: Literal["temperature", "isotonic", "none"] = "temperature"
+    seed: int = 20210121
+    num_threads: int = Field(2, ge=1)
+
+
+class PolicyParams(_Section):
+    """How probabilities become a tier (``models.policy``)."""
+
+    kind: Literal["thresholds", "expected_cost", "argmax"] = "thresholds"
+    # Cumulative thresholds: red if P(red) ≥ t_red, else orange if P(≥orange) ≥ t_orange, …
+    thresholds: dict[str, float] = Field(default_factory=lambda: {"red": 0.25, "orange": 0.35, "yellow": 0.5})
+    # cost[true][decided]; missing a red costs far more than a false alarm.
+    cost_matrix: list[list[float]] = Field(
+        default_factory=lambda: [[0, 1, 2, 3], [2, 0, 1, 2], [6, 3, 0, 1], [20, 12, 4, 0]]
+    )
+
+    @field_validator("cost_matrix")
+    @classmethod
+    def _square(cls, v: list[list[float]]) -> list[list[float]]:
+        if len(v) != 4 or any(len(r) != 4 for r in v):
+            raise ValueError("must be a 4×4 matrix (true tier × decided tier)")
+        return v
+
+
+class BacktestParams(_Section):
+    refit_every: int = Field(1, ge=1, description="refit the model every N test as-of dates")
+    min_train_periods: int = Field(6, ge=1)
+
+
+class Config(_Section):
+    """CONTRACT §2. Every key optional; unknown keys are an error that names them."""
+
+    horizon_months: int = Field(1, ge=1, le=24)
+    cadence_months: int = Field(1, ge=1, le=24)
+    test_periods: int = Field(12, ge=1)
+    tiers: TierRules = TierRules()
+    categories: dict[str, str] = Field(default_factory=lambda: dict(CATEGORIES_ZH))
+    features: FeatureParams = FeatureParams()
+    model: ModelParams = ModelParams()
+    policy: PolicyParams = PolicyParams()
+    backtest: BacktestParams = BacktestParams()
+
+    @field_validator("categories")
+    @classmethod
+    def _identifiers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            if not name.isidentifier() or not name.islower():
+                raise ValueError(f"category name {name!r} must be a lower-case identifier")
+        return {**CATEGORIES_ZH, **v}
+
+    @model_validator(mode="after")
+    def _cadence(self) -> Config:
+        return self
+
+
+def _format(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+        parts.append(f"key '{key}': {msg}")
+    return f"{source}: invalid configuration: " + "; ".join(parts)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a YAML configuration file; ``None`` gives the defaults.
+
+    Raises :class:`ConfigError` naming the file and the key.
+    """
+    if path is None:
+        return Config()
+    p = Path(path)
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: configuration file not found") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{p}: the configuration must be a mapping of keys to values")
+    return config_from_dict(raw, source=str(p))
+
+
+def config_from_dict(raw: dict, source: str = "config") -> Config:
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_format(e, source)) from None
+
+
+class Settings(BaseSettings):
+    """Deployment settings, from the environment (``SANLING_*``) — read once, at the edge."""
+
+    model_config = SettingsConfigDict(env_prefix="SANLING_", extra="ignore")
+
+    home: Path = Path(".sanling")
+    database_url: str | None = None  # default: sqlite file under ``home``
+    mlflow_tracking_uri: str | None = Field(None, validation_alias="MLFLOW_TRACKING_URI")
+    secret_key: str | None = None  # session-cookie signing; default: a random key kept under ``home``
+    model_name: str = "sanling-tier"
+    data_dir: Path | None = None  # the data directory POST /v1/score builds fresh features from
+    cookie_secure: bool = False  # set true behind HTTPS
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.home / 'sanling.db').resolve()}"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.home / "mlartifacts").resolve()

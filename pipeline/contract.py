@@ -1,0 +1,76 @@
+"""The data contract (CONTRACT.md §1): column names, their Chinese aliases, the category
+taxonomy and the warning tiers. Everything that names a column or a category imports it from here.
+
+The normalised tables every later stage reads (written by :mod:`pipeline.ingest`) are:
+
+``units``  — one row per unit
+    unit_id (str), unit_name (str), unit_type (str: village|community|enterprise),
+    township (str), county (str), city (str), lat (float64, NaN if unknown),
+    lon (float64, NaN if unknown), then any static attribute columns (numeric → float64,
+    anything else → str/category).
+
+``events`` — one row per event or counted batch
+    event_id (str), unit_id (str), occurred_at (datetime64[ns], local time, naive),
+    category (str, canonical name), subtype (str or missing), severity (Int8 1–4 or missing),
+    count (int32 ≥ 1), escalated (bool), casualties (int32 ≥ 0),
+    resolved_at (datetime64[ns] or NaT = still open).
+"""
+
+from __future__ import annotations
+
+UNIT_TYPES: tuple[str, ...] = ("village", "community", "enterprise")
+UNIT_TYPE_ALIASES: dict[str, str] = {
+    "village": "village", "村": "village", "行政村": "village", "村庄": "village",
+    "community": "community", "社区": "community", "城市社区": "community",
+    "enterprise": "enterprise", "企事业单位": "enterprise", "企业": "enterprise",
+    "事业单位": "enterprise", "企事业": "enterprise",
+}
+UNIT_TYPE_ZH: dict[str, str] = {"village": "村", "community": "社区", "enterprise": "企事业单位"}
+
+UNIT_REQUIRED: tuple[str, ...] = ("unit_id", "unit_name", "unit_type", "township", "county", "city")
+UNIT_OPTIONAL: tuple[str, ...] = ("lat", "lon")
+
+EVENT_REQUIRED: tuple[str, ...] = ("event_id", "unit_id", "occurred_at", "category")
+EVENT_OPTIONAL: tuple[str, ...] = ("subtype", "severity", "count", "escalated", "casualties", "resolved_at")
+EVENT_COLUMNS: tuple[str, ...] = EVENT_REQUIRED + EVENT_OPTIONAL
+
+COLUMN_ALIASES: dict[str, str] = {
+    "单位编码": "unit_id", "单位代码": "unit_id", "统一社会信用代码": "unit_id", "区划代码": "unit_id",
+    "单位名称": "unit_name",
+    "单位类型": "unit_type", "创建主体类型": "unit_type",
+    "所属乡镇": "township", "乡镇": "township", "乡镇街道": "township", "所属乡镇街道": "township",
+    "所属县区": "county", "县区": "county", "所属县": "county",
+    "所属市": "city", "地市": "city", "所属地市": "city",
+    "纬度": "lat", "经度": "lon",
+    "事件编号": "event_id", "事件编码": "event_id",
+    "发生时间": "occurred_at", "发生日期": "occurred_at",
+    "事件类别": "category", "事件类型": "category",
+    "事件子类": "subtype", "事件子类型": "subtype",
+    "严重程度": "severity", "等级": "severity",
+    "数量": "count", "件数": "count",
+    "是否越级": "escalated", "越级": "escalated",
+    "伤亡人数": "casualties",
+    "化解时间": "resolved_at", "办结时间": "resolved_at", "结案时间": "resolved_at",
+}
+
+# Canonical event categories with their Chinese names. A deployment may add categories in the
+# configuration (``categories:``); these are the defaults of the Chinese taxonomy.
+CATEGORIES_ZH: dict[str, str] = {
+    "dispute": "矛盾纠纷",
+    "petition": "信访",
+    "public_security": "治安案件",
+    "criminal": "刑事案件",
+    "safety_accident": "安全事故",
+    "fire": "火灾",
+    "hazard": "风险隐患",
+}
+
+TIERS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
+TIER_ZH: dict[str, str] = {"blue": "蓝", "yellow": "黄", "orange": "橙", "red": "红"}
+
+DEFAULT_TIER_RULES: dict[str, str] = {
+    "red": "criminal >= 1 or petition_escalated >= 1 or casualties >= 1",
+    "orange": "public_security >= 1 or petition >= 1 or safety_accident >= 1 or fire >= 1 "
+    "or dispute_unresolved >= 2",
+    "yellow": "dispute >= 1 or hazard >= 1",
+}
