@@ -1,0 +1,62 @@
+"""The one artifact serving loads whole: the fitted model with its preprocessing and calibration,
+the feature declarations its reasons are rendered from, the policy, and the configuration the
+features were built with. Training writes it; batch scoring and the API read it; nothing re-codes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.explain import ReasonSpec, explain_rows
+from models.policy import decide, risk_score
+from models.tier_model import TierModel
+from pipeline.config import Config
+from pipeline.contract import TIER_ZH, TIERS
+
+
+@dataclass
+class ModelBundle:
+    model: TierModel
+    specs: list[ReasonSpec]
+    registry_version: str
+    config: Config
+    train_window: tuple[str, str]
+    info: dict = field(default_factory=dict)  # backtest metrics, data fingerprint, n rows …
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.model.feature_names
+
+    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(proba (n,4), decided tiers (n,), risk_score (n,))."""
+        proba = self.model.predict_proba(frame)
+        return proba, decide(proba, self.config.policy), risk_score(proba)
+
+    def explained(self, frame: pd.DataFrame, peers: pd.DataFrame, *, top: int = 5) -> list[dict]:
+        """Explained scores in the contract's shape (without unit_name/township, which the caller
+        adds from the registry) for every row of ``frame``."""
+        names = self.feature_names
+        X = self.model.encoder_.transform(frame)
+        proba = self.model.predict_proba(X)
+        tiers, scores = decide(proba, self.config.policy), risk_score(proba)
+        contrib, _ = self.model.contributions(X)
+        reasons, protective = explain_rows(
+            contrib, frame[names].reset_index(drop=True), peers[names].reset_index(drop=True),
+            self.specs, top=top,
+        )
+        out = []
+        for i, (uid, as_of) in enumerate(zip(frame["unit_id"], frame["as_of"], strict=True)):
+            tier = TIERS[int(tiers[i])]
+            out.append({
+                "unit_id": str(uid),
+                "as_of": str(as_of),
+                "tier": tier,
+                "tier_zh": TIER_ZH[tier],
+                "risk_score": float(scores[i]),
+                "probabilities": {t: round(float(proba[i, k]), 4) for k, t in enumerate(TIERS)},
+                "reasons": reasons[i],
+                "protective": protective[i],
+            })
+        return out

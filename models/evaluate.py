@@ -1,0 +1,204 @@
+"""Rolling-origin backtest: for each of the last ``test_periods`` labelled as-of dates, fit on the
+rows whose outcome window ends at or before that date, forecast that date, pool every fold's
+out-of-sample rows, and score LightGBM against the baselines (and the oracle when known).
+
+Pure: takes a feature frame and the unit × month tier history, returns a :class:`BacktestResult`.
+Writing ``metrics.json``, the report and MLflow runs happens in :mod:`pipeline.jobs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from models.baselines import HistoricalRate, LogisticBaseline, Persistence
+from models.metrics import tier_metrics
+from models.policy import decide
+from models.tier_model import TierModel
+from pipeline.config import Config
+from pipeline.contract import TIERS
+
+META_COLUMNS = ("unit_id", "as_of", "unit_type", "township", "county")
+
+
+def add_months(month: str, k: int) -> str:
+    p = pd.Period(month, freq="M") + k
+    return f"{p.year:04d}-{p.month:02d}"
+
+
+@dataclass
+class TierHistory:
+    """Tiers of past outcome windows: ``tiers[u, m]`` is the tier of the window of
+    ``horizon`` months *ending* at ``months[m]`` (-1 where that window is not in the data)."""
+
+    unit_ids: np.ndarray
+    months: list[str]
+    tiers: np.ndarray
+    horizon: int
+
+    def _index(self, unit_ids: Sequence[str], as_of: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        u = pd.Index(self.unit_ids).get_indexer(np.asarray(unit_ids, dtype=object))
+        m = pd.Index(self.months).get_indexer(np.asarray(as_of, dtype=object))
+        if (u < 0).any() or (m < 0).any():
+            raise ValueError("rows outside the tier history")
+        return u, m
+
+    def last_tier(self, unit_ids: Sequence[str], as_of: Sequence[str]) -> np.ndarray:
+        """The tier of the window that ended at the as-of date (-1 if unknown)."""
+        u, m = self._index(unit_ids, as_of)
+        return self.tiers[u, m]
+
+    def past_counts(self, unit_ids: Sequence[str], as_of: Sequence[str]) -> np.ndarray:
+        """(n, 4) counts of the tiers of the non-overlapping windows ending at as_of, as_of − h, …"""
+        onehot = np.zeros((*self.tiers.shape, 4), dtype=np.float32)
+        known = self.tiers >= 0
+        uu, mm = np.nonzero(known)
+        onehot[uu, mm, self.tiers[known]] = 1.0
+        cum = np.zeros_like(onehot)
+        for r in range(self.horizon):  # windows h apart never overlap
+            idx = np.arange(r, len(self.months), self.horizon)
+            cum[:, idx] = np.cumsum(onehot[:, idx], axis=1)
+        u, m = self._index(unit_ids, as_of)
+        return cum[u, m]
+
+
+@dataclass
+class BacktestResult:
+    meta: pd.DataFrame
+    y: np.ndarray
+    predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+    metrics: dict
+    shap: tuple[np.ndarray, pd.DataFrame, list[str]] | None = None
+    folds: list[dict] = field(default_factory=list)
+    last_model: TierModel | None = None
+
+
+def _fit_predict(train: pd.DataFrame, test: pd.DataFrame, names: list[str], config: Config,
+                 history: TierHistory) -> dict[str, np.ndarray]:
+    ytr = train["tier"].to_numpy(dtype=np.int64)
+    model = TierModel(names, config.model).fit(train, ytr, train["as_of"].to_numpy())
+    out = {"lightgbm": model.predict_proba(test)}
+
+    last_tr = history.last_tier(train["unit_id"], train["as_of"])
+    known = last_tr >= 0
+    pers = Persistence().fit(last_tr[known], ytr[known])
+    last_te = history.last_tier(test["unit_id"], test["as_of"])
+    fallback = int(np.bincount(ytr, minlength=4).argmax())
+    out["persistence"] = pers.predict_proba(np.where(last_te >= 0, last_te, fallback))
+
+    hist = HistoricalRate().fit(train["unit_type"].astype(str), ytr)
+    out["historical_rate"] = hist.predict_proba(
+        history.past_counts(test["unit_id"], test["as_of"]), test["unit_type"].astype(str)
+    )
+    out["logistic"] = LogisticBaseline(names).fit(train, ytr).predict_proba(test)
+    out["_model"] = model
+    return out
+
+
+def rolling_origin(
+    frame: pd.DataFrame,
+    feature_names: list[str],
+    history: TierHistory,
+    config: Config,
+    *,
+    truth: pd.DataFrame | None = None,
+    progress: Callable[[Sequence], Sequence] | None = None,
+    shap_sample: int = 2000,
+) -> BacktestResult:
+    """Run the backtest.
+
+    Parameters
+    ----------
+    frame : feature frame with meta columns, features and ``tier`` (labelled rows only are used).
+    feature_names : model inputs.
+    history : past windows' tiers, for the persistence and historical-rate baselines.
+    truth : the oracle, columns unit_id, as_of, horizon_months, p_blue … p_red (optional).
+    progress : wraps the fold iterator (e.g. ``tqdm``).
+    """
+    h = config.horizon_months
+    labelled = frame[frame["tier"].notna()]
+    dates = sorted(labelled["as_of"].unique())
+    if len(dates) < config.test_periods + config.backtest.min_train_periods:
+        raise ValueError(
+            f"{len(dates)} labelled as-of dates; the backtest needs test_periods ({config.test_periods})"
+            f" + backtest.min_train_periods ({config.backtest.min_train_periods})"
+        )
+    test_dates = dates[-config.test_periods:]
+    blocks = [test_dates[i:i + config.backtest.refit_every]
+              for i in range(0, len(test_dates), config.backtest.refit_every)]
+    it = progress(blocks) if progress else blocks
+
+    metas, ys, preds, folds = [], [], {}, []
+    model = None
+    for block in it:
+        cutoff = add_months(block[0], -h)  # outcome window of a training row ends ≤ block[0]
+        train = labelled[labelled["as_of"] <= cutoff]
+        test = labelled[labelled["as_of"].isin(block)]
+        if train["as_of"].nunique() < config.backtest.min_train_periods:
+            raise ValueError(f"fold {block[0]}: fewer than {config.backtest.min_train_periods} training dates")
+        out = _fit_predict(train, test, feature_names, config, history)
+        model = out.pop("_model")
+        folds.append({"test": list(block), "train_until": cutoff, "n_train": len(train),
+                      "best_iterations": model.best_iterations_})
+        metas.append(test[list(META_COLUMNS)].reset_index(drop=True))
+        ys.append(test["tier"].to_numpy(dtype=np.int64))
+        for k, v in out.items():
+            preds.setdefault(k, []).append(v)
+
+    meta = pd.concat(metas, ignore_index=True)
+    y = np.concatenate(ys)
+    proba = {k: np.vstack(v) for k, v in preds.items()}
+    if truth is not None:
+        oracle = oracle_proba(meta, truth, h)
+        if oracle is not None:
+            proba["oracle"] = oracle
+    predictions = {k: (p, decide(p, config.policy)) for k, p in proba.items()}
+
+    shap = None
+    if model is not None and config.model.formulation == "cumulative":
+        last = labelled[labelled["as_of"].isin(blocks[-1])]
+        sample = last.sample(min(shap_sample, len(last)), random_state=0)
+        contrib, _ = model.contributions(sample)
+        shap = (contrib, sample[feature_names].reset_index(drop=True), feature_names)
+
+    metrics = {
+        "horizon_months": h,
+        "as_of_dates": list(test_dates),
+        "n_rows": len(y),
+        "class_balance": {t: float(np.mean(y == i)) for i, t in enumerate(TIERS)},
+        "models": {k: tier_metrics(y, p, d) for k, (p, d) in predictions.items()},
+    }
+    return BacktestResult(meta, y, predictions, metrics, shap, folds, model)
+
+
+def oracle_proba(meta: pd.DataFrame, truth: pd.DataFrame, horizon: int) -> np.ndarray | None:
+    """The true tier probabilities aligned with ``meta``; ``None`` unless every row is covered."""
+    t = truth[truth["horizon_months"] == horizon]
+    if t.empty:
+        return None
+    cols = [f"p_{k}" for k in TIERS]
+    keyed = t.set_index(["unit_id", "as_of"])[cols]
+    idx = pd.MultiIndex.from_arrays([meta["unit_id"].astype(str), meta["as_of"].astype(str)])
+    aligned = keyed.reindex(idx)
+    if aligned.isna().any(axis=None):
+        return None
+    return aligned.to_numpy(dtype=float)
+
+
+def tier_history(panel, config: Config) -> TierHistory:
+    """The tier of every unit's outcome window ending at each panel month (−1 before the first
+    full window), computed with the same label code as the training rows."""
+    from features.grid import month_label
+    from features.labels import tiers_from_outcomes, window_outcomes
+
+    h = config.horizon_months
+    months = [month_label(panel.first_month + m) for m in range(panel.n_months)]
+    tiers = np.full((panel.n_units, panel.n_months), -1, dtype=np.int64)
+    if panel.n_months > h:
+        as_of = months[: panel.n_months - h]  # window of as_of m ends at m + h
+        t = tiers_from_outcomes(window_outcomes(panel, as_of, h), config.tiers)  # (n_as_of, U)
+        tiers[:, h:] = np.asarray(t).T
+    return TierHistory(np.asarray(panel.unit_ids, dtype=object), months, tiers, h)

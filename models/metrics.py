@@ -1,0 +1,541 @@
+"""Evaluation metrics for four-tier forecasts (CONTRACT §4) and for flagging capacity.
+
+Everything here is a pure function over numpy arrays (or a ``meta`` DataFrame aligned with them).
+Conventions shared by every function:
+
+* tiers are the integers 0 blue, 1 yellow, 2 orange, 3 red (:data:`pipeline.contract.TIERS`);
+* ``y`` is the observed tier per row, int ``(n,)``;
+* ``proba`` is the forecast probability matrix ``(n, 4)``, rows summing to 1;
+* ``decided`` is the tier the policy decided per row, int ``(n,)``.
+
+Bad shapes or values raise :class:`ValueError` with a one-line message naming the argument; the
+caller (``models.evaluate``) turns that into a :class:`pipeline.errors.SanlingError` if it comes
+from the user's data. A metric that is undefined on the given rows (no red row, a single class)
+returns the value documented in its docstring instead of raising, so one empty fold never aborts
+a backtest. ``docs/metrics.md`` explains how to read each number.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipeline.contract import TIERS
+
+N_TIERS = len(TIERS)
+ORANGE = TIERS.index("orange")
+RED = TIERS.index("red")
+
+TIER_METRIC_KEYS: tuple[str, ...] = (
+    "rps", "log_loss", "qwk", "macro_f1", "red_recall", "red_precision", "red_pr_auc", "ece",
+)
+# Direction of each metric: True when larger is better (the report highlights the best per column).
+HIGHER_IS_BETTER: dict[str, bool] = {
+    "rps": False, "log_loss": False, "qwk": True, "macro_f1": True,
+    "red_recall": True, "red_precision": True, "red_pr_auc": True, "ece": False,
+}
+
+_LOG_LOSS_EPS = 1e-15
+# Calibrated probabilities from float32 boosters drift from an exact row sum of 1 by ~1e-7.
+_ROW_SUM_TOL = 1e-4
+
+
+# ---------------------------------------------------------------- validation
+
+
+def check_tiers(y: object, name: str, n: int | None = None) -> np.ndarray:
+    """Validate observed or decided tiers: int (n,) in 0–3; return them as int64."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D (n,), got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows, expected {n}")
+    integral = np.issubdtype(arr.dtype, np.integer) or (
+        np.issubdtype(arr.dtype, np.number) and bool(np.all(np.mod(arr, 1) == 0))
+    )
+    if arr.size and not integral:
+        raise ValueError(f"{name} must hold integer tiers 0–{N_TIERS - 1}, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and (arr.min() < 0 or arr.max() >= N_TIERS):
+        raise ValueError(f"{name} must hold tiers 0–{N_TIERS - 1}, found values {arr.min()}..{arr.max()}")
+    return arr
+
+
+def check_proba(proba: object, n: int, name: str = "proba") -> np.ndarray:
+    """Validate a probability matrix: finite (n, 4) in [0, 1], rows summing to 1; return float64."""
+    arr = np.asarray(proba, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != N_TIERS:
+        raise ValueError(f"{name} must have shape (n, {N_TIERS}), got {arr.shape}")
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows, expected {n} (one per observed tier)")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds NaN or infinite probabilities")
+    if arr.size and (arr.min() < -1e-9 or arr.max() > 1 + 1e-9):
+        raise ValueError(f"{name} holds probabilities outside [0, 1]")
+    sums = arr.sum(axis=1)
+    if arr.size and np.max(np.abs(sums - 1.0)) > _ROW_SUM_TOL:
+        bad = int(np.argmax(np.abs(sums - 1.0)))
+        raise ValueError(f"{name} rows must sum to 1; row {bad} sums to {sums[bad]:.6g}")
+    return arr
+
+
+def _as_scores(p: object, n: int, name: str) -> np.ndarray:
+    arr = np.asarray(p, dtype=np.float64)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} holds NaN or infinite values")
+    return arr
+
+
+def _nonempty(n: int, what: str) -> None:
+    if n == 0:
+        raise ValueError(f"{what}: no rows to evaluate")
+
+
+# ---------------------------------------------------------------- scores per row
+
+
+def rps_per_row(y: np.ndarray, proba: np.ndarray) -> np.ndarray:
+    """Ranked probability score of each row.
+
+    Takes ``y`` (n,) observed tiers and ``proba`` (n, 4); returns float (n,) with
+    ``sum_{k=1..3} (F_k − O_k)² / 3``, where ``F_k`` is the forecast probability of the first k
+    tiers and ``O_k`` is 1 when the observed tier is among them. 0 is a perfect forecast, 1 the
+    worst (all mass on blue when red happened, or the reverse).
+    """
+    y = check_tiers(y, "y")
+    proba = check_proba(proba, y.shape[0])
+    forecast_cum = np.cumsum(proba[:, : N_TIERS - 1], axis=1)
+    observed_cum = (y[:, None] <= np.arange(N_TIERS - 1)[None, :]).astype(np.float64)
+    return np.sum((forecast_cum - observed_cum) ** 2, axis=1) / (N_TIERS - 1)
+
+
+def confusion(y: np.ndarray, decided: np.ndarray) -> np.ndarray:
+    """Confusion counts (4, 4): rows are observed tiers, columns decided tiers."""
+    y = check_tiers(y, "y")
+    decided = check_tiers(decided, "decided", y.shape[0])
+    return np.bincount(y * N_TIERS + decided, minlength=N_TIERS * N_TIERS).reshape(N_TIERS, N_TIERS)
+
+
+# ---------------------------------------------------------------- single metrics
+
+
+def rps(y: np.ndarray, proba: np.ndarray) -> float:
+    """Mean ranked probability score over rows (see :func:`rps_per_row`)."""
+    per_row = rps_per_row(y, proba)
+    _nonempty(per_row.shape[0], "rps")
+    return float(per_row.mean())
+
+
+def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    """Multiclass log loss: mean of ``−log p[y]``, with p clipped to [1e-15, 1] (no renormalising)."""
+    y = check_tiers(y, "y")
+    proba = check_proba(proba, y.shape[0])
+    _nonempty(y.shape[0], "log_loss")
+    p_obs = np.clip(proba[np.arange(y.shape[0]), y], _LOG_LOSS_EPS, 1.0)
+    return float(-np.mean(np.log(p_obs)))
+
+
+def quadratic_weighted_kappa(y: np.ndarray, decided: np.ndarray) -> float:
+    """Cohen's kappa of decided vs observed tiers with quadratic weights ``(i − j)² / 9``.
+
+    Returns 1 for perfect agreement, 0 for chance-level agreement, negative below chance. When it
+    is undefined (both ``y`` and ``decided`` hold one and the same tier, so chance agreement is
+    already perfect) it returns 0.0 — no skill can be shown on such rows.
+    """
+    counts = confusion(y, decided).astype(np.float64)
+    n = counts.sum()
+    _nonempty(int(n), "qwk")
+    idx = np.arange(N_TIERS)
+    weights = (idx[:, None] - idx[None, :]) ** 2 / (N_TIERS - 1) ** 2
+    expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / n
+    denom = float(np.sum(weights * expected))
+    if denom == 0.0:
+        return 0.0
+    return float(1.0 - np.sum(weights * counts) / denom)
+
+
+def macro_f1(y: np.ndarray, decided: np.ndarray) -> float:
+    """Unweighted mean F1 over the tiers present in ``y`` or ``decided``.
+
+    A tier absent from both is ignored; a tier present in one but never correctly decided scores
+    0 — the semantics of ``sklearn.metrics.f1_score(y, decided, average="macro", zero_division=0)``.
+    """
+    counts = confusion(y, decided)
+    _nonempty(int(counts.sum()), "macro_f1")
+    tp = np.diag(counts).astype(np.float64)
+    support = counts.sum(axis=1) + counts.sum(axis=0)  # true + predicted per tier
+    present = support > 0
+    return float(np.mean(2 * tp[present] / support[present]))
+
+
+def red_recall_precision(y: np.ndarray, decided: np.ndarray) -> tuple[float, float]:
+    """Recall and precision of ``decided == red`` against ``y == red``.
+
+    Recall is 0.0 when no row is observed red; precision is 0.0 when no row is decided red.
+    """
+    y = check_tiers(y, "y")
+    decided = check_tiers(decided, "decided", y.shape[0])
+    obs, dec = y == RED, decided == RED
+    tp = int(np.sum(obs & dec))
+    n_obs, n_dec = int(obs.sum()), int(dec.sum())
+    return (tp / n_obs if n_obs else 0.0), (tp / n_dec if n_dec else 0.0)
+
+
+def precision_recall_curve(y_binary: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall at each distinct score threshold, from the highest score down.
+
+    Takes ``y_binary`` (n,) 0/1 and ``score`` (n,); returns ``(precision, recall)``, both (t,),
+    one point per distinct score (tied rows enter together). Empty arrays when no row is positive.
+    """
+    y_b = np.asarray(y_binary)
+    if y_b.ndim != 1:
+        raise ValueError(f"y_binary must be 1-D (n,), got shape {y_b.shape}")
+    if y_b.size and not np.all(np.isin(y_b, (0, 1))):
+        raise ValueError("y_binary must hold only 0 and 1")
+    score = _as_scores(score, y_b.shape[0], "score")
+    n_pos = int(y_b.sum())
+    if n_pos == 0:
+        return np.empty(0), np.empty(0)
+    order = np.argsort(-score, kind="stable")
+    s_sorted, y_sorted = score[order], y_b[order].astype(np.float64)
+    # last index of each run of equal scores: the threshold admits the whole run at once
+    ends = np.r_[np.flatnonzero(np.diff(s_sorted) != 0), s_sorted.shape[0] - 1]
+    tps = np.cumsum(y_sorted)[ends]
+    flagged = ends + 1.0
+    return tps / flagged, tps / n_pos
+
+
+def average_precision(y_binary: np.ndarray, score: np.ndarray) -> float:
+    """Area under the precision–recall curve as a step sum, ``Σ (R_t − R_{t−1}) P_t``.
+
+    Equals ``sklearn.metrics.average_precision_score``. Returns 0.0 when no row is positive.
+    """
+    precision, recall = precision_recall_curve(y_binary, score)
+    if precision.size == 0:
+        return 0.0
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def reliability_table(y_binary: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Calibration of a binary probability in equal-width bins over [0, 1].
+
+    Takes ``y_binary`` (n,) 0/1 outcomes, ``p`` (n,) forecast probabilities in [0, 1], ``bins``.
+    Returns one row per bin with columns ``bin, lo, hi, n, mean_predicted, observed_rate, gap``
+    (``gap = |mean_predicted − observed_rate|``; NaN for empty bins). p = 1 falls in the last bin.
+    """
+    y_b = np.asarray(y_binary)
+    if y_b.ndim != 1:
+        raise ValueError(f"y_binary must be 1-D (n,), got shape {y_b.shape}")
+    if y_b.size and not np.all(np.isin(y_b, (0, 1))):
+        raise ValueError("y_binary must hold only 0 and 1")
+    p = _as_scores(p, y_b.shape[0], "p")
+    if p.size and (p.min() < -1e-9 or p.max() > 1 + 1e-9):
+        raise ValueError("p must hold probabilities in [0, 1]")
+    if not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}")
+    idx = np.clip(np.floor(p * bins).astype(np.int64), 0, bins - 1)
+    n = np.bincount(idx, minlength=bins)
+    sum_p = np.bincount(idx, weights=p, minlength=bins)
+    sum_y = np.bincount(idx, weights=y_b.astype(np.float64), minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.where(n > 0, sum_p / n, np.nan)
+        rate = np.where(n > 0, sum_y / n, np.nan)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    return pd.DataFrame({
+        "bin": np.arange(bins), "lo": edges[:-1], "hi": edges[1:], "n": n,
+        "mean_predicted": mean_p, "observed_rate": rate, "gap": np.abs(mean_p - rate),
+    })
+
+
+def expected_calibration_error(y_binary: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """ECE: ``Σ_b (n_b / n) · |mean p_b − observed rate_b|`` over equal-width bins (empty bins skipped)."""
+    table = reliability_table(y_binary, p, bins)
+    n = table["n"].to_numpy()
+    _nonempty(int(n.sum()), "ece")
+    filled = n > 0
+    return float(np.sum(n[filled] * table["gap"].to_numpy()[filled]) / n.sum())
+
+
+def p_at_least(proba: np.ndarray, tier: int) -> np.ndarray:
+    """P(tier ≥ ``tier``) per row: the sum of the probability columns from ``tier`` up."""
+    arr = np.asarray(proba, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != N_TIERS:
+        raise ValueError(f"proba must have shape (n, {N_TIERS}), got {arr.shape}")
+    return arr[:, tier:].sum(axis=1)
+
+
+# ---------------------------------------------------------------- the metrics.json block
+
+
+def tier_metrics(y: np.ndarray, proba: np.ndarray, decided: np.ndarray) -> dict[str, float]:
+    """The eight metrics of one model in ``metrics.json`` (CONTRACT §4).
+
+    Takes ``y`` (n,) observed tiers, ``proba`` (n, 4) forecast probabilities and ``decided`` (n,)
+    policy tiers; returns exactly the keys of :data:`TIER_METRIC_KEYS` as Python floats:
+    ``rps``, ``log_loss``, ``qwk`` (decided vs observed), ``macro_f1`` (decided vs observed),
+    ``red_recall``, ``red_precision`` (decided == red vs observed red; 0 when undefined),
+    ``red_pr_auc`` (average precision of P(red); 0 without an observed red) and ``ece`` (of
+    P(tier ≥ orange) against 1[y ≥ orange], 10 equal-width bins).
+
+    >>> y = np.array([0, 3]); proba = np.eye(4)[y]
+    >>> tier_metrics(y, proba, y)["rps"]
+    0.0
+    """
+    y = check_tiers(y, "y")
+    n = y.shape[0]
+    _nonempty(n, "tier_metrics")
+    proba = check_proba(proba, n)
+    decided = check_tiers(decided, "decided", n)
+    recall, precision = red_recall_precision(y, decided)
+    return {
+        "rps": rps(y, proba),
+        "log_loss": log_loss(y, proba),
+        "qwk": quadratic_weighted_kappa(y, decided),
+        "macro_f1": macro_f1(y, decided),
+        "red_recall": recall,
+        "red_precision": precision,
+        "red_pr_auc": average_precision((y == RED).astype(np.int8), proba[:, RED]),
+        "ece": expected_calibration_error((y >= ORANGE).astype(np.int8), p_at_least(proba, ORANGE)),
+    }
+
+
+def class_balance(y: np.ndarray) -> dict[str, float]:
+    """Share of rows in each tier, keyed by tier name (the ``class_balance`` of metrics.json)."""
+    y = check_tiers(y, "y")
+    _nonempty(y.shape[0], "class_balance")
+    shares = np.bincount(y, minlength=N_TIERS) / y.shape[0]
+    return {tier: float(s) for tier, s in zip(TIERS, shares, strict=True)}
+
+
+# ---------------------------------------------------------------- skill and the oracle
+
+
+def _check_rps_value(value: float, name: str) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite, non-negative RPS, got {value!r}")
+    return value
+
+
+def skill(rps_model: float, rps_reference: float) -> float:
+    """Skill score ``1 − rps_model / rps_reference``; NaN when the reference RPS is 0 (undefined).
+
+    1 is perfect, 0 no better than the reference, negative worse than it.
+    """
+    rps_model = _check_rps_value(rps_model, "rps_model")
+    rps_reference = _check_rps_value(rps_reference, "rps_reference")
+    return 1.0 - rps_model / rps_reference if rps_reference > 0 else float("nan")
+
+
+def oracle_share(rps_persistence: float, rps_model: float, rps_oracle: float) -> float:
+    """Share of the oracle's improvement over persistence that the model captures.
+
+    ``(rps_persistence − rps_model) / (rps_persistence − rps_oracle)``: 1 means as good as the true
+    probabilities, 0 no better than persistence. NaN when the oracle is no better than persistence
+    (denominator ≤ 0). Above 1 only by sampling error — see :func:`oracle_share_with_se`.
+    """
+    rps_persistence = _check_rps_value(rps_persistence, "rps_persistence")
+    rps_model = _check_rps_value(rps_model, "rps_model")
+    rps_oracle = _check_rps_value(rps_oracle, "rps_oracle")
+    denom = rps_persistence - rps_oracle
+    return (rps_persistence - rps_model) / denom if denom > 0 else float("nan")
+
+
+def _as_groups(groups: object, n: int) -> np.ndarray:
+    arr = np.asarray(groups)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"groups must have shape ({n},) (one as-of date per row), got {arr.shape}")
+    _, codes = np.unique(arr.astype(str), return_inverse=True)
+    return codes
+
+
+def _ratio_of_means_se(num: np.ndarray, den: np.ndarray, codes: np.ndarray) -> tuple[float, float]:
+    """``mean(num) / mean(den)`` with a block-robust (cluster sandwich) standard error.
+
+    The delta method linearises the ratio into per-row influence values ``(num − r·den) / mean(den)``;
+    their sums per block (as-of date) are treated as independent, which keeps the correlation of
+    units within one month — a shared shock moves them together — in the error bar.
+    """
+    n = num.shape[0]
+    mean_den = float(den.mean())
+    if mean_den <= 0:
+        return float("nan"), float("nan")
+    ratio = float(num.mean()) / mean_den
+    influence = (num - ratio * den) / mean_den
+    return ratio, _block_se(influence, codes, n)
+
+
+def _block_se(values: np.ndarray, codes: np.ndarray, n: int) -> float:
+    """Cluster-robust standard error of ``mean(values)``, each block (as-of date) one cluster."""
+    n_blocks = int(codes.max()) + 1 if codes.size else 0
+    if n_blocks < 2:
+        return float("nan")
+    centred = values - values.mean()
+    block_sums = np.bincount(codes, weights=centred, minlength=n_blocks)
+    variance = n_blocks / (n_blocks - 1) * np.sum(block_sums**2) / n**2
+    return float(np.sqrt(variance))
+
+
+def paired_rps_difference(
+    y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, groups: np.ndarray
+) -> tuple[float, float]:
+    """Mean RPS difference ``rps(a) − rps(b)`` on the same rows, with a block standard error.
+
+    Takes ``y`` (n,), two probability matrices (n, 4) and ``groups`` (n,) — the as-of date of each
+    row. Rows of one as-of date share that month's shocks, so they form one block; the standard
+    error is the cluster-robust one, ``sqrt(G/(G−1) · Σ_g (Σ_{i∈g} (d_i − d̄))² / n²)``.
+    Returns ``(mean_diff, se)``; se is NaN with fewer than two as-of dates. Negative = a is better.
+    """
+    diff = rps_per_row(y, proba_a) - rps_per_row(y, proba_b)
+    n = diff.shape[0]
+    _nonempty(n, "paired_rps_difference")
+    codes = _as_groups(groups, n)
+    return float(diff.mean()), _block_se(diff, codes, n)
+
+
+def skill_with_se(
+    y: np.ndarray, proba_model: np.ndarray, proba_reference: np.ndarray, groups: np.ndarray
+) -> tuple[float, float]:
+    """RPS skill of a model against a reference with its block standard error (delta method).
+
+    Returns ``(skill, se)`` where ``skill = 1 − mean rps_model / mean rps_reference`` (the same
+    number as :func:`skill` of the two pooled RPS values); both NaN when the reference is perfect.
+    """
+    r_model, r_ref = rps_per_row(y, proba_model), rps_per_row(y, proba_reference)
+    _nonempty(r_model.shape[0], "skill_with_se")
+    codes = _as_groups(groups, r_model.shape[0])
+    return _ratio_of_means_se(r_ref - r_model, r_ref, codes)
+
+
+def oracle_share_with_se(
+    y: np.ndarray,
+    proba_persistence: np.ndarray,
+    proba_model: np.ndarray,
+    proba_oracle: np.ndarray,
+    groups: np.ndarray,
+) -> tuple[float, float]:
+    """:func:`oracle_share` of the pooled RPS values with its block standard error (delta method).
+
+    Takes ``y`` (n,), the three probability matrices (n, 4) and ``groups`` (n,) as-of dates.
+    Returns ``(share, se)``; a share above 1 by more than about two standard errors points to a
+    leak or a mis-aligned oracle, not to a model better than the truth. Both NaN when the oracle
+    is no better than persistence on these rows. ``proba_persistence`` may be any reference.
+    """
+    r_pers = rps_per_row(y, proba_persistence)
+    r_model, r_oracle = rps_per_row(y, proba_model), rps_per_row(y, proba_oracle)
+    _nonempty(r_pers.shape[0], "oracle_share_with_se")
+    codes = _as_groups(groups, r_pers.shape[0])
+    return _ratio_of_means_se(r_pers - r_model, r_pers - r_oracle, codes)
+
+
+# ---------------------------------------------------------------- flagging capacity
+
+
+_CAPACITY_COLUMNS = ("as_of", "township")
+
+
+def _flag_top(meta: pd.DataFrame, y: np.ndarray, risk: np.ndarray, capacities: Sequence[float]):
+    """Validate inputs; return y, capacities, group code, rank by risk within its group, group sizes."""
+    if not isinstance(meta, pd.DataFrame):
+        raise ValueError(f"meta must be a DataFrame, got {type(meta).__name__}")
+    missing = [c for c in _CAPACITY_COLUMNS if c not in meta.columns]
+    if missing:
+        raise ValueError(f"meta lacks column(s) {', '.join(missing)}")
+    y = check_tiers(y, "y", len(meta))
+    risk = _as_scores(risk, len(meta), "risk")
+    _nonempty(len(meta), "capacity_table")
+    caps = np.asarray(capacities, dtype=np.float64)
+    if caps.ndim != 1 or caps.size == 0 or np.any(~np.isfinite(caps)) or np.any((caps <= 0) | (caps > 1)):
+        raise ValueError(f"capacities must be shares in (0, 1], got {capacities!r}")
+
+    group = meta.groupby(list(_CAPACITY_COLUMNS), sort=False, observed=True).ngroup().to_numpy()
+    # Deterministic ties: higher risk first, then unit_id (or row position when there is none).
+    tiebreak = (
+        pd.factorize(meta["unit_id"].astype(str), sort=True)[0]
+        if "unit_id" in meta.columns
+        else np.arange(len(meta))
+    )
+    order = np.lexsort((tiebreak, -risk, group))
+    sizes = np.bincount(group)
+    starts = np.r_[0, np.cumsum(sizes)[:-1]]
+    rank = np.empty(len(meta), dtype=np.int64)
+    rank[order] = np.arange(len(meta)) - starts[group[order]]
+    return y, caps, group, rank, sizes
+
+
+def _quota(capacity: float, sizes: np.ndarray) -> np.ndarray:
+    # round before ceil: 0.1 * 30 is 3.0000000000000004 in floating point, which must stay 3
+    return np.ceil(np.round(capacity * sizes, 9)).astype(np.int64)
+
+
+def _capacity_row(flagged: np.ndarray, red: np.ndarray) -> dict[str, float]:
+    n, n_flagged, n_red = flagged.size, int(flagged.sum()), int(red.sum())
+    caught = int(np.sum(flagged & red))
+    share = n_flagged / n if n else float("nan")
+    hit_rate = caught / n_red if n_red else float("nan")
+    return {
+        "n_rows": n, "n_flagged": n_flagged, "share_flagged": share, "n_red": n_red,
+        "red_caught": caught, "hit_rate": hit_rate,
+        "precision": caught / n_flagged if n_flagged else float("nan"),
+        "pai": hit_rate / share if share and n_red else float("nan"),
+    }
+
+
+def capacity_table(
+    meta: pd.DataFrame,
+    y: np.ndarray,
+    risk: np.ndarray,
+    capacities: Sequence[float] = (0.05, 0.10, 0.20),
+) -> pd.DataFrame:
+    """Red units caught when each township may follow up only a share of its units per as-of date.
+
+    Takes ``meta`` with columns ``as_of`` and ``township`` (``unit_id`` used to break ties), the
+    observed tiers ``y`` (n,), a ``risk`` score (n,) — higher is riskier — and the capacities.
+    For each as-of date and township with n units, the top ⌈c·n⌉ units by risk are flagged (ties:
+    lower unit_id first). Pooled over all groups, one row per capacity with columns
+    ``capacity, n_rows, n_flagged, share_flagged, n_red, red_caught, hit_rate, precision, pai``:
+    ``hit_rate`` = red rows flagged / red rows, ``precision`` = red rows flagged / flagged rows,
+    ``pai`` = hit_rate / share_flagged (predictive accuracy index: 1 = no better than flagging at
+    random). Undefined ratios (no red row) are NaN.
+    """
+    y, caps, group, rank, sizes = _flag_top(meta, y, risk, capacities)
+    red = y == RED
+    rows = []
+    for c in caps:  # a handful of capacities; the work inside is vectorised
+        flagged = rank < _quota(float(c), sizes)[group]
+        rows.append({"capacity": float(c), **_capacity_row(flagged, red)})
+    return pd.DataFrame(rows)
+
+
+def capacity_by_township(
+    meta: pd.DataFrame, y: np.ndarray, risk: np.ndarray, capacity: float = 0.10
+) -> pd.DataFrame:
+    """The :func:`capacity_table` figures for one capacity, broken down by township (pooled over dates).
+
+    Returns one row per township (sorted by name) with the columns of :func:`capacity_table`
+    except ``capacity``.
+    """
+    y, caps, group, rank, sizes = _flag_top(meta, y, risk, (capacity,))
+    flagged = rank < _quota(float(caps[0]), sizes)[group]
+    red = y == RED
+    town_codes, towns = pd.factorize(meta["township"].astype(str), sort=True)
+    n_towns = len(towns)
+    n_rows = np.bincount(town_codes, minlength=n_towns)
+    n_flagged = np.bincount(town_codes, weights=flagged, minlength=n_towns).astype(np.int64)
+    n_red = np.bincount(town_codes, weights=red, minlength=n_towns).astype(np.int64)
+    caught = np.bincount(town_codes, weights=flagged & red, minlength=n_towns).astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = n_flagged / n_rows
+        hit_rate = np.where(n_red > 0, caught / np.maximum(n_red, 1), np.nan)
+        precision = np.where(n_flagged > 0, caught / np.maximum(n_flagged, 1), np.nan)
+        pai = np.where((n_red > 0) & (share > 0), hit_rate / share, np.nan)
+    return pd.DataFrame({
+        "township": np.asarray(towns, dtype=object), "n_rows": n_rows, "n_flagged": n_flagged,
+        "share_flagged": share, "n_red": n_red, "red_caught": caught, "hit_rate": hit_rate,
+        "precision": precision, "pai": pai,
+    })

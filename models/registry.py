@@ -1,0 +1,156 @@
+"""The few functions that talk to MLflow: experiments, runs, the model registry and its aliases.
+
+The tracking and registry store is a SQLite file under the project's home unless
+``MLFLOW_TRACKING_URI`` says otherwise (``pipeline.config.Settings``). Models are logged as a
+pyfunc whose artifact is the whole :class:`models.bundle.ModelBundle`; serving unwraps the bundle
+and predicts with the native boosters (pyfunc schema enforcement costs ~80× per row, FACTS.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.errors import ModelError
+
+BUNDLE_FILE = "bundle.pkl"
+
+
+def _mlflow(tracking_uri: str, artifact_root: Path):
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    return mlflow
+
+
+class TierPyfunc:
+    """pyfunc wrapper: ``predict`` returns the four calibrated probabilities per row."""
+
+    def load_context(self, context):
+        with open(context.artifacts["bundle"], "rb") as fh:
+            self.bundle = pickle.load(fh)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        proba = self.bundle.model.predict_proba(model_input)
+        return pd.DataFrame(proba, columns=["p_blue", "p_yellow", "p_orange", "p_red"])
+
+
+def _pyfunc_class():
+    import mlflow.pyfunc
+
+    return type("SanlingTierModel", (TierPyfunc, mlflow.pyfunc.PythonModel), {"__module__": __name__})
+
+
+class Registry:
+    """MLflow tracking + model registry for one deployment (one home)."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path, model_name: str = "sanling-tier"):
+        self.tracking_uri = tracking_uri
+        self.artifact_root = Path(artifact_root)
+        self.model_name = model_name
+        self.mlflow = _mlflow(tracking_uri, artifact_root)
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def experiment(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        loc = (self.artifact_root / name.replace("/", "_")).resolve()
+        loc.mkdir(parents=True, exist_ok=True)
+        return self.client.create_experiment(name, artifact_location=loc.as_uri())
+
+    def log_backtest(self, experiment: str, *, params: dict, metrics: dict, tags: dict,
+                     artifacts_dir: Path) -> str:
+        mlflow = self.mlflow
+        with mlflow.start_run(experiment_id=self.experiment(experiment), run_name="backtest") as run:
+            mlflow.set_tags({"sanling.kind": "backtest", **tags})
+            mlflow.log_params(params)
+            for model, vals in metrics["models"].items():
+                mlflow.log_metrics({f"{model}.{k}": float(v) for k, v in vals.items() if v == v})
+            mlflow.log_artifacts(str(artifacts_dir), artifact_path="backtest")
+            return run.info.run_id
+
+    def latest_backtest(self, experiment: str, tags: dict) -> dict | None:
+        exp = self.client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        flt = " and ".join(["tags.`sanling.kind` = 'backtest'"] + [f"tags.`{k}` = '{v}'" for k, v in tags.items()])
+        runs = self.client.search_runs([exp.experiment_id], filter_string=flt,
+                                       order_by=["attributes.start_time DESC"], max_results=1)
+        if not runs:
+            return None
+        r = runs[0]
+        return {"run_id": r.info.run_id, "rps": r.data.metrics.get("lightgbm.rps"), "metrics": r.data.metrics}
+
+    def log_model(self, experiment: str, bundle, *, params: dict, metrics: dict, tags: dict,
+                  input_example: pd.DataFrame) -> str:
+        """Log the bundle as a pyfunc model, register it; returns the new version."""
+        mlflow = self.mlflow
+        from mlflow.models import infer_signature
+
+        with tempfile.TemporaryDirectory() as tmp, \
+                mlflow.start_run(experiment_id=self.experiment(experiment), run_name="train") as run:
+            mlflow.set_tags({"sanling.kind": "train", **tags})
+            mlflow.log_params(params)
+            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+            path = Path(tmp) / BUNDLE_FILE
+            with open(path, "wb") as fh:
+                pickle.dump(bundle, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            example = input_example.head(5)
+            out = bundle.model.predict_proba(example)
+            signature = infer_signature(
+                example, pd.DataFrame(out, columns=["p_blue", "p_yellow", "p_orange", "p_red"])
+            )
+            mlflow.pyfunc.log_model(
+                name="model", python_model=_pyfunc_class()(), artifacts={"bundle": str(path)},
+                signature=signature, input_example=example,
+            )
+            mlflow.log_dict(bundle.info, "model_info.json")
+            mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", self.model_name, tags=tags)
+        return str(mv.version)
+
+    def versions(self) -> list:
+        return self.client.search_model_versions(f"name = '{self.model_name}'")
+
+    def alias_version(self, alias: str) -> str | None:
+        try:
+            return str(self.client.get_model_version_by_alias(self.model_name, alias).version)
+        except Exception:  # MLflow raises a generic RestException when the alias is unset
+            return None
+
+    def version_tags(self, version: str) -> dict:
+        return dict(self.client.get_model_version(self.model_name, version).tags)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.model_name, alias, version)
+
+    def load_bundle(self, version: str):
+        """Download a version's artifact and unpickle the bundle (no pyfunc wrapper)."""
+        try:
+            mv = self.client.get_model_version(self.model_name, version)
+        except Exception:
+            raise ModelError(f"model {self.model_name} has no version {version}") from None
+        local = self.mlflow.artifacts.download_artifacts(f"{mv.source}/artifacts/{BUNDLE_FILE}")
+        with open(local, "rb") as fh:
+            return pickle.load(fh)
+
+    def load_alias(self, alias: str = "champion"):
+        version = self.alias_version(alias)
+        if version is None:
+            raise ModelError(
+                f"no '{alias}' model in the registry yet: run `sanling train DIR` then `sanling promote VERSION`"
+            )
+        return version, self.load_bundle(version)
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False, indent=2, default=str)

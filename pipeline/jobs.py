@@ -1,0 +1,346 @@
+"""The jobs behind the CLI: each wires a data directory, the configuration and the stores to the
+pure stages in ``features/`` and ``models/``. This is the one place that knows paths and order."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.config import Config, Settings, load_config
+from pipeline.errors import ModelError, SanlingError
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _progress(desc: str):
+    from tqdm.auto import tqdm
+
+    return lambda it: tqdm(it, desc=desc, unit="fold", file=sys.stderr, dynamic_ncols=True)
+
+
+# -- data ---------------------------------------------------------------------------------------
+def prepare(data_dir: Path, config: Config, settings: Settings):
+    """Ingest (cached) and build the units × months panel."""
+    from features.panel import build_panel
+    from pipeline.ingest import load_dataset
+
+    t0 = time.perf_counter()
+    ds = load_dataset(data_dir, categories=config.categories, home=settings.home)
+    panel = build_panel(ds.units, ds.events, config.categories)
+    _say(f"data: {len(ds.units):,} units, {len(ds.events):,} events, "
+         f"{panel.first_label} … {panel.last_month} ({time.perf_counter() - t0:.1f} s)")
+    return ds, panel
+
+
+def labelled_frame(panel, config: Config) -> pd.DataFrame:
+    from features.build import build_frame
+    from features.grid import labelled_as_of
+
+    dates = labelled_as_of(panel, config.horizon_months, config.cadence_months)
+    if not dates:
+        raise SanlingError(f"the data is shorter than one outcome window of {config.horizon_months} months")
+    t0 = time.perf_counter()
+    frame = build_frame(panel, dates, tier_rules=config.tiers, horizon_months=config.horizon_months,
+                        params=config.features)
+    _say(f"features: {len(frame):,} rows × {frame.shape[1]} columns for {len(dates)} as-of dates "
+         f"({time.perf_counter() - t0:.1f} s)")
+    return frame
+
+
+def fingerprint(ds) -> str:
+    h = hashlib.sha1()
+    for name in ("units.parquet", "events.parquet"):
+        h.update((Path(ds.workdir) / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+def config_hash(config: Config) -> str:
+    return hashlib.sha1(config.model_dump_json().encode()).hexdigest()[:12]
+
+
+def experiment_name(ds) -> str:
+    return f"sanling/{Path(ds.workdir).name}"
+
+
+def registry(settings: Settings):
+    from models.registry import Registry
+
+    return Registry(settings.tracking_uri, settings.artifact_root, settings.model_name)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# -- backtest -----------------------------------------------------------------------------------
+def summarise(metrics: dict) -> dict:
+    """Skill against each baseline and the share of the oracle's skill captured."""
+    from models.metrics import skill
+
+    m = metrics["models"]
+    out = {"skill_vs": {k: skill(m["lightgbm"]["rps"], v["rps"]) for k, v in m.items() if k != "lightgbm"}}
+    if "oracle" in m:
+        rp, rl, ro = m["persistence"]["rps"], m["lightgbm"]["rps"], m["oracle"]["rps"]
+        out["oracle_share"] = (rp - rl) / (rp - ro) if rp != ro else None
+    return out
+
+
+def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | None = None) -> dict:
+    from features.build import feature_names
+    from models.evaluate import rolling_origin, tier_history
+    from models.metrics import paired_rps_difference
+    from models.report import write_report
+
+    settings = settings or Settings()
+    t0 = time.perf_counter()
+    ds, panel = prepare(data_dir, config, settings)
+    frame = labelled_frame(panel, config)
+    names = feature_names(frame)
+    history = tier_history(panel, config)
+    truth_path = Path(data_dir) / "truth.parquet"
+    truth = pd.read_parquet(truth_path) if truth_path.exists() else None
+    result = rolling_origin(frame, names, history, config, truth=truth, progress=_progress("backtest"))
+    metrics = result.metrics
+    metrics["summary"] = summarise(metrics)
+    if "oracle" in result.predictions:
+        groups = result.meta["as_of"].to_numpy()
+        d, se = paired_rps_difference(result.y, result.predictions["lightgbm"][0],
+                                      result.predictions["oracle"][0], groups)
+        metrics["summary"]["rps_gap_to_oracle"] = {"mean": d, "se": se}
+    metrics["summary"]["seconds"] = round(time.perf_counter() - t0, 1)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2))
+    report = write_report(out, meta=result.meta, y=result.y, predictions=result.predictions,
+                          metrics=metrics, shap=_shap_labels(result.shap, config, panel))
+    tags = {"data_fingerprint": fingerprint(ds), "config_hash": config_hash(config)}
+    try:
+        registry(settings).log_backtest(
+            experiment_name(ds), params=_params(config), metrics=metrics, tags=tags, artifacts_dir=out)
+    except Exception as e:  # the backtest's own files are written; a tracking failure is reported
+        _say(f"warning: could not log the backtest to MLflow ({type(e).__name__}: {e})")
+    _print_metrics(metrics)
+    _say(f"backtest written to {out}/metrics.json and {report} ({metrics['summary']['seconds']} s)")
+    return metrics
+
+
+def _shap_labels(shap, config, panel):
+    if shap is None:
+        return None
+    contrib, values, names = shap
+    from features.registry import feature_registry
+
+    labels = {f.name: f.label_zh for f in feature_registry(config.categories, config.features,
+                                                           static_columns=panel.static_columns)}
+    return contrib, values, [labels.get(n, n) for n in names]
+
+
+def _params(config: Config) -> dict:
+    flat = {"horizon_months": config.horizon_months, "cadence_months": config.cadence_months,
+            "test_periods": config.test_periods}
+    flat.update({f"model.{k}": v for k, v in config.model.model_dump().items()})
+    flat.update({f"policy.{k}": v for k, v in config.policy.model_dump().items()})
+    return {k: str(v)[:250] for k, v in flat.items()}
+
+
+def _print_metrics(metrics: dict) -> None:
+    cols = ["rps", "log_loss", "qwk", "macro_f1", "red_recall", "red_precision", "red_pr_auc", "ece"]
+    rows = [[name] + [f"{vals[c]:.4f}" for c in cols] for name, vals in metrics["models"].items()]
+    widths = [max(len(r[i]) for r in [["model", *cols], *rows]) for i in range(len(cols) + 1)]
+    for r in [["model", *cols], *rows]:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    s = metrics.get("summary", {})
+    if s.get("oracle_share") is not None:
+        print(f"share of the oracle's skill captured: {s['oracle_share']:.3f}")
+
+
+# -- train / promote ----------------------------------------------------------------------------
+def _specs(config: Config, panel, names):
+    from features.registry import feature_registry
+    from models.explain import ReasonSpec
+
+    reg = {f.name: f for f in feature_registry(config.categories, config.features,
+                                               static_columns=panel.static_columns)}
+    return [ReasonSpec(n, reg[n].label_zh, reg[n].template_zh, reg[n].group, reg[n].group_zh) for n in names]
+
+
+def train(data_dir: Path, config: Config, settings: Settings | None = None) -> str:
+    from features.build import feature_names
+    from features.registry import REGISTRY_VERSION
+    from models.bundle import ModelBundle
+    from models.tier_model import TierModel
+
+    settings = settings or Settings()
+    ds, panel = prepare(data_dir, config, settings)
+    frame = labelled_frame(panel, config)
+    labelled = frame[frame["tier"].notna()]
+    names = feature_names(frame)
+    t0 = time.perf_counter()
+    _say(f"training on {len(labelled):,} rows …")
+    model = TierModel(names, config.model).fit(labelled, labelled["tier"].to_numpy(dtype=np.int64),
+                                               labelled["as_of"].to_numpy())
+    _say(f"trained in {time.perf_counter() - t0:.1f} s; best iterations {model.best_iterations_}")
+    tags = {"data_fingerprint": fingerprint(ds), "config_hash": config_hash(config),
+            "registry_version": REGISTRY_VERSION,
+            "train_window": f"{model.train_window_[0]}..{model.train_window_[1]}",
+            "data_dir": str(Path(data_dir).resolve())}
+    reg = registry(settings)
+    bt = reg.latest_backtest(experiment_name(ds), {k: tags[k] for k in ("data_fingerprint", "config_hash")})
+    info = {"train_window": list(model.train_window_), "n_train_rows": model.n_train_rows_,
+            "registry_version": REGISTRY_VERSION, "data_fingerprint": tags["data_fingerprint"],
+            "backtest": {k: v for k, v in (bt or {}).get("metrics", {}).items()},
+            "horizon_months": config.horizon_months}
+    if bt and bt["rps"] is not None:
+        tags["backtest_rps"] = f"{bt['rps']:.6f}"
+        tags["backtest_run"] = bt["run_id"]
+    bundle = ModelBundle(model, _specs(config, panel, names), REGISTRY_VERSION, config,
+                         model.train_window_, info)
+    version = reg.log_model(experiment_name(ds), bundle, params=_params(config),
+                            metrics={"n_train_rows": len(labelled)}, tags=tags,
+                            input_example=labelled[names].head(5))
+    rps = tags.get("backtest_rps", "none on record — run `sanling backtest` with the same data and config")
+    print(f"registered {settings.model_name} version {version} (training window "
+          f"{tags['train_window']}, backtest RPS {rps})")
+    return version
+
+
+def promote(version: str, *, alias: str = "champion", force: bool = False,
+            settings: Settings | None = None) -> None:
+    settings = settings or Settings()
+    reg = registry(settings)
+    tags = reg.version_tags(version) if _exists(reg, version) else None
+    if tags is None:
+        raise ModelError(f"model {settings.model_name} has no version {version}")
+    current = reg.alias_version(alias)
+    if alias == "champion" and current not in (None, version) and not force:
+        champ = reg.version_tags(current)
+        mine, theirs = tags.get("backtest_rps"), champ.get("backtest_rps")
+        if mine is None:
+            raise ModelError(f"version {version} has no backtest RPS on record; run `sanling backtest` "
+                             "on the same data and config before training, or promote with --force")
+        if theirs is not None and champ.get("data_fingerprint") == tags.get("data_fingerprint") \
+                and float(mine) > float(theirs):
+            raise ModelError(f"refused: version {version} backtest RPS {float(mine):.5f} is worse than the "
+                             f"champion's (version {current}, {float(theirs):.5f}); use --force to override")
+    if alias == "champion" and current not in (None, version):
+        reg.set_alias("previous_champion", current)
+    reg.set_alias(alias, version)
+    print(f"{settings.model_name}@{alias} → version {version}" + (f" (was {current})" if current else ""))
+
+
+def _exists(reg, version: str) -> bool:
+    try:
+        reg.version_tags(version)
+        return True
+    except Exception:
+        return False
+
+
+# -- score ---------------------------------------------------------------------------------------
+def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None = None) -> dict:
+    from pipeline.scoring import explained_scores, history_tables
+    from serving.store import db
+    from serving.store import history as store_history
+    from serving.store import scores as store_scores
+    from serving.store import units as store_units
+
+    settings = settings or Settings()
+    version, bundle = registry(settings).load_alias("champion")
+    config = bundle.config
+    ds, panel = prepare(data_dir, config, settings)
+    as_of = as_of or panel.last_month
+    t0 = time.perf_counter()
+    rows = explained_scores(bundle, ds, panel, as_of, model_version=version)
+    _say(f"scored {len(rows):,} units as of {as_of} with version {version} ({time.perf_counter() - t0:.1f} s)")
+    event_months, open_events = history_tables(ds.events, as_of)
+    engine = db.init_db(settings.db_url)
+    with db.session_scope(engine) as session:
+        store_units.upsert_units(session, ds.units)
+        store_scores.save_scores(session, {"as_of": as_of, "model_version": version,
+                                           "data_dir": str(Path(data_dir).resolve()), "n_units": len(rows),
+                                           "drift_warnings": []}, rows)
+        store_history.replace_event_history(session, event_months, open_events)
+    counts = pd.Series([r["tier_zh"] for r in rows]).value_counts()
+    print(f"as of {as_of}: " + "  ".join(f"{t} {counts.get(t, 0)}" for t in ("红", "橙", "黄", "蓝")))
+    return {"as_of": as_of, "model_version": version, "n_units": len(rows)}
+
+
+# -- serve / tokens / drift / demo ---------------------------------------------------------------
+def serve(*, host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
+          settings: Settings | None = None) -> None:
+    from serving.app import run
+
+    settings = settings or Settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": Path(data_dir)})
+    run(host=host, port=port, settings=settings)
+
+
+def token_create(role: str, *, township: str | None = None, name: str | None = None,
+                 settings: Settings | None = None) -> str:
+    from serving.store import db
+    from serving.store.tokens import create_token
+
+    settings = settings or Settings()
+    if role == "township" and not township:
+        raise SanlingError("a township token needs --township NAME")
+    if role != "township" and township:
+        raise SanlingError("--township applies to township tokens only")
+    engine = db.init_db(settings.db_url)
+    with db.session_scope(engine) as session:
+        return create_token(session, role, township, name)
+
+
+def drift(data_dir: Path, *, out: Path | None = None, settings: Settings | None = None) -> dict:
+    from pipeline.drift_job import run_drift
+
+    return run_drift(data_dir, out=out, settings=settings or Settings())
+
+
+def demo(workdir: Path, *, serve_after: bool = True, port: int = 8000) -> None:
+    from pipeline.ingest import validate_dir
+    from pipeline.simulate import simulate_world
+
+    workdir = Path(workdir)
+    settings = Settings(home=workdir / "home")
+    os.environ["SANLING_HOME"] = str(settings.home)
+    world = workdir / "world"
+    steps = ["simulate", "validate", "backtest", "train", "promote", "score", "serve"]
+    _say(f"demo in {workdir}/: " + " → ".join(steps))
+    _say("[1/7] simulate")
+    print(simulate_world(world, preset="county", seed=0))
+    _say("[2/7] validate")
+    print(validate_dir(world, home=settings.home).summary())
+    config = load_config(None)
+    _say("[3/7] backtest")
+    backtest(world, workdir / "backtest", config, settings)
+    _say("[4/7] train")
+    version = train(world, config, settings)
+    _say("[5/7] promote")
+    promote(version, alias="champion", force=True, settings=settings)
+    _say("[6/7] score")
+    score(world, settings=settings)
+    analyst = token_create("analyst", name="demo analyst", settings=settings)
+    from serving.store import db
+    from serving.store.units import townships
+
+    engine = db.init_db(settings.db_url)
+    with db.session_scope(engine) as session:
+        first_township = townships(session)[0]
+    clerk = token_create("township", township=first_township, name="demo clerk", settings=settings)
+    print(f"\nanalyst token:  {analyst}\ntownship token ({first_township}): {clerk}")
+    print(f"report: {workdir / 'backtest' / 'report.html'}")
+    if serve_after:
+        print(f"serving on http://127.0.0.1:{port}/ (sign in at /login with a token; Ctrl-C stops)")
+        serve(host="127.0.0.1", port=port, data_dir=world, settings=settings)

@@ -1,0 +1,151 @@
+"""The scorer behind ``POST /v1/score`` and ``GET /v1/model``: the champion from the registry,
+fresh features from the data directory's events (re-ingested when its files change, so events added
+mid-month count), the same feature, policy and explanation code as training and batch scoring.
+
+The champion is loaded once at start-up and re-checked every ``poll_seconds``; a new version is
+loaded completely in the background and then swapped in with one assignment, so a request sees
+either the old model or the new one, never half of each."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from models.explain import peer_means
+from pipeline.config import Settings
+from pipeline.errors import ModelError
+
+log = logging.getLogger("sanling.scorer")
+
+
+@dataclass
+class _Data:
+    stamp: tuple
+    ds: object
+    panel: object
+    peers: dict = field(default_factory=dict)  # as_of → (frame of all units' meta, peer means)
+
+
+@dataclass
+class _Model:
+    version: str
+    bundle: object
+
+
+def _stamp(data_dir: Path) -> tuple:
+    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                        for p in Path(data_dir).iterdir() if p.is_file()))
+
+
+class ChampionScorer:
+    """Implements :class:`serving.scorer.Scorer`."""
+
+    def __init__(self, settings: Settings, data_dir: Path, *, poll_seconds: float = 30.0):
+        from pipeline.jobs import registry
+
+        self.settings = settings
+        self.data_dir = Path(data_dir)
+        self._registry = registry(settings)
+        self._model: _Model | None = None
+        self._data: _Data | None = None
+        self._lock = threading.Lock()  # serialises (re)loading, never reading
+        self._checked = 0.0
+        self.reload_model()
+        self._stop = threading.Event()
+        if poll_seconds > 0:
+            threading.Thread(target=self._poll, args=(poll_seconds,), daemon=True,
+                             name="champion-poll").start()
+
+    # -- model -------------------------------------------------------------------------------
+    def reload_model(self) -> bool:
+        """Load the champion if it moved; True when a new version was swapped in."""
+        with self._lock:
+            version = self._registry.alias_version("champion")
+            if version is None:
+                raise ModelError("no champion model in the registry: train and promote one first")
+            if self._model is not None and self._model.version == version:
+                return False
+            bundle = self._registry.load_bundle(version)
+            self._model = _Model(version, bundle)  # the swap: one reference assignment
+            if self._data is not None:
+                self._data.peers.clear()
+            log.info("serving model version %s", version)
+            return True
+
+    def _poll(self, every: float) -> None:
+        while not self._stop.wait(every):
+            try:
+                self.reload_model()
+            except Exception:  # keep serving the current model; the next poll tries again
+                log.exception("champion poll failed")
+
+    def close(self) -> None:
+        self._stop.set()
+
+    # -- data --------------------------------------------------------------------------------
+    def _fresh_data(self) -> _Data:
+        now = time.monotonic()
+        data = self._data
+        if data is not None and now - self._checked < 1.0:
+            return data
+        stamp = _stamp(self.data_dir)
+        self._checked = now
+        if data is not None and data.stamp == stamp:
+            return data
+        with self._lock:
+            if self._data is not None and self._data.stamp == stamp:
+                return self._data
+            from features.panel import build_panel
+            from pipeline.ingest import load_dataset
+
+            config = self._model.bundle.config
+            ds = load_dataset(self.data_dir, categories=config.categories, home=self.settings.home)
+            panel = build_panel(ds.units, ds.events, config.categories)
+            self._data = _Data(stamp, ds, panel)
+            return self._data
+
+    # -- the protocol ------------------------------------------------------------------------
+    def score(self, unit_ids: list[str], as_of: str | None = None) -> list[dict]:
+        from features.build import build_frame
+        from pipeline.scoring import explained_scores, frame_at
+
+        model, data = self._model, self._fresh_data()
+        bundle = model.bundle
+        as_of = as_of or data.panel.last_month
+        known = set(data.ds.units["unit_id"])
+        ids = [u for u in dict.fromkeys(unit_ids) if u in known]
+        if not ids:
+            return []
+        key = (model.version, as_of)
+        if key not in data.peers:
+            full = frame_at(bundle, data.panel, as_of)
+            data.peers[key] = pd.Series(range(len(full)), index=full["unit_id"]), peer_means(
+                full, bundle.feature_names)
+        pos, peers = data.peers[key]
+        c = bundle.config
+        frame = build_frame(data.panel, [as_of], tier_rules=c.tiers, horizon_months=c.horizon_months,
+                            params=c.features, unit_ids=ids, with_labels=False)
+        peer_rows = peers.iloc[pos.loc[frame["unit_id"]].to_numpy()]
+        return explained_scores(bundle, data.ds, data.panel, as_of, model_version=model.version,
+                                frame=frame.reset_index(drop=True), peers=peer_rows.reset_index(drop=True))
+
+    def model_info(self) -> dict:
+        model = self._model
+        b = model.bundle
+        return {
+            "name": self.settings.model_name,
+            "version": model.version,
+            "training_window": {"first_as_of": b.train_window[0], "last_as_of": b.train_window[1]},
+            "horizon_months": b.config.horizon_months,
+            "formulation": b.config.model.formulation,
+            "feature_registry_version": b.registry_version,
+            "n_features": len(b.feature_names),
+            "policy": b.config.policy.model_dump(),
+            "backtest_metrics": b.info.get("backtest", {}),
+            "explained_quantity": "calibrated log-odds of P(tier >= orange)",
+        }
