@@ -105,7 +105,10 @@ class Registry:
             path = Path(tmp) / BUNDLE_FILE
             with open(path, "wb") as fh:
                 pickle.dump(bundle, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            example = input_example.head(5)
+            example = input_example.head(5).copy()
+            for c in example.columns:  # MLflow schemas know strings, not pandas categories
+                if isinstance(example[c].dtype, pd.CategoricalDtype):
+                    example[c] = example[c].astype(str)
             out = bundle.model.predict_proba(example)
             signature = infer_signature(
                 example, pd.DataFrame(out, columns=["p_blue", "p_yellow", "p_orange", "p_red"])
@@ -136,12 +139,14 @@ class Registry:
     def load_bundle(self, version: str):
         """Download a version's artifact and unpickle the bundle (no pyfunc wrapper)."""
         try:
-            mv = self.client.get_model_version(self.model_name, version)
+            self.client.get_model_version(self.model_name, version)
         except Exception:
             raise ModelError(f"model {self.model_name} has no version {version}") from None
-        local = self.mlflow.artifacts.download_artifacts(f"{mv.source}/artifacts/{BUNDLE_FILE}")
-        with open(local, "rb") as fh:
-            return pickle.load(fh)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{self.model_name}/{version}", dst_path=tmp)
+            with open(Path(local) / "artifacts" / BUNDLE_FILE, "rb") as fh:
+                return pickle.load(fh)
 
     def load_alias(self, alias: str = "champion"):
         version = self.alias_version(alias)
