@@ -36,7 +36,9 @@ class FeatureParams(_Section):
 class ModelParams(_Section):
     """LightGBM hyperparameters and the calibration scheme of :class:`models.tier_model.TierModel`."""
 
-    formulation: Literal["multiclass", "cumulative"] = "multiclass"
+    # cumulative: three binary models P(≥yellow), P(≥orange), P(red) with the order enforced — the
+    # quantity the reasons explain (P(≥orange)) is then one model's calibrated margin, exactly.
+    formulation: Literal["multiclass", "cumulative"] = "cumulative"
     num_leaves: int = Field(15, ge=2, le=1024)
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(400, ge=1, le=10000)
@@ -46,7 +48,8 @@ class ModelParams(_Section):
     lambda_l2: float = Field(1.0, ge=0)
     early_stopping_rounds: int = Field(30, ge=1)
     validation_periods: int = Field(3, ge=1, description="latest as-of dates held out for early stopping and calibration")
-    calibration: Literal["temperature", "isotonic", "none"] = "temperature"
+    # platt: a·margin + b fitted on held-out time; keeps SHAP contributions additive (scaled by a).
+    calibration: Literal["platt", "none"] = "platt"
     seed: int = 20210121
     num_threads: int = Field(2, ge=1)
 
