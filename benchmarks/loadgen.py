@@ -1,0 +1,96 @@
+"""A small HTTP load generator for the benchmarks: closed loop (N concurrent clients, as fast as the
+server answers) and open loop (a fixed arrival rate, latency measured from the scheduled send time
+so a slow server cannot hide its queue). Loopback only."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+import numpy as np
+
+
+@dataclass
+class Result:
+    n: int
+    errors: int
+    seconds: float
+    latencies_ms: np.ndarray
+
+    @property
+    def rps(self) -> float:
+        return self.n / self.seconds
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+
+
+RequestFn = Callable[[httpx.AsyncClient, int], "asyncio.Future"]
+
+
+async def _closed(base: str, make: RequestFn, concurrency: int, seconds: float, headers: dict) -> Result:
+    lat: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+        async def worker(w: int) -> None:
+            nonlocal errors
+            i = w
+            while time.perf_counter() < stop:
+                t0 = time.perf_counter()
+                r = await make(client, i)
+                lat.append((time.perf_counter() - t0) * 1000)
+                errors += r.status_code >= 400
+                i += concurrency
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+        took = time.perf_counter() - t0
+    return Result(len(lat), errors, took, np.array(lat))
+
+
+async def _open(base: str, make: RequestFn, rate: float, seconds: float, headers: dict) -> Result:
+    lat: list[float] = []
+    errors = 0
+    n = int(rate * seconds)
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            nonlocal errors
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            r = await make(client, i)
+            lat.append((time.perf_counter() - scheduled) * 1000)
+            errors += r.status_code >= 400
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        took = time.perf_counter() - start
+    return Result(len(lat), errors, took, np.array(lat))
+
+
+def closed_loop(base: str, make: RequestFn, *, concurrency: int = 8, seconds: float = 8.0,
+                headers: dict | None = None) -> Result:
+    return asyncio.run(_closed(base, make, concurrency, seconds, headers or {}))
+
+
+def open_loop(base: str, make: RequestFn, *, rate: float = 100.0, seconds: float = 10.0,
+              headers: dict | None = None) -> Result:
+    return asyncio.run(_open(base, make, rate, seconds, headers or {}))
+
+
+def wait_up(url: str, timeout: float = 120.0) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up in {timeout} s")
