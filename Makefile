@@ -17,12 +17,12 @@ venv: $(STAMP)
 
 # Debian's Chromium for the page tests (Playwright's own browser download is not reachable here).
 browser:
-	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
-	  echo "installing Debian chromium + chromium-driver"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -d /usr/share/fonts/opentype/noto ]; then \
+	  echo "installing Debian chromium + chromium-driver + fonts-noto-cjk"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; \
 	fi
 
-demo: venv
+demo: venv browser
 	$(BIN)/sanling demo
 
 test: venv browser

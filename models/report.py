@@ -561,6 +561,11 @@ def write_report(
     """
     y, probas, decideds = _validate(meta, y, predictions)
     table, best, row_class = metrics_frame(metrics)
+    importance = None
+    if shap is not None:  # checked before any drawing, so bad input costs no time
+        if not isinstance(shap, tuple | list) or len(shap) != 3:
+            raise ValueError("shap must be (contributions, feature values, labels)")
+        importance = shap_importance(shap[0], shap[1], list(shap[2]))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = _Labels(cjk_font())
@@ -637,11 +642,8 @@ def write_report(
         f"<details><summary>By township, {html.escape(main)} at 10 %</summary>",
         _html_table(towns, {**pct_cols, "pai": lambda v: _fmt(v, 2)}), "</details>"))
 
-    if shap is not None:
-        if not isinstance(shap, tuple | list) or len(shap) != 3:
-            raise ValueError("shap must be (contributions, feature values, labels)")
-        contrib, values, names = shap
-        importance = shap_importance(contrib, values, list(names))
+    if importance is not None:
+        contrib, values, _ = shap
         sections.append(_section(
             "特征贡献 SHAP summary", f"Mean |SHAP contribution| on a sample of {np.asarray(contrib).shape[0]:,} "
             "rows and the spread of per-unit contributions for the top features.",

@@ -99,7 +99,7 @@ def summarise(metrics: dict) -> dict:
 def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | None = None) -> dict:
     from features.build import feature_names
     from models.evaluate import rolling_origin, tier_history
-    from models.metrics import paired_rps_difference
+    from models.metrics import oracle_share_with_se, paired_rps_difference
     from models.report import write_report
 
     settings = settings or Settings()
@@ -115,9 +115,12 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
     metrics["summary"] = summarise(metrics)
     if "oracle" in result.predictions:
         groups = result.meta["as_of"].to_numpy()
-        d, se = paired_rps_difference(result.y, result.predictions["lightgbm"][0],
-                                      result.predictions["oracle"][0], groups)
+        p = {k: v[0] for k, v in result.predictions.items()}
+        d, se = paired_rps_difference(result.y, p["lightgbm"], p["oracle"], groups)
+        share, share_se = oracle_share_with_se(result.y, p["persistence"], p["lightgbm"], p["oracle"], groups)
         metrics["summary"]["rps_gap_to_oracle"] = {"mean": d, "se": se}
+        metrics["summary"]["oracle_share"] = share
+        metrics["summary"]["oracle_share_se"] = share_se
     metrics["summary"]["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -162,7 +165,8 @@ def _print_metrics(metrics: dict) -> None:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
     s = metrics.get("summary", {})
     if s.get("oracle_share") is not None:
-        print(f"share of the oracle's skill captured: {s['oracle_share']:.3f}")
+        se = s.get("oracle_share_se")
+        print(f"share of the oracle's skill captured: {s['oracle_share']:.3f}" + (f" ± {se:.3f} (1 SE)" if se else ""))
 
 
 # -- train / promote ----------------------------------------------------------------------------
