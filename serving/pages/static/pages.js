@@ -1,0 +1,25 @@
+// The little JavaScript the pages use (no library): township options follow the chosen county,
+// wide month tables open at the latest month, and the print button.
+(function () {
+  var county = document.getElementById("county");
+  var town = document.getElementById("township");
+  function sync() {
+    if (!county || !town) return;
+    var c = county.value;
+    Array.prototype.forEach.call(town.options, function (o) {
+      if (!o.value) return;
+      var show = !c || o.getAttribute("data-county") === c;
+      o.hidden = !show;
+      if (!show && o.selected) town.value = "";
+    });
+  }
+  if (county) county.addEventListener("change", sync);
+  sync();
+
+  Array.prototype.forEach.call(document.querySelectorAll("[data-scroll-end]"), function (el) {
+    el.scrollLeft = el.scrollWidth;
+  });
+  Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (el) {
+    el.addEventListener("click", function () { window.print(); });
+  });
+})();
