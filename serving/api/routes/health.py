@@ -1,0 +1,14 @@
+"""Liveness: no token, no database — 200 while the process is up."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from serving.api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    return Health()

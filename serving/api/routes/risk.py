@@ -1,0 +1,105 @@
+"""Reading stored scores: one unit, the risk list, and the list as an Excel 台账.
+
+Township tokens see their own township only: another township's unit is 404 exactly like a missing
+one, and a risk list asked for another township is 404 (``township 'X' not found``)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Query, Response
+
+from serving.api.deps import PrincipalDep, SessionDep
+from serving.api.schemas import AS_OF_PATTERN, ExplainedScore, Tier, UnitType
+from serving.ledger import write_ledger
+from serving.store.audit import record_audit
+from serving.store.followups import latest_followups
+from serving.store.scores import current_run, get_score, risk_list
+from serving.store.tokens import Principal
+
+router = APIRouter(prefix="/v1", tags=["risk"])
+
+AsOf = Annotated[str | None, Query(pattern=AS_OF_PATTERN, description="YYYY-MM; default the latest scored month")]
+MAX_LIST = 10_000
+
+
+def _check_month(session, as_of: str | None) -> None:
+    if as_of is not None and current_run(session, as_of) is None:
+        raise HTTPException(404, f"no scores for as_of {as_of}")
+
+
+def _scope(principal: Principal, township: str | None) -> str | None:
+    """The township a list is restricted to: a township token's own, whatever it asks for."""
+    own = principal.scope
+    if own is None:
+        return township
+    if township is not None and township != own:
+        raise HTTPException(404, f"township {township!r} not found")
+    return own
+
+
+@router.get("/units/{unit_id}/risk", response_model=ExplainedScore)
+def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of: AsOf = None) -> dict:
+    """One unit's explained score (CONTRACT §5), with its change since the previous month."""
+    _check_month(session, as_of)
+    score = get_score(session, unit_id, as_of=as_of, township=principal.scope)
+    if score is None:
+        raise HTTPException(404, f"unit {unit_id!r} not found")
+    return score
+
+
+def _list(session, principal: Principal, township, county, min_tier, unit_type, limit, as_of) -> list[dict]:
+    _check_month(session, as_of)
+    return risk_list(session, township=_scope(principal, township), county=county, min_tier=min_tier,
+                     unit_type=unit_type, limit=limit, as_of=as_of)
+
+
+@router.get("/risk-list", response_model=list[ExplainedScore])
+def get_risk_list(
+    principal: PrincipalDep,
+    session: SessionDep,
+    township: str | None = None,
+    county: str | None = None,
+    min_tier: Tier | None = None,
+    unit_type: UnitType | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
+    as_of: AsOf = None,
+) -> list[dict]:
+    """Units sorted by risk_score (highest first), explained; an empty list before the first ``score`` run."""
+    return _list(session, principal, township, county, min_tier, unit_type, limit, as_of)
+
+
+@router.get(
+    "/risk-list.xlsx",
+    response_class=Response,
+    responses={200: {"content": {"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}}},
+)
+def get_risk_ledger(
+    principal: PrincipalDep,
+    session: SessionDep,
+    township: str | None = None,
+    county: str | None = None,
+    min_tier: Tier | None = None,
+    unit_type: UnitType | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST,
+    as_of: AsOf = None,
+) -> Response:
+    """The same list as an Excel 台账 with each unit's latest follow-up; named ``台账_<乡镇>_<as_of>.xlsx``."""
+    rows = _list(session, principal, township, county, min_tier, unit_type, limit, as_of)
+    scope = _scope(principal, township)
+    month = rows[0]["as_of"] if rows else (as_of or "")
+    followups = latest_followups(session, [r["unit_id"] for r in rows]) if rows else {}
+    place = scope or county or "全部"
+    title = f"{place}风险隐患排查整治台账（{month}）"
+    data = write_ledger(rows, followups, title=title)
+    record_audit(session, principal.actor, "export", "scores", None,
+                 {"format": "xlsx", "township": scope, "county": county, "min_tier": min_tier,
+                  "unit_type": unit_type, "as_of": month, "rows": len(rows)})
+    filename = f"台账_{place}_{month}.xlsx"
+    disposition = f"attachment; filename=\"ledger_{month}.xlsx\"; filename*=UTF-8''{quote(filename)}"
+    return Response(
+        data,
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": disposition, "Cache-Control": "no-store"},
+    )

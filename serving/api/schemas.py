@@ -1,0 +1,92 @@
+"""Request and response models of the JSON API (CONTRACT §5). Response models may carry more fields
+than the contract names, never fewer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_SCORE_IDS = 1000
+AS_OF_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+Tier = Literal["blue", "yellow", "orange", "red"]
+UnitType = Literal["village", "community", "enterprise"]
+
+
+class Factor(BaseModel):
+    """One reason (pushes risk up) or protective factor (pulls it down), strongest first."""
+
+    feature: str
+    value: float | int | str | bool | None = None
+    contribution: float
+    text_zh: str
+    group: str | None = None
+
+
+class Probabilities(BaseModel):
+    blue: float
+    yellow: float
+    orange: float
+    red: float
+
+
+class ExplainedScore(BaseModel):
+    """CONTRACT §5 explained score, plus unit_type, county, protective factors and month-on-month change."""
+
+    unit_id: str
+    unit_name: str
+    township: str
+    as_of: str
+    tier: Tier
+    tier_zh: str
+    risk_score: float = Field(ge=0, le=100)
+    probabilities: Probabilities
+    reasons: list[Factor]
+    model_version: str
+    unit_type: str | None = None
+    county: str | None = None
+    protective: list[Factor] = []
+    responsible_person: str | None = None
+    previous_tier: Tier | None = None
+    change: Literal["up", "down", "same", "new"] | None = Field(
+        None, description="tier against the previous month's score: up, down, same, or new (no previous score)"
+    )
+    risk_score_change: float | None = None
+
+
+class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    unit_ids: list[str] = Field(description=f"1 to {MAX_SCORE_IDS:,} unit ids")
+    as_of: str | None = Field(None, pattern=AS_OF_PATTERN, description="YYYY-MM; default the latest month")
+
+    @field_validator("unit_ids")
+    @classmethod
+    def _size(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("give at least one unit id")
+        if len(v) > MAX_SCORE_IDS:
+            raise ValueError(f"at most {MAX_SCORE_IDS:,} unit ids per request (got {len(v):,}); split the request")
+        return list(dict.fromkeys(v))  # duplicates would be scored twice for nothing
+
+
+class ModelInfo(BaseModel):
+    """The serving model as the scorer describes it (version, training window, backtest metrics …),
+    plus the latest scoring run from the store."""
+
+    model_config = ConfigDict(extra="allow")
+
+    version: str | None = None
+    drift_warnings: list[str] = []
+    scores_as_of: str | None = None
+    scores_model_version: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ErrorBody(BaseModel):
+    detail: str
+    request_id: str | None = None

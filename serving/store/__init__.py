@@ -1,0 +1,82 @@
+"""The store: SQLAlchemy tables, Alembic migrations and plain functions over a ``Session``.
+
+Writers: ``sanling score`` (units, score runs, scores, event history), ``sanling token create``
+(tokens), township staff through the pages (follow-ups, responsible persons — audited).
+Readers: the API and the pages. Open with :func:`serving.store.db.init_db` and
+:func:`serving.store.db.session_scope`.
+"""
+
+from serving.store.audit import list_audit, record_audit
+from serving.store.db import init_db, make_engine, session_scope
+from serving.store.errors import RecordNotFound
+from serving.store.followups import (
+    create_followup,
+    delete_followup,
+    get_followup,
+    latest_followups,
+    list_followups,
+    update_followup,
+)
+from serving.store.history import event_months_for, open_events_for, replace_event_history
+from serving.store.scores import (
+    get_score,
+    latest_as_of,
+    latest_run,
+    list_runs,
+    previous_score,
+    risk_list,
+    save_scores,
+    unit_history,
+)
+from serving.store.tokens import (
+    Principal,
+    create_token,
+    list_tokens,
+    principal_for,
+    principal_for_id,
+    revoke_token,
+)
+from serving.store.units import (
+    existing_unit_ids,
+    get_unit,
+    list_townships,
+    set_responsible_person,
+    upsert_units,
+)
+
+__all__ = [
+    "Principal",
+    "RecordNotFound",
+    "create_followup",
+    "create_token",
+    "delete_followup",
+    "event_months_for",
+    "existing_unit_ids",
+    "get_followup",
+    "get_score",
+    "get_unit",
+    "init_db",
+    "latest_as_of",
+    "latest_followups",
+    "latest_run",
+    "list_audit",
+    "list_followups",
+    "list_runs",
+    "list_tokens",
+    "list_townships",
+    "make_engine",
+    "open_events_for",
+    "previous_score",
+    "principal_for",
+    "principal_for_id",
+    "record_audit",
+    "replace_event_history",
+    "revoke_token",
+    "risk_list",
+    "save_scores",
+    "session_scope",
+    "set_responsible_person",
+    "unit_history",
+    "update_followup",
+    "upsert_units",
+]

@@ -1,0 +1,123 @@
+"""Engines, migrations and sessions. SQLite by default (a file under ``Settings.home``), PostgreSQL via
+``SANLING_DATABASE_URL``. The schema is created and upgraded only through Alembic (``init_db``), run
+programmatically from the migrations shipped inside this package — no ``alembic.ini`` needed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from pipeline.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def normalise_url(url: str) -> str:
+    """Pin PostgreSQL URLs to the installed psycopg 3 driver (a bare ``postgresql://`` would ask for psycopg2)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with a pool sized for the API's thread pool.
+
+    SQLite files get WAL (readers do not wait for the nightly ``score`` writer), a busy timeout and
+    foreign keys on, so both backends enforce the same constraints.
+    """
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    if parsed.get_backend_name() == "sqlite":
+        memory = parsed.database in (None, "", ":memory:")
+        if not memory:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            **({"poolclass": StaticPool} if memory else {"pool_size": 8, "max_overflow": 16}),
+        )
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            if not memory:
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    try:
+        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+    except (NoSuchModuleError, ImportError) as e:
+        raise ConfigError(f"database URL {parsed.render_as_string(hide_password=True)}: driver not available ({e})") from None
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the Alembic migrations up to ``revision`` on ``engine``."""
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def downgrade(engine: Engine, revision: str = "base") -> None:
+    """Run the Alembic migrations down to ``revision`` (``base`` = an empty schema)."""
+    cfg = _alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
+def init_db(url: str | Engine) -> Engine:
+    """Create or upgrade the schema (Alembic ``upgrade head``) and return the engine.
+
+    Raises :class:`ConfigError` with one line when the database cannot be reached.
+    """
+    engine = url if isinstance(url, Engine) else make_engine(url)
+    try:
+        upgrade(engine)
+    except OperationalError as e:
+        reason = str(e.orig).strip().splitlines()[0] if e.orig else "unreachable"
+        raise ConfigError(
+            f"database {engine.url.render_as_string(hide_password=True)} is not usable: {reason}"
+        ) from None
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    # expire_on_commit=False: rows read in a request stay usable after the dependency commits.
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits when the block succeeds and rolls back when it raises."""
+    session = session_factory(engine)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

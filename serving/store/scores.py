@@ -1,0 +1,251 @@
+"""Score runs and explained scores: written by ``sanling score``, read by the API and the pages.
+
+A *run* is one (as_of, model_version) scoring of every unit. Re-scoring the same pair replaces it;
+other months stay as history, which gives "change since last month". When several model versions
+scored the same month, readers use the most recent run of that month.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Select, bindparam, delete, insert, select
+from sqlalchemy.orm import Session, aliased
+
+from pipeline.contract import TIER_ZH, TIERS
+from pipeline.errors import DataError
+from serving.store.tables import Score, ScoreRun, Unit, utcnow
+
+AS_OF = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_REASON_KEYS = ("feature", "value", "contribution", "text_zh", "group")
+_RANK = {t: i for i, t in enumerate(TIERS)}
+_CHUNK = 5000
+
+
+def _plain(v: Any) -> Any:
+    """A JSON-safe Python value: numpy scalars unwrapped, NaN → None."""
+    if hasattr(v, "item") and not isinstance(v, (list, dict, str)):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _factors(items: Any) -> list[dict]:
+    return [{k: _plain(f.get(k)) for k in _REASON_KEYS if k in f} for f in (items or [])]
+
+
+def _score_record(row: dict, as_of: str, version: str, now) -> dict:
+    probs = row.get("probabilities") or {t: row.get(f"p_{t}") for t in TIERS}
+    tier = row.get("tier")
+    if tier not in _RANK:
+        raise DataError(f"score for unit {row.get('unit_id')!r}: tier {tier!r} is not one of {', '.join(TIERS)}")
+    rec = {"unit_id": str(row["unit_id"]), "as_of": as_of, "model_version": version, "tier": tier,
+           "risk_score": float(row["risk_score"]), "reasons": _factors(row.get("reasons")),
+           "protective": _factors(row.get("protective")), "created_at": now}
+    for t in TIERS:
+        rec[f"p_{t}"] = float(probs[t])
+    return rec
+
+
+def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
+    """Store one scoring run and its explained scores; returns the run id.
+
+    ``run``: ``as_of`` (YYYY-MM), ``model_version``, optional ``data_dir``, ``drift_warnings`` (list of
+    str). ``rows``: one dict per unit with ``unit_id``, ``tier``, ``risk_score``, the probabilities
+    either as ``probabilities={"blue": …}`` or ``p_blue`` … ``p_red``, and ``reasons`` /
+    ``protective`` lists of ``{"feature","value","contribution","text_zh","group"}``. An earlier run
+    of the same (as_of, model_version) is replaced; other months are kept.
+    """
+    as_of, version = str(run.get("as_of", "")), str(run.get("model_version", ""))
+    if not AS_OF.match(as_of):
+        raise DataError(f"score run: as_of {as_of!r} is not YYYY-MM")
+    if not version:
+        raise DataError("score run: model_version is empty")
+    now = utcnow()
+    records = [_score_record(r, as_of, version, now) for r in rows]
+    session.execute(delete(Score).where(Score.as_of == as_of, Score.model_version == version))
+    session.execute(delete(ScoreRun).where(ScoreRun.as_of == as_of, ScoreRun.model_version == version))
+    score_run = ScoreRun(
+        as_of=as_of, model_version=version, data_dir=None if run.get("data_dir") is None else str(run["data_dir"]),
+        n_units=len(records), created_at=now, drift_warnings=[str(w) for w in run.get("drift_warnings") or []],
+    )
+    session.add(score_run)
+    for i in range(0, len(records), _CHUNK):
+        session.execute(insert(Score), records[i : i + _CHUNK])
+    session.flush()
+    return score_run.id
+
+
+def current_run(session: Session, as_of: str | None = None, model_version: str | None = None) -> ScoreRun | None:
+    """The run readers use: the most recent run of ``as_of`` (default: the latest month scored)."""
+    q = select(ScoreRun).order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc()).limit(1)
+    if as_of is not None:
+        q = q.where(ScoreRun.as_of == as_of)
+    if model_version is not None:
+        q = q.where(ScoreRun.model_version == model_version)
+    return session.scalars(q).first()
+
+
+def _previous_run(session: Session, as_of: str) -> ScoreRun | None:
+    q = select(ScoreRun).where(ScoreRun.as_of < as_of).order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc()).limit(1)
+    return session.scalars(q).first()
+
+
+def latest_as_of(session: Session, model_version: str | None = None) -> str | None:
+    """The latest month with stored scores (of ``model_version`` if given), or ``None``."""
+    run = current_run(session, model_version=model_version)
+    return run.as_of if run else None
+
+
+def run_dict(run: ScoreRun) -> dict:
+    return {"id": run.id, "as_of": run.as_of, "model_version": run.model_version, "data_dir": run.data_dir,
+            "n_units": run.n_units, "created_at": run.created_at, "drift_warnings": list(run.drift_warnings or [])}
+
+
+def latest_run(session: Session) -> dict | None:
+    """The latest scoring run (month, model version, drift warnings …) as a dict, or ``None``."""
+    run = current_run(session)
+    return run_dict(run) if run else None
+
+
+def list_runs(session: Session) -> list[dict]:
+    """Every stored run, newest month first."""
+    q = select(ScoreRun).order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc())
+    return [run_dict(r) for r in session.scalars(q)]
+
+
+def _change(tier: str, prev_tier: str | None) -> str:
+    if prev_tier is None:
+        return "new"
+    d = _RANK[tier] - _RANK.get(prev_tier, _RANK[tier])
+    return "up" if d > 0 else "down" if d < 0 else "same"
+
+
+def explained(score: Any, unit: Any, prev_tier: str | None = None, prev_risk: float | None = None) -> dict:
+    """The CONTRACT §5 explained score (plus unit_type, county, protective, responsible person and the
+    change since the previous month: ``change`` is up / down / same by tier, or new)."""
+    return {
+        "unit_id": unit.unit_id, "unit_name": unit.unit_name, "unit_type": unit.unit_type,
+        "township": unit.township, "county": unit.county, "as_of": score.as_of,
+        "tier": score.tier, "tier_zh": TIER_ZH[score.tier], "risk_score": score.risk_score,
+        "probabilities": {t: getattr(score, f"p_{t}") for t in TIERS},
+        "reasons": score.reasons or [], "protective": score.protective or [],
+        "model_version": score.model_version, "responsible_person": unit.responsible_person,
+        "previous_tier": prev_tier, "previous_risk_score": prev_risk,
+        "risk_score_change": None if prev_risk is None else round(score.risk_score - prev_risk, 4),
+        "change": _change(score.tier, prev_tier),
+    }
+
+
+def previous_score(session: Session, unit_id: str, as_of: str) -> dict | None:
+    """The unit's score in the latest run before ``as_of`` (``as_of``, ``tier``, ``risk_score``,
+    ``model_version``), or ``None`` when it has none."""
+    run = _previous_run(session, as_of)
+    if run is None:
+        return None
+    s = session.get(Score, (unit_id, run.as_of, run.model_version))
+    if s is None:
+        return None
+    return {"as_of": s.as_of, "tier": s.tier, "risk_score": s.risk_score, "model_version": s.model_version}
+
+
+@lru_cache(maxsize=4)
+def _unit_statement(by_month: bool, by_township: bool) -> Select:
+    """The single-unit read as one statement, built once per filter combination (building SQLAlchemy
+    statements costs more than running them): the unit's score in the run readers use, its unit row,
+    and its score in the latest run of an earlier month — one round trip."""
+    s, u, p = Score.__table__, Unit.__table__, Score.__table__.alias("prev")
+    runs, cur, earlier, prev_run = (ScoreRun.__table__.alias(n) for n in ("r", "cur", "earlier", "prev_run"))
+    cur_id = select(runs.c.id).order_by(runs.c.as_of.desc(), runs.c.id.desc()).limit(1)
+    if by_month:
+        cur_id = cur_id.where(runs.c.as_of == bindparam("as_of"))
+    prev_id = (select(earlier.c.id).where(earlier.c.as_of < cur.c.as_of)
+               .order_by(earlier.c.as_of.desc(), earlier.c.id.desc()).limit(1).correlate(cur).scalar_subquery())
+    q = (
+        select(*s.c, *(c for c in u.c if c.name not in s.c), p.c.tier.label("prev_tier"),
+               p.c.risk_score.label("prev_risk"))
+        .select_from(s)
+        .join(cur, (cur.c.id == cur_id.scalar_subquery()) & (cur.c.as_of == s.c.as_of)
+              & (cur.c.model_version == s.c.model_version))
+        .join(u, u.c.unit_id == s.c.unit_id)
+        .outerjoin(prev_run, prev_run.c.id == prev_id)
+        .outerjoin(p, (p.c.unit_id == s.c.unit_id) & (p.c.as_of == prev_run.c.as_of)
+                   & (p.c.model_version == prev_run.c.model_version))
+        .where(s.c.unit_id == bindparam("unit_id"))
+    )
+    if by_township:
+        q = q.where(u.c.township == bindparam("township"))
+    return q
+
+
+def get_score(session: Session, unit_id: str, as_of: str | None = None, township: str | None = None) -> dict | None:
+    """One unit's explained score at ``as_of`` (default: the latest month), or ``None`` when there is
+    none — also when the unit lies outside ``township``, which must look the same to the caller."""
+    params = {"unit_id": unit_id}
+    if as_of is not None:
+        params["as_of"] = as_of
+    if township is not None:
+        params["township"] = township
+    row = session.execute(_unit_statement(as_of is not None, township is not None), params).first()
+    if row is None:
+        return None
+    return explained(row, row, row.prev_tier, row.prev_risk)
+
+
+def unit_history(session: Session, unit_id: str) -> list[dict]:
+    """The unit's score per month (the most recent run of each month), oldest first."""
+    q = (select(Score.as_of, Score.model_version, Score.tier, Score.risk_score, ScoreRun.id)
+         .join(ScoreRun, (ScoreRun.as_of == Score.as_of) & (ScoreRun.model_version == Score.model_version))
+         .where(Score.unit_id == unit_id).order_by(Score.as_of, ScoreRun.id))
+    by_month: dict[str, dict] = {}
+    for as_of, version, tier, risk, _ in session.execute(q):
+        by_month[as_of] = {"as_of": as_of, "model_version": version, "tier": tier, "risk_score": risk}
+    return list(by_month.values())
+
+
+def risk_list(
+    session: Session,
+    township: str | None = None,
+    county: str | None = None,
+    min_tier: str | None = None,
+    unit_type: str | None = None,
+    limit: int | None = 100,
+    as_of: str | None = None,
+    offset: int = 0,
+) -> list[dict]:
+    """Explained scores of one month (default: the latest), filtered, sorted by risk_score descending
+    (ties by unit_id), with the previous month's tier joined in. ``limit=None`` returns all."""
+    run = current_run(session, as_of)
+    if run is None:
+        return []
+    if min_tier is not None and min_tier not in _RANK:
+        raise DataError(f"min_tier {min_tier!r} is not one of {', '.join(TIERS)}")
+    prev_run = _previous_run(session, run.as_of)
+    prev = aliased(Score)
+    cols = [Score, Unit]
+    q = select(*cols).join(Unit, Unit.unit_id == Score.unit_id)
+    if prev_run is not None:
+        q = q.add_columns(prev.tier, prev.risk_score).outerjoin(
+            prev, (prev.unit_id == Score.unit_id) & (prev.as_of == prev_run.as_of)
+            & (prev.model_version == prev_run.model_version))
+    q = q.where(Score.as_of == run.as_of, Score.model_version == run.model_version)
+    if township is not None:
+        q = q.where(Unit.township == township)
+    if county is not None:
+        q = q.where(Unit.county == county)
+    if unit_type is not None:
+        q = q.where(Unit.unit_type == unit_type)
+    if min_tier is not None:
+        q = q.where(Score.tier.in_(TIERS[_RANK[min_tier]:]))
+    q = q.order_by(Score.risk_score.desc(), Score.unit_id).offset(offset)
+    if limit is not None:
+        q = q.limit(limit)
+    out = []
+    for row in session.execute(q):
+        p_tier, p_risk = (row[2], row[3]) if prev_run is not None else (None, None)
+        out.append(explained(row[0], row[1], p_tier, p_risk))
+    return out

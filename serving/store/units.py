@@ -1,0 +1,108 @@
+"""The unit registry in the store: upserted by ``sanling score``; the responsible person is edited by
+township staff and survives every re-import."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pipeline.contract import UNIT_REQUIRED
+from pipeline.errors import DataError
+from serving.store.audit import record_audit
+from serving.store.errors import RecordNotFound
+from serving.store.tables import Unit, utcnow
+
+_CHUNK = 5000
+
+
+def _column(frame: pd.DataFrame, name: str) -> list:
+    return frame[name].astype("string").to_numpy(dtype=object, na_value=None).tolist()
+
+
+def upsert_units(session: Session, units: pd.DataFrame) -> int:
+    """Insert or update units from the normalised registry (CONTRACT §1 columns).
+
+    Takes the units frame (extra columns ignored); returns the number of rows written. The
+    ``responsible_person`` typed in by staff is kept unless the frame carries that column.
+    """
+    missing = [c for c in UNIT_REQUIRED if c not in units.columns]
+    if missing:
+        raise DataError(f"units table for the store lacks column(s): {', '.join(missing)}")
+    cols = list(UNIT_REQUIRED) + (["responsible_person"] if "responsible_person" in units.columns else [])
+    values = {c: _column(units, c) for c in cols}
+    if any(v is None for v in values["unit_id"]):
+        raise DataError("units table for the store has an empty unit_id")
+    now = utcnow()
+    records = [dict(zip(cols, row, strict=True), updated_at=now) for row in zip(*values.values(), strict=True)]
+    if not records:
+        return 0
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # any other backend: slower, but correct
+        for r in records:
+            session.merge(Unit(**r))
+        session.flush()
+        return len(records)
+    stmt = insert(Unit)
+    update = {c: stmt.excluded[c] for c in [*cols[1:], "updated_at"]}
+    stmt = stmt.on_conflict_do_update(index_elements=["unit_id"], set_=update)
+    for i in range(0, len(records), _CHUNK):
+        session.execute(stmt, records[i : i + _CHUNK])
+    return len(records)
+
+
+def get_unit(session: Session, unit_id: str, township: str | None = None) -> dict | None:
+    """One unit's registry row as a dict, or ``None`` if it does not exist (or is outside ``township``)."""
+    unit = session.get(Unit, unit_id)
+    if unit is None or (township is not None and unit.township != township):
+        return None
+    return unit_dict(unit)
+
+
+def unit_dict(unit: Unit) -> dict:
+    return {
+        "unit_id": unit.unit_id, "unit_name": unit.unit_name, "unit_type": unit.unit_type,
+        "township": unit.township, "county": unit.county, "city": unit.city,
+        "responsible_person": unit.responsible_person, "updated_at": unit.updated_at,
+    }
+
+
+def existing_unit_ids(session: Session, unit_ids: list[str], township: str | None = None) -> set[str]:
+    """Which of ``unit_ids`` exist (and, with ``township``, lie in that township)."""
+    found: set[str] = set()
+    for i in range(0, len(unit_ids), _CHUNK):
+        q = select(Unit.unit_id).where(Unit.unit_id.in_(unit_ids[i : i + _CHUNK]))
+        if township is not None:
+            q = q.where(Unit.township == township)
+        found.update(session.scalars(q))
+    return found
+
+
+def list_townships(session: Session, county: str | None = None) -> list[dict]:
+    """Distinct (city, county, township) triples, sorted — for the analysts' selectors."""
+    q = select(Unit.city, Unit.county, Unit.township).distinct().order_by(Unit.city, Unit.county, Unit.township)
+    if county is not None:
+        q = q.where(Unit.county == county)
+    return [{"city": c, "county": k, "township": t} for c, k, t in session.execute(q)]
+
+
+def set_responsible_person(
+    session: Session, unit_id: str, person: str | None, *, actor: str, township: str | None = None
+) -> dict:
+    """Set a unit's 排查责任人 (audited). ``township`` restricts the edit to that township's units;
+    outside it the unit is :class:`RecordNotFound`, like a missing one."""
+    unit = session.get(Unit, unit_id)
+    if unit is None or (township is not None and unit.township != township):
+        raise RecordNotFound(f"unit {unit_id!r} not found")
+    person = (person or "").strip() or None
+    before = unit.responsible_person
+    unit.responsible_person = person
+    unit.updated_at = utcnow()
+    record_audit(session, actor, "update", "units", unit_id,
+                 {"before": {"responsible_person": before}, "after": {"responsible_person": person}})
+    session.flush()
+    return unit_dict(unit)
