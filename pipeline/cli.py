@@ -7,7 +7,7 @@ non-zero; nothing is shown as a traceback."""
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,12 +27,12 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML configura
 DataDir = Annotated[Path, typer.Argument(help="A data directory with units and events (csv/xlsx/parquet).")]
 
 
-class Preset(str, Enum):
+class Preset(StrEnum):
     county = "county"
     province = "province"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     analyst = "analyst"
     service = "service"
     township = "township"
