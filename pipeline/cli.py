@@ -55,11 +55,11 @@ def simulate(
 
 
 @app.command()
-def validate(data_dir: DataDir) -> None:
+def validate(data_dir: DataDir, config: ConfigOpt = None) -> None:
     """Check a data directory against the contract; print a summary; exit 0 if usable."""
     from pipeline.ingest import validate_dir
 
-    report = validate_dir(data_dir)
+    report = validate_dir(data_dir, categories=_config(config).categories)
     typer.echo(report.summary())
 
 

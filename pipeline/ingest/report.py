@@ -1,0 +1,206 @@
+"""The ingestion report: what was read, accepted, rejected (by reason) and replaced, and what the
+accepted data looks like. Stored as ``report.json`` beside the normalised Parquet and printed by
+``sanling validate``."""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline.contract import UNIT_TYPE_ZH, UNIT_TYPES
+from pipeline.ingest.normalise import REJECTED, Normalised
+from pipeline.ingest.readers import RawTable
+
+MONTHS_SHOWN = 12
+
+
+@dataclass(frozen=True)
+class TableReport:
+    """Counts for one input table. ``rows_read == accepted + rejected + replaced_duplicates``."""
+
+    table: str
+    file: str
+    format: str
+    encoding: str | None
+    rows_read: int
+    accepted: int
+    rejected: int
+    replaced_duplicates: int
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)  # "column: reason" → rows
+    warnings: dict[str, int] = field(default_factory=dict)
+    ignored_columns: list[str] = field(default_factory=list)
+    attributes: dict[str, str] = field(default_factory=dict)  # units: attribute → numeric | text
+    blank_rows: int = 0
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingestion of a data directory found; :meth:`summary` is the text ``validate`` prints."""
+
+    source: str
+    workdir: str
+    rejects_path: str
+    units: TableReport
+    events: TableReport
+    first_event: str | None  # YYYY-MM-DD
+    last_event: str | None
+    units_by_type: dict[str, int]
+    events_by_category: dict[str, int]  # sum of ``count``
+    events_by_month: dict[str, dict[str, int]]  # YYYY-MM → category → sum of ``count``
+    categories: dict[str, str]
+    fingerprint: dict[str, Any]
+    from_cache: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the content of ``report.json``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IngestReport:
+        """The inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d["units"] = TableReport(**d["units"])
+        d["events"] = TableReport(**d["events"])
+        return cls(**d)
+
+    def cached(self) -> IngestReport:
+        return replace(self, from_cache=True)
+
+    def summary(self) -> str:
+        """A plain-text summary for a terminal, Chinese labels first, in a few dozen lines."""
+        lines = [f"数据目录 data: {self.source}" + ("  (缓存 cached)" if self.from_cache else "")]
+        for t in (self.units, self.events):
+            enc = f", {t.encoding}" if t.encoding else ""
+            lines.append(
+                f"{_TABLE_ZH[t.table]} {t.table} ({t.file}{enc}): 读取 read {t.rows_read:,} · 接受 accepted "
+                f"{t.accepted:,} · 拒绝 rejected {t.rejected:,} · 重复替换 replaced duplicates "
+                f"{t.replaced_duplicates:,}"
+            )
+            for reason, n in sorted(t.rejected_by_reason.items(), key=lambda kv: -kv[1]):
+                lines.append(f"    拒绝 {n:>8,}  {reason}")
+            for warning, n in t.warnings.items():
+                lines.append(f"    提示 {n:>8,}  {warning}")
+            if t.ignored_columns:
+                lines.append(f"    忽略的列 ignored columns: {', '.join(t.ignored_columns)}")
+            if t.attributes:
+                attrs = ", ".join(
+                    f"{a} ({'数值' if k == 'numeric' else '文本'})" for a, k in t.attributes.items()
+                )
+                lines.append(f"    静态属性 attributes: {attrs}")
+            if t.blank_rows:
+                lines.append(f"    空行 blank rows skipped: {t.blank_rows:,}")
+        lines.append(f"拒绝记录 rejects file: {self.rejects_path}")
+        lines.append(f"规范化数据 normalised data: {self.workdir}")
+        if self.first_event:
+            lines.append(
+                f"事件时间范围 events from {self.first_event} to {self.last_event} "
+                f"({len(self.events_by_month)} 个月 months)"
+            )
+        lines.append(
+            "单位类型 units by type: "
+            + " · ".join(f"{UNIT_TYPE_ZH.get(k, k)} {k} {n:,}" for k, n in self.units_by_type.items())
+        )
+        lines.append(
+            "事件类别 events by category: "
+            + " · ".join(f"{self.categories.get(k, k)} {k} {n:,}" for k, n in self.events_by_category.items())
+        )
+        lines.extend(self._month_table())
+        return "\n".join(lines)
+
+    def _month_table(self) -> list[str]:
+        months = sorted(self.events_by_month)
+        if not months:
+            return []
+        shown = months[-MONTHS_SHOWN:]
+        title = "按月事件数 events by month" + (
+            f" (最近 last {len(shown)} of {len(months)} 个月)" if len(shown) < len(months) else ""
+        )
+        cats = list(self.events_by_category)
+        header = ["月份", *(self.categories.get(c, c) for c in cats), "合计"]
+        body = []
+        for m in shown:
+            row = [self.events_by_month[m].get(c, 0) for c in cats]
+            body.append([m, *(f"{v:,}" for v in row), f"{sum(row):,}"])
+        widths = [max(_width(r[i]) for r in [header, *body]) for i in range(len(header))]
+        out = [title]
+        for r in [header, *body]:
+            cells = [
+                _pad(r[0], widths[0], left=True),
+                *(_pad(v, w) for v, w in zip(r[1:], widths[1:], strict=True)),
+            ]
+            out.append("  " + "  ".join(cells))
+        return out
+
+
+_TABLE_ZH = {"units": "单位台账", "events": "风险事件"}
+
+
+def _width(text: str) -> int:
+    # CJK characters take two terminal columns; alignment needs display width, not len().
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, *, left: bool = False) -> str:
+    gap = " " * (width - _width(text))
+    return text + gap if left else gap + text
+
+
+def table_report(raw: RawTable, norm: Normalised) -> TableReport:
+    """Counts of one table from its raw read and its normalisation."""
+    rejected = norm.rejects[norm.rejects["kind"] == REJECTED]
+    by_reason = (rejected["column"] + ": " + rejected["reason"]).value_counts()
+    return TableReport(
+        table=raw.name,
+        file=raw.file,
+        format=raw.format,
+        encoding=raw.encoding,
+        rows_read=norm.rows_read,
+        accepted=len(norm.frame),
+        rejected=norm.rejected,
+        replaced_duplicates=norm.replaced,
+        rejected_by_reason={
+            str(k): int(v) for k, v in sorted(by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
+        },
+        warnings=dict(norm.warnings),
+        ignored_columns=list(norm.ignored_columns),
+        attributes=dict(norm.attributes),
+        blank_rows=raw.blank_rows,
+    )
+
+
+def data_profile(units: pd.DataFrame, events: pd.DataFrame, categories: dict[str, str]) -> dict[str, Any]:
+    """Units by type, events (sum of ``count``) by category and by month, first and last event date."""
+    type_counts = units["unit_type"].value_counts()
+    units_by_type = {t: int(type_counts.get(t, 0)) for t in UNIT_TYPES}
+    cats = list(categories)
+    by_cat = events.groupby("category", observed=True)["count"].sum()
+    events_by_category = {c: int(by_cat.get(c, 0)) for c in cats}
+    by_month: dict[str, dict[str, int]] = {}
+    first = last = None
+    if len(events):
+        occ = events["occurred_at"]
+        # Month keys as integers (year·12 + month): formatting 6 M timestamps as strings is slow.
+        key = (occ.dt.year.to_numpy() * 12 + occ.dt.month.to_numpy() - 1).astype(np.int64)
+        cat_code = pd.Categorical(events["category"], categories=cats).codes
+        lo = int(key.min())
+        n_months = int(key.max()) - lo + 1
+        flat = (key - lo) * len(cats) + cat_code
+        weights = events["count"].to_numpy(dtype=np.float64)
+        counts = np.bincount(flat, weights=weights, minlength=n_months * len(cats)).round().astype(np.int64)
+        counts = counts.reshape(n_months, len(cats))
+        for i in range(n_months):
+            y, m = divmod(lo + i, 12)
+            by_month[f"{y:04d}-{m + 1:02d}"] = {c: int(v) for c, v in zip(cats, counts[i], strict=True)}
+        first = occ.min().strftime("%Y-%m-%d")
+        last = occ.max().strftime("%Y-%m-%d")
+    return {
+        "first_event": first,
+        "last_event": last,
+        "units_by_type": units_by_type,
+        "events_by_category": events_by_category,
+        "events_by_month": by_month,
+    }
