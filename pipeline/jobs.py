@@ -286,9 +286,30 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = 
     from serving.app import run
 
     settings = settings or Settings()
-    if data_dir is not None:
-        settings = settings.model_copy(update={"data_dir": Path(data_dir)})
-    run(host=host, port=port, settings=settings)
+    data_dir = data_dir or settings.data_dir or _last_scored_dir(settings)
+    scorer = None
+    if data_dir is None:
+        _say("warning: no data directory (--data-dir, SANLING_DATA_DIR or a previous `sanling score`): "
+             "stored scores are served; POST /v1/score and GET /v1/model answer 503")
+    else:
+        from pipeline.live_scorer import ChampionScorer
+
+        try:
+            scorer = ChampionScorer(settings, Path(data_dir))
+        except ModelError as e:
+            _say(f"warning: {e}; stored scores are served, POST /v1/score answers 503")
+    run(host=host, port=port, settings=settings, scorer=scorer)
+
+
+def _last_scored_dir(settings: Settings) -> Path | None:
+    from serving.store import db
+    from serving.store.scores import latest_run
+
+    engine = db.init_db(settings.db_url)
+    with db.session_scope(engine) as session:
+        run = latest_run(session)
+    engine.dispose()
+    return Path(run["data_dir"]) if run and run.get("data_dir") and Path(run["data_dir"]).exists() else None
 
 
 def token_create(role: str, *, township: str | None = None, name: str | None = None,
@@ -337,11 +358,11 @@ def demo(workdir: Path, *, serve_after: bool = True, port: int = 8000) -> None:
     score(world, settings=settings)
     analyst = token_create("analyst", name="demo analyst", settings=settings)
     from serving.store import db
-    from serving.store.units import townships
+    from serving.store.units import list_townships
 
     engine = db.init_db(settings.db_url)
     with db.session_scope(engine) as session:
-        first_township = townships(session)[0]
+        first_township = list_townships(session)[0]["township"]
     clerk = token_create("township", township=first_township, name="demo clerk", settings=settings)
     print(f"\nanalyst token:  {analyst}\ntownship token ({first_township}): {clerk}")
     print(f"report: {workdir / 'backtest' / 'report.html'}")
