@@ -1,0 +1,376 @@
+"""The point-in-time feature frame: one row per (unit, as-of month), features computed only from
+what was known at the end of the as-of month, plus the tier of the following outcome window.
+
+Training, the backtest, batch scoring and ``POST /v1/score`` all call :func:`build_frame`; serving
+passes one as-of month and a few ``unit_ids`` and gets the same numbers the model was trained on.
+
+Each numeric feature is computed by the kernel its registry entry names (``Feature.kind``) as an
+(as-of × rows) array and written straight into one preallocated Fortran-ordered float32 matrix, which
+becomes the frame's single float block without a copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.grid import as_of_offsets, month_label
+from features.labels import tiers_from_outcomes, validate_tier_rules, window_outcomes
+from features.panel import Panel
+from features.peers import group_codes, knn_mean, knn_neighbours, mean_excluding_self
+from features.registry import (
+    LONG_WINDOW,
+    MONTHS_SINCE_CAP,
+    PER_CAPITA_COLUMNS,
+    SHORT_WINDOW,
+    YEAR_WINDOW,
+    Feature,
+    feature_registry,
+)
+from features.season import months_to_spring_festival, spring_festival_in_window
+from pipeline.config import FeatureParams, TierRules
+from pipeline.contract import UNIT_TYPES
+from pipeline.errors import DataError
+
+META_COLUMNS: tuple[str, ...] = ("unit_id", "as_of", "unit_type", "township", "county")
+LABEL_COLUMN = "tier"
+_NOT_FEATURES = frozenset({"unit_id", "as_of", "township", "county", LABEL_COLUMN})
+
+
+def registry_for(panel: Panel, params: FeatureParams) -> list[Feature]:
+    """The registry of a panel's taxonomy and registry attributes."""
+    return _cached(panel, ("registry", params.model_dump_json()),
+                   lambda: feature_registry(panel.categories, params, panel.static_columns))
+
+
+def _cached(panel: Panel, key: tuple, make: Callable[[], object]):
+    """Per-panel memo of unit-level arrays, so a one-unit request does not redo them."""
+    if key not in panel._cache:
+        panel._cache[key] = make()
+    return panel._cache[key]
+
+
+def feature_names(frame_or_registry: pd.DataFrame | Sequence[Feature]) -> list[str]:
+    """The model's input columns in their stable (registry) order, from a frame or a registry."""
+    if isinstance(frame_or_registry, pd.DataFrame):
+        return [c for c in frame_or_registry.columns if c not in _NOT_FEATURES]
+    return [f.name for f in frame_or_registry]
+
+
+class _Context:
+    """What the kernels share for one call: the as-of offsets, the rows asked for, and caches of
+    intermediate (as-of × units) arrays (for the rows, and for all units where peers need them)."""
+
+    def __init__(self, panel: Panel, t: np.ndarray, rows: np.ndarray | None, horizon: int, params: FeatureParams):
+        self.panel, self.t, self.rows, self.horizon, self.params = panel, t, rows, horizon, params
+        self.cat_index = {c: i for i, c in enumerate(panel.categories)}
+        self.cache: dict[tuple, np.ndarray] = {}
+
+    def take(self, arr: np.ndarray, months: np.ndarray, all_units: bool = False) -> np.ndarray:
+        """arr (months, U)[months, rows] → (n_as_of, rows)."""
+        if self.rows is None or all_units:
+            return arr[months]
+        return arr[months[:, None], self.rows[None, :]]
+
+
+def _cats(ctx: _Context, f: Feature) -> list[int]:
+    return list(range(len(ctx.cat_index))) if f.category is None else [ctx.cat_index[f.category]]
+
+
+def window_total(ctx: _Context, variant: str, category: str | None, window: int, all_units: bool = False) -> np.ndarray:
+    """Σ of a channel over months t-window+1 … t (history before the panel counts as zero)."""
+    key = ("window", variant, category, window, all_units)
+    # Only totals that several features reuse are kept (memory: each is as-of × units int64).
+    keep = all_units or (variant == "count" and window in (SHORT_WINDOW, YEAR_WINDOW, 2 * YEAR_WINDOW))
+    if key not in ctx.cache:
+        p, t = ctx.panel, ctx.t
+        cis = range(len(ctx.cat_index)) if category is None else [ctx.cat_index[category]]
+        total = None
+        for ci in cis:
+            cum = p.channel(variant, ci)
+            part = ctx.take(cum, t + 1, all_units).astype(np.int64) - ctx.take(cum, np.maximum(t + 1 - window, 0), all_units)
+            total = part if total is None else total + part
+        if not keep:
+            return total
+        ctx.cache[key] = total
+    return ctx.cache[key]
+
+
+def _per_category(ctx: _Context, f: Feature, arr3d: np.ndarray, all_units: bool = False) -> np.ndarray:
+    total = None
+    for ci in _cats(ctx, f):
+        part = ctx.take(arr3d[ci], ctx.t, all_units).astype(np.int64)
+        total = part if total is None else total + part
+    return total
+
+
+def _k_window(ctx: _Context, f: Feature) -> np.ndarray:
+    return window_total(ctx, f.variant, f.category, f.window)
+
+
+def _k_decay(ctx: _Context, f: Feature) -> np.ndarray:
+    return ctx.take(ctx.panel.decayed(f.half_life)[ctx.cat_index[f.category]], ctx.t)
+
+
+def _last(ctx: _Context, f: Feature) -> np.ndarray:
+    return ctx.take(ctx.panel.last_event[ctx.cat_index[f.category]], ctx.t).astype(np.int64)
+
+
+def _k_months_since(ctx: _Context, f: Feature) -> np.ndarray:
+    last = _last(ctx, f)
+    since = ctx.t[:, None] - last
+    return np.where(last < 0, MONTHS_SINCE_CAP, np.minimum(since, MONTHS_SINCE_CAP))
+
+
+def _k_recency_decay(ctx: _Context, f: Feature) -> np.ndarray:
+    last = _last(ctx, f)
+    return np.where(last < 0, 0.0, np.exp2(-(ctx.t[:, None] - last) / f.half_life))
+
+
+def _k_max_severity(ctx: _Context, f: Feature) -> np.ndarray:
+    sev = ctx.panel.max_severity[ctx.cat_index[f.category]]
+    out = None
+    for lag in range(f.window):
+        m = ctx.t - lag
+        part = ctx.take(sev, np.maximum(m, 0)).astype(np.int64)
+        part[m < 0] = 0
+        out = part if out is None else np.maximum(out, part)
+    return out
+
+
+def _k_backlog(ctx: _Context, f: Feature) -> np.ndarray:
+    return _per_category(ctx, f, ctx.panel.backlog)
+
+
+def _k_backlog_age(ctx: _Context, f: Feature) -> np.ndarray:
+    oldest = ctx.take(ctx.panel.oldest_open[ctx.cat_index[f.category]], ctx.t).astype(np.int64)
+    return np.where(oldest >= 0, ctx.t[:, None] - oldest + 1, 0)
+
+
+def _k_escalation_ratio(ctx: _Context, f: Feature) -> np.ndarray:
+    n = window_total(ctx, "count", f.category, YEAR_WINDOW)
+    return window_total(ctx, "escalated", f.category, YEAR_WINDOW) / (n + 1.0)
+
+
+def _k_resolution_rate(ctx: _Context, f: Feature) -> np.ndarray:
+    n = window_total(ctx, "count", f.category, YEAR_WINDOW)
+    still_open = ctx.take(ctx.panel.open_within(YEAR_WINDOW)[ctx.cat_index[f.category]], ctx.t)
+    return (n - still_open + 1.0) / (n + 1.0)
+
+
+def _k_trend_ratio(ctx: _Context, f: Feature) -> np.ndarray:
+    short = window_total(ctx, "count", f.category, SHORT_WINDOW)
+    year = window_total(ctx, "count", f.category, YEAR_WINDOW)
+    return (short + 1.0) / (year * (SHORT_WINDOW / YEAR_WINDOW) + 1.0)
+
+
+def _k_yoy_change(ctx: _Context, f: Feature) -> np.ndarray:
+    year = window_total(ctx, "count", f.category, YEAR_WINDOW)
+    return 2 * year - window_total(ctx, "count", f.category, 2 * YEAR_WINDOW)
+
+
+def _k_quiet(ctx: _Context, f: Feature) -> np.ndarray:
+    return (window_total(ctx, "count", f.category, LONG_WINDOW) == 0).astype(np.float64)
+
+
+def _forecast_month(ctx: _Context) -> np.ndarray:
+    return ctx.panel.first_month + ctx.t + 1
+
+
+def _season(values: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Context, Feature], np.ndarray]:
+    def kernel(ctx: _Context, f: Feature) -> np.ndarray:
+        return values(_forecast_month(ctx))[:, None]
+    return kernel
+
+
+def _k_spring_in_window(ctx: _Context, f: Feature) -> np.ndarray:
+    return spring_festival_in_window(_forecast_month(ctx), ctx.horizon)[:, None]
+
+
+def _base_values(ctx: _Context, base: str, all_units: bool) -> np.ndarray:
+    """The (as-of × units) values of a peer/per-capita base indicator."""
+    if base == "unresolved_backlog_total":
+        key = ("backlog_total", all_units)
+        if key not in ctx.cache:
+            total = None
+            for ci in range(len(ctx.cat_index)):
+                part = ctx.take(ctx.panel.backlog[ci], ctx.t, all_units).astype(np.int64)
+                total = part if total is None else total + part
+            ctx.cache[key] = total
+        return ctx.cache[key]
+    stem, window = base.rsplit("_count_", 1)
+    category = None if stem == "events" else stem
+    return window_total(ctx, "count", category, int(window.rstrip("m")), all_units)
+
+
+def _k_per_capita(ctx: _Context, f: Feature) -> np.ndarray:
+    denom = _cached(ctx.panel, ("denominator",), lambda: per_capita_denominator(ctx.panel.units))
+    if ctx.rows is not None:
+        denom = denom[ctx.rows]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, _base_values(ctx, f.base, False) * 1000.0 / denom, np.nan)
+
+
+def per_capita_denominator(units: pd.DataFrame) -> np.ndarray:
+    """Population of each unit, else its employees; NaN when neither is known."""
+    denom = np.full(len(units), np.nan)
+    for col in PER_CAPITA_COLUMNS:
+        if col in units.columns and pd.api.types.is_numeric_dtype(units[col]):
+            values = units[col].to_numpy(dtype=np.float64, na_value=np.nan)
+            denom = np.where(np.isnan(denom), values, denom)
+    return denom
+
+
+def _peer_groups(ctx: _Context, scope: str) -> np.ndarray:
+    key = ("groups", scope)
+    cache = ctx.panel._cache
+    if key not in cache:
+        u = ctx.panel.units
+        cache[key] = group_codes(u["township"]) if scope == "township" else group_codes(u["county"], u["unit_type"])
+    return cache[key]
+
+
+def _k_peer_group(scope: str) -> Callable[[_Context, Feature], np.ndarray]:
+    def kernel(ctx: _Context, f: Feature) -> np.ndarray:
+        values = _base_values(ctx, f.base, True)
+        out = mean_excluding_self(values, _peer_groups(ctx, scope))
+        return out if ctx.rows is None else out[:, ctx.rows]
+    return kernel
+
+
+def _k_peer_knn(ctx: _Context, f: Feature) -> np.ndarray:
+    key = ("knn", ctx.params.knn_k)
+    cache = ctx.panel._cache
+    if key not in cache:
+        u = ctx.panel.units
+        lat = u["lat"].to_numpy(np.float64, na_value=np.nan) if "lat" in u else np.full(len(u), np.nan)
+        lon = u["lon"].to_numpy(np.float64, na_value=np.nan) if "lon" in u else np.full(len(u), np.nan)
+        cache[key] = knn_neighbours(lat, lon, ctx.params.knn_k)
+    rows = slice(None) if ctx.rows is None else ctx.rows
+    return knn_mean(_base_values(ctx, f.base, True), cache[key], rows)
+
+
+def _k_static(ctx: _Context, f: Feature) -> np.ndarray:
+    values = _cached(ctx.panel, ("static", f.name),
+                     lambda: ctx.panel.units[f.name].to_numpy(dtype=np.float64, na_value=np.nan))
+    return (values if ctx.rows is None else values[ctx.rows])[None, :]
+
+
+KERNELS: dict[str, Callable[[_Context, Feature], np.ndarray]] = {
+    "window": _k_window,
+    "decay": _k_decay,
+    "months_since": _k_months_since,
+    "recency_decay": _k_recency_decay,
+    "max_severity": _k_max_severity,
+    "backlog": _k_backlog,
+    "backlog_age": _k_backlog_age,
+    "escalation_ratio": _k_escalation_ratio,
+    "resolution_rate": _k_resolution_rate,
+    "trend_ratio": _k_trend_ratio,
+    "yoy_change": _k_yoy_change,
+    "quiet": _k_quiet,
+    "season_month": _season(lambda m: (m % 12 + 1).astype(np.float64)),
+    "season_sin": _season(lambda m: np.sin(2 * np.pi * (m % 12) / 12)),
+    "season_cos": _season(lambda m: np.cos(2 * np.pi * (m % 12) / 12)),
+    "spring_festival_months": _season(months_to_spring_festival),
+    "spring_festival_in_window": _k_spring_in_window,
+    "per_capita": _k_per_capita,
+    "peer_township": _k_peer_group("township"),
+    "peer_county": _k_peer_group("county"),
+    "peer_knn": _k_peer_knn,
+    "static": _k_static,
+}
+
+
+def _row_index(panel: Panel, unit_ids: Sequence[str] | None) -> np.ndarray | None:
+    if unit_ids is None:
+        return None
+    index = _cached(panel, ("unit_index",), lambda: pd.Index(panel.units["unit_id"].to_numpy(dtype=object)))
+    idx = index.get_indexer(pd.Index(list(unit_ids), dtype=object))
+    if (idx < 0).any():
+        missing = [u for u, i in zip(unit_ids, idx, strict=True) if i < 0]
+        raise DataError(f"unknown unit_id(s): {', '.join(map(str, missing[:5]))}" + (" …" if len(missing) > 5 else ""))
+    return idx.astype(np.int64)
+
+
+def _string_column(panel: Panel, column: str, take: np.ndarray) -> pd.Series:
+    """A str column of the units' ``column`` at rows ``take``, gathered in Arrow (cheap for millions)."""
+    source = _cached(panel, ("arrow", column), lambda: pa.array(
+        panel.units[column].to_numpy(dtype=object).astype(str), type=pa.large_string()))
+    return pd.Series(source.take(pa.array(take)), dtype="str")
+
+
+def _category_column(panel: Panel, column: str, take: np.ndarray) -> pd.Categorical:
+    """The units' ``column`` at rows ``take`` as a categorical with sorted categories."""
+    def make() -> tuple[np.ndarray, list[str]]:
+        values = panel.units[column]
+        raw = values.astype("str").where(values.notna(), None)
+        cats = sorted(UNIT_TYPES) if column == "unit_type" else sorted(raw.dropna().unique().tolist())
+        return pd.Categorical(raw, categories=cats).codes, cats
+
+    codes, cats = _cached(panel, ("codes", column), make)
+    return pd.Categorical.from_codes(codes[take], categories=cats)
+
+
+def build_frame(
+    panel: Panel,
+    as_of: Sequence[str],
+    *,
+    tier_rules: TierRules,
+    horizon_months: int,
+    params: FeatureParams,
+    unit_ids: Sequence[str] | None = None,
+    with_labels: bool = True,
+) -> pd.DataFrame:
+    """The feature frame of ``as_of`` months (``'YYYY-MM'``) for every unit (or only ``unit_ids``).
+
+    Rows: as-of major, units in registry order. Columns: ``unit_id, as_of`` (str), ``unit_type``
+    (category — also a feature), ``township, county`` (str), the features in registry order
+    (float32, registry strings as sorted categories), then ``tier`` (Int8 0–3, <NA> when the outcome
+    window is not entirely in the data) if ``with_labels``. Peer features always use all units.
+    Raises :class:`DataError` for as-of months outside the data or unknown unit ids, and
+    :class:`ConfigError` for invalid tier rules.
+    """
+    t = as_of_offsets(panel, as_of)
+    rows = _row_index(panel, unit_ids)
+    registry = registry_for(panel, params)
+    if with_labels:
+        validate_tier_rules(tier_rules, list(panel.categories))
+    ctx = _Context(panel, t, rows, horizon_months, params)
+    n_rows_u = panel.n_units if rows is None else len(rows)
+    n = len(t) * n_rows_u
+
+    numeric = [f for f in registry if f.dtype == "float32"]
+    matrix = np.empty((n, len(numeric)), dtype=np.float32, order="F")
+    for j, f in enumerate(numeric):
+        values = KERNELS[f.kind](ctx, f)
+        # Kernels return (n_as_of | 1, rows | 1); broadcast and flatten as-of major.
+        matrix[:, j].reshape(len(t), n_rows_u)[...] = values
+    frame = pd.DataFrame(matrix, columns=[f.name for f in numeric], copy=False)
+
+    unit_take = np.tile(np.arange(panel.n_units) if rows is None else rows, len(t))
+    labels = pa.array([month_label(panel.first_month + int(x)) for x in t], type=pa.large_string())
+    frame.insert(0, "unit_id", _string_column(panel, "unit_id", unit_take))
+    frame.insert(1, "as_of", pd.Series(labels.take(pa.array(np.repeat(np.arange(len(t)), n_rows_u))), dtype="str"))
+    frame.insert(2, "unit_type", _category_column(panel, "unit_type", unit_take))
+    frame.insert(3, "township", _string_column(panel, "township", unit_take))
+    frame.insert(4, "county", _string_column(panel, "county", unit_take))
+    position = {f.name: i for i, f in enumerate(registry)}
+    for f in registry:
+        if f.dtype == "category" and f.name != "unit_type":
+            loc = list(frame.columns).index(registry[position[f.name] - 1].name) + 1
+            frame.insert(loc, f.name, _category_column(panel, f.name, unit_take))
+
+    if with_labels:
+        tier = np.full((len(t), n_rows_u), -1, dtype=np.int8)
+        complete = t + horizon_months <= panel.n_months - 1
+        if complete.any():
+            known = [a for a, ok in zip(as_of, complete, strict=True) if ok]
+            tiers = tiers_from_outcomes(window_outcomes(panel, known, horizon_months), tier_rules)
+            tier[complete] = tiers if rows is None else tiers[:, rows]
+        flat = tier.reshape(-1)
+        frame[LABEL_COLUMN] = pd.arrays.IntegerArray(flat, flat < 0).astype("Int8")
+    return frame

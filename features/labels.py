@@ -1,0 +1,229 @@
+"""Tier labels: the outcome window's totals and the configured tier rules (CONTRACT §2).
+
+The rules are user text, so they are parsed by a small tokenizer and recursive-descent parser —
+never ``eval`` — into a tree evaluated over numpy arrays. Grammar::
+
+    expr   := and ("or" and)*
+    and    := not ("and" not)*
+    not    := "not" not | cmp
+    cmp    := atom (("<=" | "<" | ">=" | ">" | "==" | "!=") atom)?
+    atom   := NAME | NUMBER | "(" expr ")"
+
+A bare atom in a boolean position means "≠ 0".
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from features.grid import as_of_offsets
+from pipeline.config import TierRules
+from pipeline.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from features.panel import Panel
+
+TIER_ORDER: tuple[tuple[str, int], ...] = (("red", 3), ("orange", 2), ("yellow", 1))
+
+_TOKEN = re.compile(r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><=|>=|==|!=|<|>|\(|\)))")
+_CMP: dict[str, Callable] = {
+    "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq, "!=": operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class _Tok:
+    kind: str  # num | name | op | kw | end
+    text: str
+    pos: int
+
+
+def _tokenize(text: str, rule: str) -> list[_Tok]:
+    toks, pos = [], 0
+    while pos < len(text):
+        if text[pos:].strip() == "":
+            break
+        m = _TOKEN.match(text, pos)
+        if not m:
+            col = pos + len(text[pos:]) - len(text[pos:].lstrip())
+            raise ConfigError(f"tier rule '{rule}': unexpected character {text[col]!r} at position {col + 1}")
+        kind = m.lastgroup or "op"
+        value, start = m.group(kind), m.start(kind)
+        if kind == "name" and value in ("and", "or", "not"):
+            kind = "kw"
+        toks.append(_Tok(kind, value, start))
+        pos = m.end()
+    toks.append(_Tok("end", "", len(text)))
+    return toks
+
+
+class _Parser:
+    def __init__(self, text: str, rule: str, names: Sequence[str]):
+        self.toks, self.i, self.rule, self.names = _tokenize(text, rule), 0, rule, list(names)
+
+    def _peek(self) -> _Tok:
+        return self.toks[self.i]
+
+    def _take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def _fail(self, what: str) -> ConfigError:
+        tok = self._peek()
+        found = f"'{tok.text}'" if tok.kind != "end" else "the end of the rule"
+        return ConfigError(f"tier rule '{self.rule}': expected {what} but found {found} at position {tok.pos + 1}")
+
+    def parse(self) -> tuple:
+        tree = self._or()
+        if self._peek().kind != "end":
+            raise self._fail("'and', 'or' or the end")
+        return tree
+
+    def _or(self) -> tuple:
+        node = self._and()
+        while self._peek().kind == "kw" and self._peek().text == "or":
+            self._take()
+            node = ("or", node, self._and())
+        return node
+
+    def _and(self) -> tuple:
+        node = self._not()
+        while self._peek().kind == "kw" and self._peek().text == "and":
+            self._take()
+            node = ("and", node, self._not())
+        return node
+
+    def _not(self) -> tuple:
+        if self._peek().kind == "kw" and self._peek().text == "not":
+            self._take()
+            return ("not", self._not())
+        return self._cmp()
+
+    def _cmp(self) -> tuple:
+        left = self._atom()
+        if self._peek().kind == "op" and self._peek().text in _CMP:
+            op = self._take().text
+            return ("cmp", op, left, self._atom())
+        return left
+
+    def _atom(self) -> tuple:
+        tok = self._peek()
+        if tok.kind == "num":
+            self._take()
+            return ("num", float(tok.text))
+        if tok.kind == "name":
+            self._take()
+            if tok.text not in self.names:
+                raise ConfigError(
+                    f"tier rule '{self.rule}': unknown name '{tok.text}'; valid names: {', '.join(self.names)}"
+                )
+            return ("name", tok.text)
+        if tok.kind == "op" and tok.text == "(":
+            self._take()
+            node = self._or()
+            if self._peek().text != ")":
+                raise self._fail("')'")
+            self._take()
+            return node
+        raise self._fail("a name, a number or '('")
+
+
+def compile_rule(text: str, rule: str, names: Sequence[str]) -> tuple:
+    """Parse one rule into a tree; unknown names and syntax errors raise :class:`ConfigError`
+    naming the rule (and the name, with the valid names)."""
+    if not text or not text.strip():
+        raise ConfigError(f"tier rule '{rule}' is empty")
+    return _Parser(text, rule, names).parse()
+
+
+def _eval(node: tuple, values: Mapping[str, np.ndarray]):
+    kind = node[0]
+    if kind == "num":
+        return node[1]
+    if kind == "name":
+        return values[node[1]]
+    if kind == "cmp":
+        return _CMP[node[1]](_eval(node[2], values), _eval(node[3], values))
+    if kind == "not":
+        return ~_truth(_eval(node[1], values))
+    left, right = _truth(_eval(node[1], values)), _truth(_eval(node[2], values))
+    return (left | right) if kind == "or" else (left & right)
+
+
+def _truth(v) -> np.ndarray:
+    v = np.asarray(v)
+    return v if v.dtype == bool else v != 0
+
+
+def evaluate_rule(text: str, values: Mapping[str, np.ndarray], rule: str = "rule") -> np.ndarray:
+    """Evaluate a rule over arrays of equal shape; returns a boolean array of that shape."""
+    tree = compile_rule(text, rule, list(values))
+    shape = np.shape(next(iter(values.values()))) if values else ()
+    return np.broadcast_to(_truth(_eval(tree, values)), shape).copy()
+
+
+def outcome_names(categories: Sequence[str]) -> list[str]:
+    """The names usable in a tier rule for a taxonomy."""
+    names = []
+    for c in categories:
+        names += [c, f"{c}_escalated", f"{c}_unresolved"]
+    return [*names, "casualties", "events"]
+
+
+def validate_tier_rules(tier_rules: TierRules, categories: Sequence[str]) -> None:
+    """Raise :class:`ConfigError` if a rule does not parse or names an unknown outcome."""
+    names = outcome_names(categories)
+    for tier, _ in TIER_ORDER:
+        compile_rule(getattr(tier_rules, tier), tier, names)
+
+
+def window_outcomes(panel: Panel, as_of: Sequence[str], horizon_months: int) -> dict[str, np.ndarray]:
+    """The totals of the outcome window (months t+1 … t+horizon) of every unit, per as-of t.
+
+    Returns rule name → (n_as_of, n_units) int64 array (:func:`outcome_names`). ``<c>_unresolved``
+    counts the window's events still open at the window's last day. Raises :class:`DataError` when an
+    outcome window is not entirely inside the data.
+    """
+    t = as_of_offsets(panel, as_of)
+    end = t + horizon_months
+    if (end >= panel.n_months).any():
+        bad = as_of[int(np.flatnonzero(end >= panel.n_months)[0])]
+        raise DataError(f"the outcome window of as-of {bad} runs past the data's last month {panel.last_month}")
+    out: dict[str, np.ndarray] = {}
+    n_units = panel.n_units
+    casualties = np.zeros((len(t), n_units), dtype=np.int64)
+    events = np.zeros((len(t), n_units), dtype=np.int64)
+    unresolved = panel.open_within(horizon_months)
+    for ci, c in enumerate(panel.categories):
+        n = panel.channel("count", ci)
+        out[c] = n[end + 1].astype(np.int64) - n[t + 1]
+        e = panel.channel("escalated", ci)
+        out[f"{c}_escalated"] = e[end + 1].astype(np.int64) - e[t + 1]
+        out[f"{c}_unresolved"] = unresolved[ci, end].astype(np.int64)
+        k = panel.channel("casualties", ci)
+        casualties += k[end + 1].astype(np.int64) - k[t + 1]
+        events += out[c]
+    out["casualties"] = casualties
+    out["events"] = events
+    return out
+
+
+def tiers_from_outcomes(outcomes: Mapping[str, np.ndarray], tier_rules: TierRules) -> np.ndarray:
+    """Tier per cell (int8: 0 blue, 1 yellow, 2 orange, 3 red): rules checked red → orange → yellow."""
+    names = list(outcomes)
+    shape = np.shape(next(iter(outcomes.values())))
+    tiers = np.zeros(shape, dtype=np.int8)
+    decided = np.zeros(shape, dtype=bool)
+    for tier, level in TIER_ORDER:
+        hit = _truth(_eval(compile_rule(getattr(tier_rules, tier), tier, names), outcomes))
+        hit = np.broadcast_to(hit, shape) & ~decided
+        tiers[hit] = level
+        decided |= hit
+    return tiers

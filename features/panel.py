@@ -1,0 +1,307 @@
+"""Events → a units × months panel of arrays, in one pass.
+
+Every event lands in its (category, month, unit) cell with ``np.bincount`` on a flat index. Window
+counts are then differences of cumulative sums along months; the open backlog is a cumulative sum of
++count at the occurrence month and −count at the resolution month. Month granularity is exact for
+every definition here: "open at the end of month m" ⇔ resolved_at empty or in a later month.
+
+Arrays are laid out ``(channel or category, month, unit)`` so that the rows of one as-of month are
+contiguous.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.grid import datetimes_to_month_numbers, month_label, month_number
+from features.registry import NON_FEATURE_UNIT_COLUMNS
+from pipeline.errors import DataError
+
+# Channels of ``Panel.cum`` (per category): the sums whose window totals are cumsum differences.
+CHANNELS: tuple[str, ...] = ("count", "escalated", "casualties", "severe")
+SEVERE_AT = 3
+# The resolution month of an event that is still open (beyond any panel).
+NEVER = np.iinfo(np.int32).max // 2
+# String attribute columns with more distinct values than this share of units identify units
+# (codes, names) and are not features.
+IDENTIFYING_SHARE = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class Panel:
+    """The units × months arrays of one data set.
+
+    ``units``: the registry in panel order (row i is unit i); ``first_month``: month number of offset 0;
+    ``cum``: (4·C, M+1, U) int32 cumulative sums of :data:`CHANNELS` per category (row 0 is zero);
+    ``monthly``: (C, M, U) int32 counts per month; ``backlog``: (C, M, U) int32 open at each month's end;
+    ``oldest_open``: (C, M, U) int16 offset of the oldest open event's month, -1 if none;
+    ``max_severity``: (C, M, U) int8; ``last_event``: (C, M, U) int16 offset of the latest event up
+    to each month, -1 if none; ``ev_*``: the events as flat arrays (unit index, category index,
+    occurrence offset, resolution offset or :data:`NEVER`, count, escalated, casualties) for the
+    horizon-dependent quantities. ``static_columns``: attribute → 'numeric' | 'category'.
+    """
+
+    units: pd.DataFrame
+    categories: dict[str, str]
+    first_month: int
+    n_months: int
+    cum: np.ndarray
+    monthly: np.ndarray
+    ev_unit: np.ndarray
+    ev_cat: np.ndarray
+    ev_occ: np.ndarray
+    ev_res: np.ndarray
+    ev_count: np.ndarray
+    ev_escalated: np.ndarray
+    ev_casualties: np.ndarray
+    ev_severity: np.ndarray
+    static_columns: dict[str, str]
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.units)
+
+    @property
+    def last_month(self) -> str:
+        """The data's last month, ``'YYYY-MM'``."""
+        return month_label(self.first_month + self.n_months - 1)
+
+    @property
+    def first_label(self) -> str:
+        return month_label(self.first_month)
+
+    @property
+    def unit_ids(self) -> pd.Index:
+        return pd.Index(self.units["unit_id"])
+
+    # The arrays below are built on first use (a counts-only caller never pays for them) and kept.
+    @property
+    def backlog(self) -> np.ndarray:
+        """(C, M, U) int32: events open at the end of each month (+count at o, −count at r)."""
+        return self._memo("backlog", lambda: _open_counts(self, self.ev_res.astype(np.int64)))
+
+    @property
+    def oldest_open(self) -> np.ndarray:
+        """(C, M, U) int16: occurrence offset of the oldest event open at each month's end, -1 if none."""
+        return self._memo("oldest_open", lambda: _oldest_open(self))
+
+    @property
+    def max_severity(self) -> np.ndarray:
+        """(C, M, U) int8: the highest severity of the month's events, 0 if none or unknown."""
+        def make() -> np.ndarray:
+            out = np.zeros(self.monthly.size, dtype=np.int8)
+            has = self.ev_severity > 0
+            np.maximum.at(out, self._flat()[has], self.ev_severity[has])
+            return out.reshape(self.monthly.shape)
+        return self._memo("max_severity", make)
+
+    @property
+    def last_event(self) -> np.ndarray:
+        """(C, M, U) int16: offset of the latest month ≤ m with an event, -1 if none."""
+        def make() -> np.ndarray:
+            months = np.arange(self.n_months, dtype=np.int16)[None, :, None]
+            last = np.where(self.monthly > 0, months, np.int16(-1)).astype(np.int16)
+            np.maximum.accumulate(last, axis=1, out=last)
+            return last
+        return self._memo("last_event", make)
+
+    def _memo(self, key: str, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def _flat(self) -> np.ndarray:
+        _, n_months, n_units = self.monthly.shape
+        return (self.ev_cat.astype(np.int64) * n_months + self.ev_occ) * n_units + self.ev_unit
+
+    def channel(self, name: str, c: int) -> np.ndarray:
+        """The (M+1, U) cumulative sums of channel ``name`` for category index ``c``."""
+        return self.cum[c * len(CHANNELS) + CHANNELS.index(name)]
+
+    def decayed(self, half_life: float) -> np.ndarray:
+        """(C, M, U) float32: Σ count·2^(-(m-o)/half_life) over events with occurrence month o ≤ m.
+
+        A recursive filter along months, vectorised over categories × units; cached per half-life.
+        """
+        key = ("decay", float(half_life))
+        if key not in self._cache:
+            a = 2.0 ** (-1.0 / half_life)
+            out = np.empty(self.monthly.shape, dtype=np.float32)
+            acc = np.zeros(self.monthly[:, 0, :].shape, dtype=np.float64)
+            for m in range(self.n_months):
+                acc *= a
+                acc += self.monthly[:, m, :]
+                out[:, m, :] = acc
+            self._cache[key] = out
+        return self._cache[key]
+
+    def open_within(self, window: int) -> np.ndarray:
+        """(C, M, U) int32: events that occurred in months e-window+1 … e and are open at the end of e.
+
+        Each event counts at window ends e ∈ [o, min(o+window, r) - 1]: +count at o, -count at
+        min(o+window, r), cumulative sum. Cached per window.
+        """
+        key = ("open_within", int(window))
+        if key not in self._cache:
+            stop = np.minimum(self.ev_occ.astype(np.int64) + window, self.ev_res)
+            self._cache[key] = _open_counts(self, stop)
+        return self._cache[key]
+
+
+def static_columns_of(units: pd.DataFrame) -> dict[str, str]:
+    """Registry attribute columns usable as features → 'numeric' or 'category'.
+
+    Identity and location columns are excluded, and so are string columns with distinct values for
+    more than half of the units (they identify units: codes, names).
+    """
+    out: dict[str, str] = {}
+    n = max(len(units), 1)
+    for col in units.columns:
+        if col in NON_FEATURE_UNIT_COLUMNS or col == "unit_type":
+            continue
+        s = units[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            out[col] = "numeric"
+        elif s.nunique(dropna=True) <= IDENTIFYING_SHARE * n or n < 4:
+            out[col] = "category"
+    return out
+
+
+def build_panel(
+    units: pd.DataFrame,
+    events: pd.DataFrame,
+    categories: Mapping[str, str],
+    *,
+    first_month: str | None = None,
+    last_month: str | None = None,
+) -> Panel:
+    """The panel of the normalised ``units`` and ``events`` tables (pipeline.contract).
+
+    Months run from the first event month (or ``first_month`` if earlier) to the last event month
+    (or ``last_month``; events after ``last_month`` are left out — the world as known then).
+    ``categories``: canonical name → Chinese name. Returns a :class:`Panel`.
+    Raises :class:`DataError` for events of unknown units or categories, or when no month is known.
+    """
+    for col in ("unit_id", "unit_type", "township", "county"):
+        if col not in units.columns:
+            raise DataError(f"units: required column '{col}' is missing")
+    for col in ("unit_id", "occurred_at", "category"):
+        if col not in events.columns:
+            raise DataError(f"events: required column '{col}' is missing")
+    if units["unit_id"].duplicated().any():
+        dup = units.loc[units["unit_id"].duplicated(), "unit_id"].iloc[0]
+        raise DataError(f"units: unit_id {dup!r} appears more than once")
+    units = units.reset_index(drop=True)
+    cats = list(categories)
+
+    # Factorise first: hashing 50k registry ids beats looking up millions of event strings.
+    ev_codes, ev_uniques = pd.factorize(events["unit_id"])
+    u_idx = pd.Index(units["unit_id"]).get_indexer(ev_uniques)[ev_codes]
+    if (u_idx < 0).any():
+        bad = events["unit_id"].to_numpy()[u_idx < 0]
+        raise DataError(f"events: {len(bad)} row(s) name units not in the registry, e.g. {bad[0]!r}")
+    cat_codes, cat_uniques = pd.factorize(events["category"])
+    c_idx = pd.Index(cats).get_indexer(cat_uniques)[cat_codes]
+    if (c_idx < 0).any():
+        bad = sorted(set(events["category"].to_numpy()[c_idx < 0].tolist()))
+        raise DataError(f"events: unknown categor(ies) {', '.join(map(str, bad))}; configured: {', '.join(cats)}")
+    occ = datetimes_to_month_numbers(events["occurred_at"].to_numpy())
+    if (occ == np.iinfo(np.int64).min).any():
+        raise DataError("events: occurred_at is empty in some rows")
+
+    lo = [int(occ.min())] if len(occ) else []
+    hi = [int(occ.max())] if len(occ) else []
+    first = min(lo + ([month_number(first_month)] if first_month else []), default=None)
+    last = month_number(last_month) if last_month else max(hi, default=None)
+    if first is None or last is None:
+        raise DataError("events: no events and no months given; cannot build a panel")
+    if last < first:
+        raise DataError(f"last month {month_label(last)} is before the first month {month_label(first)}")
+    n_months = last - first + 1
+
+    keep = occ <= last
+    occ_off = (occ[keep] - first).astype(np.int32)
+    u = u_idx[keep].astype(np.int32)
+    c = c_idx[keep].astype(np.int32)
+    ev = events.loc[keep] if not keep.all() else events
+    count = _int_column(ev, "count", 1).astype(np.int32)
+    if (count < 1).any():
+        raise DataError("events: count must be ≥ 1")
+    casualties = _int_column(ev, "casualties", 0).astype(np.int32)
+    escalated = ev["escalated"].fillna(False).to_numpy(dtype=bool) if "escalated" in ev else np.zeros(len(ev), bool)
+    severity = (ev["severity"].fillna(0).to_numpy(dtype=np.int64) if "severity" in ev
+                else np.zeros(len(ev), np.int64))
+    if "resolved_at" in ev:
+        res = datetimes_to_month_numbers(ev["resolved_at"].to_numpy())
+        never = res == np.iinfo(np.int64).min
+        # A resolution dated before the event counts as resolved in the event's own month.
+        res_off = np.maximum(res - first, occ_off).astype(np.int64)
+        res_off[never] = NEVER
+        res_off = np.minimum(res_off, NEVER).astype(np.int32)
+    else:
+        res_off = np.full(len(ev), NEVER, dtype=np.int32)
+
+    n_units, n_cat = len(units), len(cats)
+    cells = n_cat * n_months * n_units
+    flat = (c.astype(np.int64) * n_months + occ_off) * n_units + u
+    shape = (n_cat, n_months, n_units)
+
+    def cell_sum(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(flat, weights=weights, minlength=cells).astype(np.int32).reshape(shape)
+
+    monthly = cell_sum(count)
+    cum = np.zeros((n_cat * len(CHANNELS), n_months + 1, n_units), dtype=np.int32)
+    for k, values in enumerate((monthly, cell_sum(count * escalated), cell_sum(casualties),
+                                cell_sum(count * (severity >= SEVERE_AT)))):
+        cum[k :: len(CHANNELS), 1:, :] = np.cumsum(values, axis=1, dtype=np.int32)
+
+    return Panel(
+        units=units, categories=dict(categories), first_month=first, n_months=n_months, cum=cum,
+        monthly=monthly, ev_unit=u, ev_cat=c, ev_occ=occ_off, ev_res=res_off, ev_count=count,
+        ev_escalated=escalated, ev_casualties=casualties, ev_severity=np.clip(severity, 0, 4).astype(np.int8),
+        static_columns=static_columns_of(units),
+    )
+
+
+def _int_column(ev: pd.DataFrame, col: str, default: int) -> np.ndarray:
+    if col not in ev:
+        return np.full(len(ev), default, dtype=np.int64)
+    return ev[col].fillna(default).to_numpy(dtype=np.int64)
+
+
+def _open_counts(panel: Panel, stop: np.ndarray) -> np.ndarray:
+    """(C, M, U) int32 cumulative sum of +count at each event's occurrence month and −count at
+    ``stop`` (dropped when beyond the panel)."""
+    n_cat, n_months, n_units = panel.monthly.shape
+    cells = n_cat * n_months * n_units
+    base = panel.ev_cat.astype(np.int64) * n_months
+    delta = np.bincount((base + panel.ev_occ) * n_units + panel.ev_unit, weights=panel.ev_count, minlength=cells)
+    inside = stop < n_months
+    delta -= np.bincount((base[inside] + stop[inside]) * n_units + panel.ev_unit[inside],
+                         weights=panel.ev_count[inside], minlength=cells)
+    return np.cumsum(delta.reshape(n_cat, n_months, n_units), axis=1).astype(np.int32)
+
+
+def _oldest_open(panel: Panel) -> np.ndarray:
+    """(C, M, U) int16: the occurrence offset of the oldest event open at the end of each month, -1 if none.
+
+    R[o] = the latest resolution offset among events that occurred in month o; the oldest open event
+    at t is the smallest o ≤ t with R[o] > t. One vectorised comparison per lag k = t - o.
+    """
+    n_cat, n_months, n_units = panel.monthly.shape
+    latest_res = np.full(n_cat * n_months * n_units, -1, dtype=np.int32)
+    np.maximum.at(latest_res, panel._flat(), panel.ev_res)
+    latest_res = np.minimum(latest_res, n_months).astype(np.int16).reshape(n_cat, n_months, n_units)
+    lag = np.full((n_cat, n_months, n_units), -1, dtype=np.int16)
+    months = np.arange(n_months, dtype=np.int16)
+    # Ascending k: a later (larger) lag overwrites, so the oldest open month wins.
+    for k in range(n_months):
+        cond = latest_res[:, : n_months - k, :] > months[k:][None, :, None]
+        np.copyto(lag[:, k:, :], np.int16(k), where=cond)
+    oldest = np.where(lag >= 0, months[None, :, None] - lag, np.int16(-1)).astype(np.int16)
+    return oldest
