@@ -1,0 +1,103 @@
+"""``sanling simulate``: build a world, run the process, write units, events, the oracle and the
+parameters. The only I/O of the simulator lives here."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from pipeline.errors import ConfigError
+from pipeline.simulate.events import events_frame
+from pipeline.simulate.geography import build_registry
+from pipeline.simulate.params import BURN_IN_MONTHS, START, TYPES, WorldParams
+from pipeline.simulate.process import simulate, unit_process
+
+FORMATS = ("parquet", "csv")
+MAX_MONTHS = 240
+
+
+@dataclasses.dataclass(frozen=True)
+class World:
+    """A simulated world in memory: the contract's two tables and the oracle."""
+
+    units: pd.DataFrame
+    events: pd.DataFrame
+    truth: pd.DataFrame
+    red_counts: np.ndarray  # (months × units) red-rule events, for calibration checks
+
+
+def truth_frame(truth: np.ndarray, unit_ids: np.ndarray) -> pd.DataFrame:
+    """The oracle table: one row per (as-of month, unit) with the next month's tier probabilities."""
+    t, n = truth.shape[:2]
+    as_of = (START + np.arange(t)).astype(str)
+    flat = truth.reshape(t * n, 4)
+    return pd.DataFrame({
+        "unit_id": np.tile(unit_ids.astype(str), t),
+        "as_of": np.repeat(as_of, n),
+        "horizon_months": np.ones(t * n, dtype=np.int64),
+        "p_blue": flat[:, 0], "p_yellow": flat[:, 1], "p_orange": flat[:, 2], "p_red": flat[:, 3],
+    })
+
+
+def build_world(*, preset: str = "county", n_units: int | None = None, months: int = 60, seed: int = 0,
+                params: WorldParams | None = None, progress: bool = False) -> World:
+    """Simulate a world in memory (no files). Same arguments → identical frames."""
+    if not 2 <= months <= MAX_MONTHS:
+        raise ConfigError(f"--months must be between 2 and {MAX_MONTHS}, got {months}")
+    params = params or WorldParams()
+    rng = np.random.default_rng(seed)
+    units, reg = build_registry(preset, n_units, rng)
+    up = unit_process(reg, params, rng)
+    sim = simulate(up, params, months, rng, progress=progress)
+    unit_ids = units.unit_id.to_numpy(dtype=str)
+    events = events_frame(sim, unit_ids, reg.type_idx, months, rng)
+    return World(units=units, events=events, truth=truth_frame(sim.truth, unit_ids), red_counts=sim.red_counts)
+
+
+def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        df.to_parquet(path, index=False)
+        return
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    if "resolved_at" in table.column_names:  # a date in the ledger, not a timestamp
+        i = table.column_names.index("resolved_at")
+        table = table.set_column(i, "resolved_at", table.column(i).cast(pa.date32()))
+    pacsv.write_csv(table, path)  # UTF-8, English headers
+
+
+def simulate_world(out: Path, *, preset: str = "county", n_units: int | None = None, months: int = 60,
+                   seed: int = 0, fmt: str = "parquet", progress: bool = True) -> str:
+    """Write a simulated world to ``out``: ``units.<fmt>``, ``events.<fmt>``, ``truth.parquet`` and
+    ``world.json`` (parameters and seed). Returns a one-line human summary."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a directory")
+    t0 = time.perf_counter()
+    params = WorldParams()
+    world = build_world(preset=preset, n_units=n_units, months=months, seed=seed, params=params, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    _write(world.units, out / f"units.{fmt}", fmt)
+    _write(world.events, out / f"events.{fmt}", fmt)
+    world.truth.to_parquet(out / "truth.parquet", index=False)
+    n_by_type = world.units.unit_type.value_counts()
+    meta = {
+        "generator": "sanling simulate", "preset": preset, "n_units": len(world.units), "months": months,
+        "seed": seed, "format": fmt, "start": str(START), "end": str(START + months - 1),
+        "burn_in_months": BURN_IN_MONTHS, "units_by_type": {t: int(n_by_type.get(t, 0)) for t in TYPES},
+        "n_events": len(world.events), "n_truth_rows": len(world.truth), "params": dataclasses.asdict(params),
+    }
+    (out / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
+    secs = time.perf_counter() - t0
+    plural = {"village": "villages", "community": "communities", "enterprise": "enterprises"}
+    mix = ", ".join(f"{n_by_type.get(t, 0):,} {plural[t]}" for t in TYPES)
+    return (f"wrote {len(world.units):,} units ({mix}), {len(world.events):,} events "
+            f"{meta['start']}…{meta['end']} and {len(world.truth):,} oracle rows to {out} in {secs:.1f} s")
