@@ -1,6 +1,7 @@
 # make demo — fresh venv, install, simulated county, backtest, train, promote, score, serve
 # make test — the test suite (what .ci/run calls)
 PY     ?= python3
+export OMP_WAIT_POLICY ?= PASSIVE
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed

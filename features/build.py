@@ -18,10 +18,11 @@ import pandas as pd
 import pyarrow as pa
 
 from features.grid import as_of_offsets, month_label
-from features.labels import tiers_from_outcomes, validate_tier_rules, window_outcomes
+from features.labels import monthly_tiers, tiers_from_outcomes, validate_tier_rules, window_outcomes
 from features.panel import Panel
 from features.peers import group_codes, knn_mean, knn_neighbours, mean_excluding_self
 from features.registry import (
+    HISTORY_LEVELS,
     LONG_WINDOW,
     MONTHS_SINCE_CAP,
     PER_CAPITA_COLUMNS,
@@ -64,8 +65,10 @@ class _Context:
     """What the kernels share for one call: the as-of offsets, the rows asked for, and caches of
     intermediate (as-of × units) arrays (for the rows, and for all units where peers need them)."""
 
-    def __init__(self, panel: Panel, t: np.ndarray, rows: np.ndarray | None, horizon: int, params: FeatureParams):
+    def __init__(self, panel: Panel, t: np.ndarray, rows: np.ndarray | None, horizon: int, params: FeatureParams,
+                 tier_rules: TierRules):
         self.panel, self.t, self.rows, self.horizon, self.params = panel, t, rows, horizon, params
+        self.tier_rules = tier_rules
         self.cat_index = {c: i for i, c in enumerate(panel.categories)}
         self.cache: dict[tuple, np.ndarray] = {}
 
@@ -259,7 +262,40 @@ def _k_static(ctx: _Context, f: Feature) -> np.ndarray:
     return (values if ctx.rows is None else values[ctx.rows])[None, :]
 
 
+def _k_rate_all(ctx: _Context, f: Feature) -> np.ndarray:
+    """Events per month since the panel's first month (months observed = t + 1)."""
+    total = None
+    for ci in _cats(ctx, f):
+        part = ctx.take(ctx.panel.channel("count", ci), ctx.t + 1).astype(np.float64)
+        total = part if total is None else total + part
+    return total / (ctx.t[:, None] + 1.0)
+
+
+def _tier_at_least(ctx: _Context, f: Feature) -> np.ndarray:
+    """(M+1, U) cumulative count of months whose own tier reached the feature's level."""
+    level = dict((n, lv) for n, lv, _ in HISTORY_LEVELS)[f.variant]
+    key = ("tier_cum", ctx.tier_rules.model_dump_json(), level)
+
+    def make() -> np.ndarray:
+        hit = (monthly_tiers(ctx.panel, ctx.tier_rules) >= level).astype(np.int32)
+        return np.vstack([np.zeros((1, hit.shape[1]), np.int32), np.cumsum(hit, axis=0, dtype=np.int32)])
+
+    return _cached(ctx.panel, key, make)
+
+
+def _k_tier_share(ctx: _Context, f: Feature) -> np.ndarray:
+    return ctx.take(_tier_at_least(ctx, f), ctx.t + 1) / (ctx.t[:, None] + 1.0)
+
+
+def _k_tier_months(ctx: _Context, f: Feature) -> np.ndarray:
+    cum = _tier_at_least(ctx, f)
+    return ctx.take(cum, ctx.t + 1) - ctx.take(cum, np.maximum(ctx.t + 1 - f.window, 0))
+
+
 KERNELS: dict[str, Callable[[_Context, Feature], np.ndarray]] = {
+    "rate_all": _k_rate_all,
+    "tier_share": _k_tier_share,
+    "tier_months": _k_tier_months,
     "window": _k_window,
     "decay": _k_decay,
     "months_since": _k_months_since,
@@ -339,7 +375,7 @@ def build_frame(
     registry = registry_for(panel, params)
     if with_labels:
         validate_tier_rules(tier_rules, list(panel.categories))
-    ctx = _Context(panel, t, rows, horizon_months, params)
+    ctx = _Context(panel, t, rows, horizon_months, params, tier_rules)
     n_rows_u = panel.n_units if rows is None else len(rows)
     n = len(t) * n_rows_u
 

@@ -196,6 +196,23 @@ def window_outcomes(panel: Panel, as_of: Sequence[str], horizon_months: int) -> 
     if (end >= panel.n_months).any():
         bad = as_of[int(np.flatnonzero(end >= panel.n_months)[0])]
         raise DataError(f"the outcome window of as-of {bad} runs past the data's last month {panel.last_month}")
+    return _window_totals(panel, t, horizon_months)
+
+
+def monthly_tiers(panel: Panel, tier_rules: TierRules) -> np.ndarray:
+    """(M, U) int8: the tier each unit's own month met (a one-month window, judged at its end).
+
+    Row m uses only events of month m and whether they were open at the end of m, so the history
+    features built from it stay point in time. Cached on the panel per rules."""
+    key = ("monthly_tiers", tier_rules.model_dump_json())
+    if key not in panel._cache:
+        t = np.arange(-1, panel.n_months - 1, dtype=np.int64)  # the window of as-of m-1 is month m
+        panel._cache[key] = tiers_from_outcomes(_window_totals(panel, t, 1), tier_rules)
+    return panel._cache[key]
+
+
+def _window_totals(panel: Panel, t: np.ndarray, horizon_months: int) -> dict[str, np.ndarray]:
+    end = t + horizon_months
     out: dict[str, np.ndarray] = {}
     n_units = panel.n_units
     casualties = np.zeros((len(t), n_units), dtype=np.int64)

@@ -17,11 +17,11 @@ from pipeline.config import FeatureParams
 from pipeline.errors import DataError
 
 # Bump whenever a definition below (or its computation in features.build) changes meaning.
-REGISTRY_VERSION = "2025.1"
+REGISTRY_VERSION = "2025.2"
 
 FAMILIES: tuple[str, ...] = (
     "count", "decay", "recency", "severity", "backlog", "ratio", "trend", "onset", "season",
-    "per_capita", "peer_township", "peer_county", "peer_knn", "static",
+    "per_capita", "peer_township", "peer_county", "peer_knn", "static", "history",
 )
 
 # Windows that some families use whatever ``FeatureParams.windows`` says.
@@ -48,7 +48,11 @@ STATIC_ZH: dict[str, str] = {
 
 GROUP_ZH_FIXED: dict[str, str] = {
     "overall": "综合", "season": "季节", "peers": "周边环境", "registry": "单位基本情况",
+    "history": "以往预警情况",
 }
+# Levels of the monthly tier history features (tier ≥ level under the configured rules).
+HISTORY_LEVELS: tuple[tuple[str, int, str], ...] = (("yellow", 1, "黄色及以上"), ("orange", 2, "橙色及以上"),
+                                                    ("red", 3, "红色"))
 
 
 @dataclass(frozen=True)
@@ -169,6 +173,38 @@ def _overall_features(params: FeatureParams) -> list[Feature]:
     return out
 
 
+def _history_features(categories: Mapping[str, str]) -> list[Feature]:
+    """The unit's long-run record since the panel's first month: its monthly rate of each category
+    and how often its months met each tier's rule — a unit's persistent level of risk, which short
+    windows estimate noisily."""
+    g, gz = "history", GROUP_ZH_FIXED["history"]
+    peer = "，同县同类单位平均{peer}"
+    out = [
+        Feature(f"{c}_rate_all", f"有记录以来月均{zh}", f"有记录以来月均{zh}{{value}}起{peer}起", "history",
+                c, zh, c, None, f"{c} events per month from the panel's first month to the as-of month", 1,
+                "rate_all")
+        for c, zh in categories.items()
+    ]
+    out.append(Feature("events_rate_all", "有记录以来月均各类事件", f"有记录以来月均各类事件{{value}}起{peer}起",
+                       "history", "overall", GROUP_ZH_FIXED["overall"], None, None,
+                       "events of all categories per month from the panel's first month to the as-of month", 1,
+                       "rate_all"))
+    for name, _, zh in HISTORY_LEVELS:
+        out.append(Feature(
+            f"tier_share_{name}_all", f"以往达到{zh}预警标准的月份占比",
+            f"以往{{value}}的月份达到{zh}预警标准{peer}", "history", g, gz, None, None,
+            f"share of the months from the panel's first month to the as-of month whose own events met the "
+            f"{name} rule (or a higher one) of the configured tiers, judged at each month's end", 1,
+            "tier_share", variant=name))
+    for name, _, zh in HISTORY_LEVELS[1:]:
+        out.append(Feature(
+            f"tier_months_{name}_{YEAR_WINDOW}m", f"近12个月达到{zh}预警标准的月数",
+            f"近12个月有{{value}}个月达到{zh}预警标准{peer}个月", "history", g, gz, None, YEAR_WINDOW,
+            f"months among the last 12 whose own events met the {name} rule (or a higher one)", 1,
+            "tier_months", variant=name))
+    return out
+
+
 def _season_features() -> list[Feature]:
     g, gz = "season", GROUP_ZH_FIXED["season"]
     return [
@@ -268,6 +304,7 @@ def feature_registry(
     for c, zh in categories.items():
         feats += _category_features(c, zh, params)
     feats += _overall_features(params)
+    feats += _history_features(categories)
     feats += _season_features()
     feats += _per_capita_features(categories, static_columns)
     feats += _peer_features(categories, params)

@@ -100,6 +100,15 @@ def _months_to_festival(m: pd.Period) -> float:
 def _reference_value(f: Feature, a: _AsOf, units: pd.DataFrame, horizon: int, knn_k: int) -> np.ndarray:
     n = len(units)
     c = f.category
+    if f.kind in ("rate_all", "tier_share", "tier_months"):
+        months = pd.period_range(a.first, a.t, freq="M")
+        if f.kind == "rate_all":
+            return a.total(a.cat(c)) / len(months)
+        level = {"yellow": 1, "orange": 2, "red": 3}[f.variant]
+        if f.kind == "tier_months":
+            months = months[-f.window:]
+        hits = sum((a.month_tier(m) >= level).astype(float) for m in months)
+        return hits / (len(pd.period_range(a.first, a.t, freq="M")) if f.kind == "tier_share" else 1)
     if f.kind == "window":
         return a.total(a.recent(f.window, c), f.variant)
     if f.kind == "decay":
@@ -187,13 +196,28 @@ def _reference_value(f: Feature, a: _AsOf, units: pd.DataFrame, horizon: int, kn
 
 def reference_features(
     units: pd.DataFrame, events: pd.DataFrame, registry: Sequence[Feature], as_of: Sequence[str], *,
-    horizon_months: int, knn_k: int,
+    horizon_months: int, knn_k: int, first_month: str | None = None, tier_rules: TierRules | None = None,
 ) -> pd.DataFrame:
-    """Numeric features per (as_of, unit), as-of major, as float32 — the columns of the fast frame."""
+    """Numeric features per (as_of, unit), as-of major, as float32 — the columns of the fast frame.
+
+    ``first_month``: the panel's first month (default: the first event's month); ``tier_rules``: the
+    rules the monthly tier history is judged by (default: the contract's)."""
     numeric = [f for f in registry if f.dtype == "float32"]
+    first = pd.Period(first_month or events["occurred_at"].min(), "M")
+    rules = tier_rules or TierRules()
+    categories = list(dict.fromkeys(f.category for f in registry if f.category))
+    memo: dict[pd.Period, np.ndarray] = {}
+
+    def month_tier(m: pd.Period) -> np.ndarray:
+        """The tier unit's own month m met: the outcome window of as-of m-1, horizon 1."""
+        if m not in memo:
+            memo[m] = reference_tiers(reference_outcomes(units, events, categories, str(m - 1), 1), rules)
+        return memo[m]
+
     blocks = []
     for label in as_of:
         a = _AsOf(events, units, label)
+        a.first, a.month_tier = first, month_tier
         block = {f.name: _reference_value(f, a, units, horizon_months, knn_k).astype(np.float32) for f in numeric}
         block = pd.DataFrame(block)
         block.insert(0, "as_of", label)

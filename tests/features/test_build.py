@@ -53,7 +53,8 @@ def test_fast_path_equals_reference(seed: int, horizon: int) -> None:
     _assert_matches_reference(frame, ref, registry)
     # The world really exercises the features (a comparison of zeros would prove nothing).
     for name in ("dispute_unresolved_backlog", "dispute_backlog_age_months", "petition_escalated_count_12m",
-                 "peer_knn_dispute_count_12m", "criminal_max_severity_12m", "dispute_per_1k_12m"):
+                 "peer_knn_dispute_count_12m", "criminal_max_severity_12m", "dispute_per_1k_12m",
+                 "dispute_rate_all", "tier_share_yellow_all", "tier_months_orange_12m"):
         assert (frame[name].fillna(0) > 0).any(), name
 
 
