@@ -32,7 +32,7 @@ def setup(tmp_path_factory):
 
 
 def test_logged_bundle_loads_whole_and_predicts_the_same(setup):
-    settings, reg, frame, bundle, versions = setup
+    _settings, reg, frame, bundle, versions = setup
     assert versions == ["1", "2", "3"]
     loaded = reg.load_bundle("1")
     np.testing.assert_array_equal(loaded.model.predict_proba(frame), bundle.model.predict_proba(frame))
@@ -40,7 +40,7 @@ def test_logged_bundle_loads_whole_and_predicts_the_same(setup):
 
 
 def test_pyfunc_flavour_predicts_probabilities(setup):
-    settings, reg, frame, bundle, versions = setup
+    settings, _reg, frame, _bundle, _versions = setup
     import mlflow.pyfunc
 
     m = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/1")
