@@ -268,12 +268,17 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
     rows = explained_scores(bundle, ds, panel, as_of, model_version=version)
     _say(f"scored {len(rows):,} units as of {as_of} with version {version} ({time.perf_counter() - t0:.1f} s)")
     event_months, open_events = history_tables(ds.events, as_of)
+    from pipeline.drift_job import drift_warnings_for_score
+
+    warnings = drift_warnings_for_score(bundle, ds, panel, as_of)
+    for w in warnings:
+        _say(f"drift: {w}")
     engine = db.init_db(settings.db_url)
     with db.session_scope(engine) as session:
         store_units.upsert_units(session, ds.units)
         store_scores.save_scores(session, {"as_of": as_of, "model_version": version,
                                            "data_dir": str(Path(data_dir).resolve()), "n_units": len(rows),
-                                           "drift_warnings": []}, rows)
+                                           "drift_warnings": warnings}, rows)
         store_history.replace_event_history(session, event_months, open_events)
     counts = pd.Series([r["tier_zh"] for r in rows]).value_counts()
     print(f"as of {as_of}: " + "  ".join(f"{t} {counts.get(t, 0)}" for t in ("红", "橙", "黄", "蓝")))

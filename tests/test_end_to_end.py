@@ -1,0 +1,151 @@
+"""End to end on a small simulated county with real components: ingestion, features, the backtest,
+MLflow (SQLite store), promotion, batch scoring into the store, and the API answering with the
+champion through the same feature and explanation code."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from models.explain import render
+from pipeline import jobs
+from pipeline.config import Config, ModelParams, Settings
+from pipeline.live_scorer import ChampionScorer
+from pipeline.simulate import simulate_world
+from serving.app import create_app
+
+pytestmark = pytest.mark.slow
+
+CONFIG = Config(test_periods=2, model=ModelParams(n_estimators=80, learning_rate=0.1, num_leaves=7,
+                                                  min_child_samples=40))
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    settings = Settings(home=work / "home")
+    world = work / "world"
+    simulate_world(world, preset="county", n_units=160, seed=3, progress=False)
+    metrics = jobs.backtest(world, work / "bt", CONFIG, settings)
+    version = jobs.train(world, CONFIG, settings)
+    jobs.promote(version, settings=settings)
+    jobs.score(world, settings=settings)
+    scorer = ChampionScorer(settings, world, poll_seconds=0)
+    app = create_app(settings, scorer)
+    analyst = jobs.token_create("analyst", settings=settings)
+    units = pd.read_parquet(world / "units.parquet")
+    township = units["township"].iloc[0]
+    clerk = jobs.token_create("township", township=township, settings=settings)
+    with TestClient(app) as client:
+        yield {"work": work, "world": world, "settings": settings, "metrics": metrics, "version": version,
+               "scorer": scorer, "client": client, "units": units, "township": township,
+               "analyst": {"Authorization": f"Bearer {analyst}"}, "clerk": {"Authorization": f"Bearer {clerk}"}}
+    scorer.close()
+
+
+def test_backtest_writes_the_contracts_metrics(deployed):
+    m = json.loads((deployed["work"] / "bt" / "metrics.json").read_text())
+    assert {"horizon_months", "as_of_dates", "n_rows", "class_balance", "models"} <= set(m)
+    assert set(m["models"]) == {"lightgbm", "persistence", "historical_rate", "logistic", "oracle"}
+    keys = {"rps", "log_loss", "qwk", "macro_f1", "red_recall", "red_precision", "red_pr_auc", "ece"}
+    assert all(set(v) == keys for v in m["models"].values())
+    assert m["n_rows"] == 2 * 160 and len(m["as_of_dates"]) == 2
+    assert m["models"]["oracle"]["rps"] <= m["models"]["lightgbm"]["rps"] + 0.01
+    assert m["models"]["lightgbm"]["rps"] < m["models"]["persistence"]["rps"]
+    assert (deployed["work"] / "bt" / "report.html").exists()
+
+
+def test_api_serves_the_stored_explained_score(deployed):
+    c, unit = deployed["client"], deployed["units"]["unit_id"].iloc[0]
+    r = c.get(f"/v1/units/{unit}/risk", headers=deployed["clerk"])
+    assert r.status_code == 200
+    s = r.json()
+    assert s["model_version"] == deployed["version"] and s["tier_zh"] in "蓝黄橙红"
+    assert abs(sum(s["probabilities"].values()) - 1) < 1e-3
+    assert 0 <= s["risk_score"] <= 100
+    for reason in s["reasons"]:
+        assert reason["contribution"] > 0 and reason["text_zh"] and "{" not in reason["text_zh"]
+
+
+def test_fresh_score_equals_batch_score(deployed):
+    """POST /v1/score and `sanling score` run the same feature, model and explanation code."""
+    c, ids = deployed["client"], deployed["units"]["unit_id"].iloc[:5].tolist()
+    fresh = c.post("/v1/score", json={"unit_ids": ids}, headers=deployed["analyst"]).json()
+    assert [f["unit_id"] for f in fresh] == ids
+    for f in fresh:
+        stored = c.get(f"/v1/units/{f['unit_id']}/risk", headers=deployed["analyst"]).json()
+        assert f["as_of"] == stored["as_of"] and f["tier"] == stored["tier"]
+        for k, v in f["probabilities"].items():
+            assert abs(v - stored["probabilities"][k]) < 1e-3
+        assert [r["feature"] for r in f["reasons"]] == [r["feature"] for r in stored["reasons"]]
+    other = deployed["units"][deployed["units"]["township"] != deployed["township"]]["unit_id"].iloc[0]
+    assert c.post("/v1/score", json={"unit_ids": [other]}, headers=deployed["clerk"]).status_code == 404
+
+
+def test_scores_as_of_a_date_ignore_later_events(deployed):
+    """Point in time: adding events after the as-of month moves nothing of that month's score,
+    while the latest month's score does move (so the check could fail)."""
+    scorer, world = deployed["scorer"], deployed["world"]
+    unit = deployed["units"]["unit_id"].iloc[1]
+    before_past = scorer.score([unit], as_of="2022-06")[0]
+    before_last = scorer.score([unit], as_of="2022-12")[0]
+    events = pd.read_parquet(world / "events.parquet")
+    extra = pd.DataFrame({
+        "event_id": [f"EXTRA-{i}" for i in range(6)], "unit_id": unit,
+        "occurred_at": pd.to_datetime(["2022-07-03", "2022-09-10", "2022-12-01", "2022-12-02", "2022-12-05",
+                                       "2022-12-09"]),
+        "category": ["criminal", "petition", "dispute", "dispute", "dispute", "criminal"],
+    })
+    pd.concat([events, extra], ignore_index=True).to_parquet(world / "events.parquet", index=False)
+    try:
+        scorer._checked = 0.0  # skip the once-a-second freshness throttle
+        after_past = scorer.score([unit], as_of="2022-06")[0]
+        after_last = scorer.score([unit], as_of="2022-12")[0]
+    finally:
+        events.to_parquet(world / "events.parquet", index=False)
+        scorer._checked = 0.0
+    assert after_past["probabilities"] == before_past["probabilities"]
+    assert after_past["reasons"] == before_past["reasons"]
+    assert after_last["risk_score"] > before_last["risk_score"]
+
+
+def test_model_route_and_atomic_swap(deployed):
+    c, settings = deployed["client"], deployed["settings"]
+    info = c.get("/v1/model", headers=deployed["analyst"]).json()
+    assert info["version"] == deployed["version"]
+    assert "lightgbm.rps" in info["backtest_metrics"]
+    assert info["training_window"]["last_as_of"] <= "2022-11"
+    faster = CONFIG.model_copy(update={"model": CONFIG.model.model_copy(update={"num_leaves": 5})})
+    v2 = jobs.train(deployed["world"], faster, settings)
+    jobs.promote(v2, force=True, settings=settings)
+    assert deployed["scorer"].reload_model() is True
+    assert c.get("/v1/model", headers=deployed["analyst"]).json()["version"] == v2
+    assert deployed["scorer"].reload_model() is False
+
+
+def test_every_feature_renders_a_reason(deployed):
+    _, bundle = jobs.registry(deployed["settings"]).load_alias("champion")
+    assert len(bundle.specs) == len(bundle.feature_names) > 150
+    for spec in bundle.specs:
+        text = render(spec, 3, 1.5)
+        assert text and "{" not in text and "}" not in text, spec.name
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in text), spec.name
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    sanling = Path(sys.executable).parent / "sanling"
+    env = {"SANLING_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
+    for args in (["backtest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
+                 ["score", str(tmp_path)],                      # no champion in this home
+                 ["token", "create", "--role", "township"]):    # township without --township
+        r = subprocess.run([str(sanling), *args], capture_output=True, text=True, env=env, timeout=120)
+        assert r.returncode == 2, (args, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if ln.startswith("sanling:")]
+        assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
