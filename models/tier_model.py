@@ -108,13 +108,25 @@ class TierModel:
         n_val = min(self.params.validation_periods, max(len(months) - 1, 0))
         if n_val == 0:
             raise ValueError("need at least two as-of dates to hold out time for calibration")
-        val_mask = np.isin(as_of, months[-n_val:])
         self.encoder_ = FrameEncoder(self.feature_names).fit(frame)
         X = self.encoder_.transform(frame)
         self.train_window_ = (str(months[0]), str(months[-1]))
         self.n_train_rows_ = len(y)
         cat = self.encoder_.categorical_indices_
-        Xtr, Xva, ytr, yva = X[~val_mask], X[val_mask], y[~val_mask], y[val_mask]
+        first_val = months[-n_val]
+        if (as_of[:-1] <= as_of[1:]).all():  # as-of major (as features.build gives it): views, no copies
+            k = int(np.searchsorted(as_of, first_val))
+            Xtr, Xva, ytr, yva = X[:k], X[k:], y[:k], y[k:]
+        else:
+            val_mask = as_of >= first_val
+            Xtr, Xva, ytr, yva = X[~val_mask], X[val_mask], y[~val_mask], y[val_mask]
+        if len(ytr) > self.params.max_train_rows:
+            # A uniform sample bounds the cost at province scale; calibration is fitted on the
+            # untouched validation months, so the sample does not bias the probabilities.
+            keep = np.sort(np.random.default_rng(self.params.seed).choice(
+                len(ytr), self.params.max_train_rows, replace=False))
+            Xtr, ytr = Xtr[keep], ytr[keep]
+        self.n_fit_rows_ = len(ytr)
 
         def train(objective: str, target_tr, target_va, **extra) -> lgb.Booster:
             dtr = lgb.Dataset(Xtr, target_tr, categorical_feature=cat, free_raw_data=True)

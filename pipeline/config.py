@@ -50,6 +50,7 @@ class ModelParams(_Section):
     validation_periods: int = Field(3, ge=1, description="latest as-of dates held out for early stopping and calibration")
     # platt: a·margin + b fitted on held-out time; keeps SHAP contributions additive (scaled by a).
     calibration: Literal["platt", "none"] = "platt"
+    max_train_rows: int = Field(1_500_000, ge=1000, description="uniform sample of training rows beyond this")
     seed: int = 20210121
     num_threads: int = Field(2, ge=1)
 

@@ -187,9 +187,8 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
 
     settings = settings or Settings()
     ds, panel = prepare(data_dir, config, settings)
-    frame = labelled_frame(panel, config)
-    labelled = frame[frame["tier"].notna()]
-    names = feature_names(frame)
+    labelled = labelled_frame(panel, config)  # only labelled as-of dates: every row has its tier
+    names = feature_names(labelled)
     t0 = time.perf_counter()
     _say(f"training on {len(labelled):,} rows …")
     model = TierModel(names, config.model).fit(labelled, labelled["tier"].to_numpy(dtype=np.int64),
