@@ -19,37 +19,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
 from models.drift import PSI_WARN, PSI_WATCH, TOWNSHIP_RATIO
-from models.report import TIER_COLORS, cjk_font
+from models.report import TIER_COLORS, Labels
 from pipeline.contract import CATEGORIES_ZH, TIER_ZH, TIERS
 
 _DPI = 110
 LEVEL_COLORS = {"warn": "#d62728", "watch": "#f2a02b", "ok": "#7f9fbf"}
-
-
-class Labels:
-    """Bilingual labels when a CJK font exists; English otherwise. Also accepted by the figure
-    builders of :mod:`models.report` (same ``t``/``title``/``tier``/``rc``/``zh`` interface)."""
-
-    def __init__(self, font: str | None = None):
-        self.font = font if font is not None else cjk_font()
-        self.zh = self.font is not None
-
-    def t(self, zh: str, en: str) -> str:
-        return f"{zh}  {en}" if self.zh else en
-
-    def title(self, zh: str, en: str) -> str:
-        return f"{zh}\n{en}" if self.zh else en
-
-    def tier(self, tier: str) -> str:
-        return f"{TIER_ZH[tier]} {tier}" if self.zh else tier
-
-    def name(self, zh: str, en: str) -> str:
-        """A short name: the Chinese one when it can be drawn."""
-        return zh if self.zh else en
-
-    def rc(self) -> dict:
-        fonts = [self.font, "DejaVu Sans"] if self.font else ["DejaVu Sans"]
-        return {"font.family": "sans-serif", "font.sans-serif": fonts, "axes.unicode_minus": False}
 
 
 def use_cjk() -> Labels:

@@ -83,12 +83,14 @@ def cjk_font() -> str | None:
     return found
 
 
-class _Labels:
-    """Chinese (with English) labels when a CJK font exists; plain English otherwise."""
+class Labels:
+    """Chinese (with English) labels when a CJK font exists; plain English otherwise.
 
-    def __init__(self, font: str | None):
-        self.font = font
-        self.zh = font is not None
+    ``font``: a font family name; default: the CJK font found on the machine, if any."""
+
+    def __init__(self, font: str | None = None):
+        self.font = font if font is not None else cjk_font()
+        self.zh = self.font is not None
 
     def t(self, zh: str, en: str) -> str:
         return f"{zh}  {en}" if self.zh else en
@@ -98,6 +100,10 @@ class _Labels:
 
     def tier(self, tier: str) -> str:
         return f"{TIER_ZH[tier]} {tier}" if self.zh else tier
+
+    def name(self, zh: str, en: str) -> str:
+        """A short name: the Chinese one when it can be drawn."""
+        return zh if self.zh else en
 
     def rc(self) -> dict:
         fonts = [self.font, "DejaVu Sans"] if self.font else ["DejaVu Sans"]
@@ -109,12 +115,12 @@ def _style(name: str, i: int) -> dict:
                                   "ls": "-", "marker": "o"})
 
 
-def _figure(labels: _Labels, **kwargs) -> Figure:
+def _figure(labels: Labels, **kwargs) -> Figure:
     # Fonts are looked up when the figure is drawn, so the CJK font is set around savefig (_save).
     return Figure(layout="constrained", **kwargs)
 
 
-def _save(fig: Figure, path: Path, labels: _Labels) -> str:
+def _save(fig: Figure, path: Path, labels: Labels) -> str:
     with mpl.rc_context(labels.rc()):
         fig.savefig(path, dpi=_DPI)
     return path.name
@@ -123,7 +129,7 @@ def _save(fig: Figure, path: Path, labels: _Labels) -> str:
 # ---------------------------------------------------------------- figures
 
 
-def fig_class_balance(y: np.ndarray, as_of: np.ndarray, labels: _Labels) -> Figure:
+def fig_class_balance(y: np.ndarray, as_of: np.ndarray, labels: Labels) -> Figure:
     """Bar chart of tier shares overall and a stacked area of the shares per as-of month."""
     fig = _figure(labels, figsize=(11, 4))
     ax_bar, ax_time = fig.subplots(1, 2, width_ratios=[1, 2.2])
@@ -161,7 +167,7 @@ def _month_ticks(ax, months: np.ndarray) -> None:
     ax.set_xticklabels([str(months[i]) for i in ticks], rotation=45, ha="right", fontsize=8)
 
 
-def fig_reliability(y: np.ndarray, preds: dict[str, np.ndarray], labels: _Labels) -> Figure:
+def fig_reliability(y: np.ndarray, preds: dict[str, np.ndarray], labels: Labels) -> Figure:
     """Reliability diagrams of P(≥ orange) and P(red) for every model, with bin counts beneath."""
     fig = _figure(labels, figsize=(12, 6.5))
     axes = fig.subplots(2, 2, height_ratios=[3, 1], sharex=True)
@@ -194,7 +200,7 @@ def fig_reliability(y: np.ndarray, preds: dict[str, np.ndarray], labels: _Labels
     return fig
 
 
-def fig_confusion(y: np.ndarray, decided: np.ndarray, model: str, labels: _Labels) -> Figure:
+def fig_confusion(y: np.ndarray, decided: np.ndarray, model: str, labels: Labels) -> Figure:
     """Confusion matrix of decided vs observed tiers: counts and row-normalised shares."""
     counts = m.confusion(y, decided)
     row_sums = counts.sum(axis=1, keepdims=True)
@@ -222,7 +228,7 @@ def fig_confusion(y: np.ndarray, decided: np.ndarray, model: str, labels: _Label
     return fig
 
 
-def fig_pr_red(y: np.ndarray, preds: dict[str, np.ndarray], labels: _Labels) -> Figure:
+def fig_pr_red(y: np.ndarray, preds: dict[str, np.ndarray], labels: Labels) -> Figure:
     """Precision–recall curves of P(red) for every model, with the prevalence as the chance line."""
     fig = _figure(labels, figsize=(7, 5.5))
     ax = fig.subplots()
@@ -256,7 +262,7 @@ def rps_by_month(y: np.ndarray, as_of: np.ndarray, preds: dict[str, np.ndarray])
     return pd.DataFrame(data, index=pd.Index(months, name="as_of"))
 
 
-def fig_rps_by_month(table: pd.DataFrame, labels: _Labels) -> Figure:
+def fig_rps_by_month(table: pd.DataFrame, labels: Labels) -> Figure:
     """Line chart of the mean RPS of each model per as-of month."""
     fig = _figure(labels, figsize=(11, 4.5))
     ax = fig.subplots()
@@ -310,7 +316,7 @@ def _bar_values(ax, y_pos: np.ndarray, values: np.ndarray, fmt: str) -> None:
                         fontsize=8, fontweight="bold", color="white" if v > 0 else "black")
 
 
-def fig_skill(table: pd.DataFrame, main: str, labels: _Labels) -> Figure:
+def fig_skill(table: pd.DataFrame, main: str, labels: Labels) -> Figure:
     """Bars of the main model's skill against each reference (and its oracle share), ±1.96 SE."""
     has_oracle = "oracle_share" in table and table["oracle_share"].notna().any()
     fig = _figure(labels, figsize=(12 if has_oracle else 6.5, 4.6))
@@ -354,7 +360,7 @@ def capacity_tables(meta: pd.DataFrame, y: np.ndarray, preds: dict[str, np.ndarr
     return pd.concat(frames, ignore_index=True)
 
 
-def fig_capacity(table: pd.DataFrame, labels: _Labels) -> Figure:
+def fig_capacity(table: pd.DataFrame, labels: Labels) -> Figure:
     """Grouped bars of hit rate and PAI per capacity, one bar per model."""
     fig = _figure(labels, figsize=(11, 4.2))
     axes = fig.subplots(1, 2)
@@ -402,7 +408,7 @@ def shap_importance(contrib: np.ndarray, values: pd.DataFrame, names: list[str])
             .sort_values("mean_abs", ascending=False, kind="stable").reset_index(drop=True))
 
 
-def fig_shap(contrib: np.ndarray, values: pd.DataFrame, importance: pd.DataFrame, labels: _Labels) -> Figure:
+def fig_shap(contrib: np.ndarray, values: pd.DataFrame, importance: pd.DataFrame, labels: Labels) -> Figure:
     """Mean |contribution| bars and a beeswarm-style strip of the top features (colour = feature value)."""
     top = importance.head(TOP_FEATURES)
     names = (top["label"] if labels.zh else top["feature"]).tolist()
@@ -568,7 +574,7 @@ def write_report(
         importance = shap_importance(shap[0], shap[1], list(shap[2]))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = _Labels(cjk_font())
+    labels = Labels()
     main = MAIN_MODEL if MAIN_MODEL in probas else next(iter(probas))
     as_of = meta["as_of"].astype(str).to_numpy()
     ordered = dict(sorted(probas.items(), key=lambda kv: (kv[0] == ORACLE, kv[0] != main)))
