@@ -149,7 +149,7 @@ def ours_counts(units, events, windows=(1, 3, 6, 12, 24)) -> np.ndarray:
     dates = labelled_as_of(panel, CFG.horizon_months, CFG.cadence_months)
     from features.grid import as_of_offsets
 
-    ctx = _Context(panel, as_of_offsets(panel, dates), None, CFG.horizon_months, CFG.features)
+    ctx = _Context(panel, as_of_offsets(panel, dates), None, CFG.horizon_months, CFG.features, CFG.tiers)
     out = np.empty((len(dates) * panel.n_units, len(windows) * len(CFG.categories)), dtype=np.int32, order="F")
     j = 0
     for c in CFG.categories:

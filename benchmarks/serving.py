@@ -11,6 +11,7 @@ returning explanations."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -23,8 +24,13 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import closed_loop, open_loop, wait_up
+HERE = Path(__file__).resolve().parent
+# Python puts this folder first on sys.path, where benchmarks/features.py would shadow the package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+_spec = importlib.util.spec_from_file_location("loadgen", HERE / "loadgen.py")
+loadgen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(loadgen)
+closed_loop, open_loop, wait_up = loadgen.closed_loop, loadgen.open_loop, loadgen.wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -44,14 +44,19 @@ class FrameEncoder:
         self.categorical_indices_ = [i for i, c in enumerate(self.feature_names) if c in self.categories_]
         return self
 
-    def transform(self, frame: pd.DataFrame) -> np.ndarray:
-        out = np.empty((len(frame), len(self.feature_names)), dtype=np.float32)
+    def transform(self, frame: pd.DataFrame, rows: np.ndarray | None = None) -> np.ndarray:
+        """The (n, F) float32 matrix of ``frame`` — or of its positional ``rows`` only, gathered
+        column by column so that no copy of the whole frame is made (province frames are GBs)."""
+        n = len(frame) if rows is None else len(rows)
+        out = np.empty((n, len(self.feature_names)), dtype=np.float32)
         for i, c in enumerate(self.feature_names):
             col = frame[c]
             if c in self.categories_:
                 cats = pd.Index(self.categories_[c])
-                codes = cats.get_indexer(col.astype("string").to_numpy(dtype=object, na_value=None))
+                values = col.astype("string").to_numpy(dtype=object, na_value=None)
+                codes = cats.get_indexer(values if rows is None else values[rows])
                 out[:, i] = np.where(codes < 0, np.nan, codes)
             else:
-                out[:, i] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
+                values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
+                out[:, i] = values if rows is None else values[rows]
         return out

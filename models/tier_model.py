@@ -109,23 +109,19 @@ class TierModel:
         if n_val == 0:
             raise ValueError("need at least two as-of dates to hold out time for calibration")
         self.encoder_ = FrameEncoder(self.feature_names).fit(frame)
-        X = self.encoder_.transform(frame)
         self.train_window_ = (str(months[0]), str(months[-1]))
         self.n_train_rows_ = len(y)
         cat = self.encoder_.categorical_indices_
-        first_val = months[-n_val]
-        if (as_of[:-1] <= as_of[1:]).all():  # as-of major (as features.build gives it): views, no copies
-            k = int(np.searchsorted(as_of, first_val))
-            Xtr, Xva, ytr, yva = X[:k], X[k:], y[:k], y[k:]
-        else:
-            val_mask = as_of >= first_val
-            Xtr, Xva, ytr, yva = X[~val_mask], X[val_mask], y[~val_mask], y[val_mask]
-        if len(ytr) > self.params.max_train_rows:
+        is_val = as_of >= months[-n_val]
+        train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+        if len(train_rows) > self.params.max_train_rows:
             # A uniform sample bounds the cost at province scale; calibration is fitted on the
             # untouched validation months, so the sample does not bias the probabilities.
-            keep = np.sort(np.random.default_rng(self.params.seed).choice(
-                len(ytr), self.params.max_train_rows, replace=False))
-            Xtr, ytr = Xtr[keep], ytr[keep]
+            train_rows = np.sort(np.random.default_rng(self.params.seed).choice(
+                train_rows, self.params.max_train_rows, replace=False))
+        # Only the rows used are encoded: no full copy of a province-sized frame.
+        Xtr, ytr = self.encoder_.transform(frame, train_rows), y[train_rows]
+        Xva, yva = self.encoder_.transform(frame, val_rows), y[val_rows]
         self.n_fit_rows_ = len(ytr)
 
         def train(objective: str, target_tr, target_va, **extra) -> lgb.Booster:
