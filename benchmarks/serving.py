@@ -29,6 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 _spec = importlib.util.spec_from_file_location("loadgen", HERE / "loadgen.py")
 loadgen = importlib.util.module_from_spec(_spec)
+sys.modules["loadgen"] = loadgen  # its dataclasses look their module up there
 _spec.loader.exec_module(loadgen)
 closed_loop, open_loop, wait_up = loadgen.closed_loop, loadgen.open_loop, loadgen.wait_up
 
