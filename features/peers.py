@@ -45,12 +45,18 @@ def knn_neighbours(lat: np.ndarray, lon: np.ndarray, k: int) -> np.ndarray:
     if k_eff < 1:
         return out
     xy = projected(lat[located], lon[located])
-    _, nbr = cKDTree(xy).query(xy, k=k_eff + 1)
-    nbr = nbr.reshape(len(located), k_eff + 1)
-    # Drop the unit itself wherever it sits among equal distances.
-    is_self = nbr == np.arange(len(located))[:, None]
-    order = np.argsort(is_self, axis=1, kind="stable")
-    nbr = np.take_along_axis(nbr, order, axis=1)[:, :k_eff]
+    # Ask the tree for a few spare candidates, then order them by the exact squared distance and,
+    # among equal distances, by position — so ties (common on a grid of rounded coordinates) are
+    # broken the same way every time and the same way as in the plain reference.
+    n_cand = min(k_eff + 1 + 8, len(located))
+    _, cand = cKDTree(xy).query(xy, k=n_cand)
+    cand = cand.reshape(len(located), n_cand)
+    la, lo = lat[located], lon[located]
+    scale = np.cos(np.radians(np.nanmean(lat)))
+    d2 = ((lo[cand] - lo[:, None]) * scale) ** 2 + (la[cand] - la[:, None]) ** 2
+    d2[cand == np.arange(len(located))[:, None]] = np.inf  # never the unit itself
+    order = np.lexsort((cand, d2), axis=-1)
+    nbr = np.take_along_axis(cand, order, axis=1)[:, :k_eff]
     out[located] = located[nbr]
     return out
 
