@@ -25,8 +25,16 @@ def _mlflow(tracking_uri: str, artifact_root: Path):
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
     import mlflow
 
+    # MLflow also writes these URIs into os.environ, where the next Settings() of this process would
+    # read them as MLFLOW_TRACKING_URI and point another home at this store: keep the environment.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     return mlflow
 
 

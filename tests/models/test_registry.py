@@ -63,3 +63,11 @@ def test_promotion_gate(setup, capsys):
     assert reg.alias_version("champion") == "2" and reg.alias_version("previous_champion") == "1"
     with pytest.raises(ModelError, match="no version 99"):
         jobs.promote("99", settings=settings)
+
+
+def test_a_registry_does_not_redirect_later_settings(setup, tmp_path):
+    """MLflow writes its URI into the environment; a second home in the same process keeps its own."""
+    other = Settings(home=tmp_path / "other")
+    assert other.tracking_uri.endswith(str((tmp_path / "other" / "mlflow.db").resolve()))
+    jobs.registry(other)
+    assert Settings(home=tmp_path / "third").tracking_uri.endswith("third/mlflow.db")
