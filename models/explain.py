@@ -94,48 +94,39 @@ def explain_rows(
     onehot = np.zeros((f, len(groups)))
     onehot[np.arange(f), member] = 1.0
     group_sum = contrib @ onehot  # (n, G)
-    vals = values.to_numpy(dtype=object)
-    peer = peers.to_numpy(dtype=object)
+    # The strongest member of every group, per row and direction, in one pass per group.
+    best = {+1: np.empty((n, len(groups)), dtype=np.int64), -1: np.empty((n, len(groups)), dtype=np.int64)}
+    for g in range(len(groups)):
+        cols = np.flatnonzero(member == g)
+        best[+1][:, g] = cols[np.argmax(contrib[:, cols], axis=1)]
+        best[-1][:, g] = cols[np.argmin(contrib[:, cols], axis=1)]
+    numeric = np.array([pd.api.types.is_numeric_dtype(values.iloc[:, j]) for j in range(f)])
+    num_vals = np.full((n, f), np.nan)
+    num_vals[:, numeric] = values.iloc[:, np.flatnonzero(numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
+    peer_vals = peers.to_numpy(dtype=np.float64, na_value=np.nan)
+    text_cols = {j: values.iloc[:, j].astype("string").to_numpy(dtype=object, na_value=None)
+                 for j in np.flatnonzero(~numeric)}
+    rounded = np.round(group_sum, 3)
+    order = np.argsort(-group_sum, axis=1)
+    up_ok, down_ok = group_sum >= min_abs, group_sum <= -min_abs
+
+    def reason(r: int, g: int, sign: int) -> dict:
+        j = best[sign][r, g]
+        spec = specs[j]
+        if numeric[j]:
+            v = num_vals[r, j]
+            value = None if np.isnan(v) else (int(v) if v.is_integer() else round(float(v), 3))
+        else:
+            value = text_cols[j][r]
+        return {"feature": spec.name, "group": spec.group, "group_zh": spec.group_zh, "value": value,
+                "contribution": float(rounded[r, g]), "text_zh": render(spec, value, peer_vals[r, j])}
+
     reasons: list[list[dict]] = []
     protective: list[list[dict]] = []
-    order = np.argsort(-group_sum, axis=1)
     for r in range(n):
-        up, down = [], []
-        for g in order[r]:
-            s = group_sum[r, g]
-            if s >= min_abs and len(up) < top:
-                up.append(g)
-        for g in order[r][::-1]:
-            s = group_sum[r, g]
-            if s <= -min_abs and len(down) < top:
-                down.append(g)
-        reasons.append([_reason(r, g, group_sum, contrib, member, vals, peer, specs, +1) for g in up])
-        protective.append([_reason(r, g, group_sum, contrib, member, vals, peer, specs, -1) for g in down])
+        o = order[r]
+        up = [g for g in o if up_ok[r, g]][:top]
+        down = [g for g in o[::-1] if down_ok[r, g]][:top]
+        reasons.append([reason(r, g, +1) for g in up])
+        protective.append([reason(r, g, -1) for g in down])
     return reasons, protective
-
-
-def _reason(r, g, group_sum, contrib, member, vals, peer, specs, sign) -> dict:
-    cols = np.flatnonzero(member == g)
-    best = cols[np.argmax(sign * contrib[r, cols])]
-    spec = specs[best]
-    value = vals[r, best]
-    value = None if value is None or (isinstance(value, float) and np.isnan(value)) else value
-    return {
-        "feature": spec.name,
-        "group": spec.group,
-        "group_zh": spec.group_zh,
-        "value": _json_value(value),
-        "contribution": round(float(group_sum[r, g]), 3),
-        "text_zh": render(spec, value, peer[r, best]),
-    }
-
-
-def _json_value(v):
-    if v is None:
-        return None
-    if isinstance(v, (np.integer, int)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        fv = float(v)
-        return int(fv) if fv.is_integer() else round(fv, 3)
-    return str(v)

@@ -40,6 +40,7 @@ def _lgb_params(p: ModelParams, objective: str, **extra) -> dict:
         "objective": objective,
         "learning_rate": p.learning_rate,
         "num_leaves": p.num_leaves,
+        "max_depth": p.max_depth,
         "min_child_samples": p.min_child_samples,
         "feature_fraction": p.feature_fraction,
         "bagging_fraction": p.bagging_fraction,

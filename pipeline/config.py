@@ -40,6 +40,8 @@ class ModelParams(_Section):
     # quantity the reasons explain (P(≥orange)) is then one model's calibrated margin, exactly.
     formulation: Literal["multiclass", "cumulative"] = "cumulative"
     num_leaves: int = Field(15, ge=2, le=1024)
+    # TreeSHAP costs trees × leaves × depth²: a depth cap keeps batch explanation fast.
+    max_depth: int = Field(-1, ge=-1, le=64, description="-1: no cap")
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(400, ge=1, le=10000)
     min_child_samples: int = Field(100, ge=1)

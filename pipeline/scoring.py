@@ -36,12 +36,11 @@ def explained_scores(bundle, ds, panel, as_of: str, unit_ids: Sequence[str] | No
         pos = pos[pos >= 0]
         frame, peers = frame.iloc[pos], peers.iloc[pos]
     rows = bundle.explained(frame, peers)
-    reg = ds.units.set_index("unit_id")[["unit_name", "unit_type", "township", "county"]]
+    cols = ["unit_name", "unit_type", "township", "county"]
+    reg = ds.units.loc[ds.units["unit_id"].isin({r["unit_id"] for r in rows}), ["unit_id", *cols]]
+    info = {u[0]: dict(zip(cols, map(str, u[1:]), strict=True)) for u in reg.itertuples(index=False)}
     for r in rows:
-        u = reg.loc[r["unit_id"]]
-        r.update(unit_name=str(u["unit_name"]), unit_type=str(u["unit_type"]),
-                 township=str(u["township"]), county=str(u["county"]),
-                 model_version=model_version)
+        r.update(info[r["unit_id"]], model_version=model_version)
     return rows
 
 
