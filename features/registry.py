@@ -17,7 +17,7 @@ from pipeline.config import FeatureParams
 from pipeline.errors import DataError
 
 # Bump whenever a definition below (or its computation in features.build) changes meaning.
-REGISTRY_VERSION = "2025.2"
+REGISTRY_VERSION = "2025.3"
 
 FAMILIES: tuple[str, ...] = (
     "count", "decay", "recency", "severity", "backlog", "ratio", "trend", "onset", "season",
@@ -192,7 +192,7 @@ def _history_features(categories: Mapping[str, str]) -> list[Feature]:
     for name, _, zh in HISTORY_LEVELS:
         out.append(Feature(
             f"tier_share_{name}_all", f"以往达到{zh}预警标准的月份占比",
-            f"以往{{value}}的月份达到{zh}预警标准{peer}", "history", g, gz, None, None,
+            f"以往{{value_pct}}的月份达到{zh}预警标准，同县同类单位平均{{peer_pct}}", "history", g, gz, None, None,
             f"share of the months from the panel's first month to the as-of month whose own events met the "
             f"{name} rule (or a higher one) of the configured tiers, judged at each month's end", 1,
             "tier_share", variant=name))

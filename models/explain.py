@@ -42,9 +42,18 @@ def _fmt(v: float) -> str:
     return f"{v:.2f}".rstrip("0").rstrip(".") if abs(v) < 1 else f"{v:.1f}"
 
 
+def _pct(v) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "无"
+    return "无" if not np.isfinite(f) else f"{100 * f:.0f}%"
+
+
 def render(spec: ReasonSpec, value, peer) -> str:
     """Fill a template; the comparison word follows the numbers, whatever the template says."""
-    text = spec.template_zh.format(value=_fmt(value), peer=_fmt(peer), label=spec.label_zh)
+    text = spec.template_zh.format(value=_fmt(value), peer=_fmt(peer), label=spec.label_zh,
+                                   value_pct=_pct(value), peer_pct=_pct(peer))
     try:
         v, p = float(value), float(peer)
     except (TypeError, ValueError):
@@ -110,7 +119,7 @@ def explain_rows(
     order = np.argsort(-group_sum, axis=1)
     up_ok, down_ok = group_sum >= min_abs, group_sum <= -min_abs
 
-    def reason(r: int, g: int, sign: int) -> dict:
+    def reason(r: int, g: int, sign: int) -> dict | None:
         j = best[sign][r, g]
         spec = specs[j]
         if numeric[j]:
@@ -118,6 +127,8 @@ def explain_rows(
             value = None if np.isnan(v) else (int(v) if v.is_integer() else round(float(v), 3))
         else:
             value = text_cols[j][r]
+        if value is None:  # "not recorded" moves the model but is nothing a clerk can check or fix
+            return None
         return {"feature": spec.name, "group": spec.group, "group_zh": spec.group_zh, "value": value,
                 "contribution": float(rounded[r, g]), "text_zh": render(spec, value, peer_vals[r, j])}
 
@@ -125,8 +136,8 @@ def explain_rows(
     protective: list[list[dict]] = []
     for r in range(n):
         o = order[r]
-        up = [g for g in o if up_ok[r, g]][:top]
-        down = [g for g in o[::-1] if down_ok[r, g]][:top]
-        reasons.append([reason(r, g, +1) for g in up])
-        protective.append([reason(r, g, -1) for g in down])
+        up = (reason(r, g, +1) for g in o if up_ok[r, g])
+        down = (reason(r, g, -1) for g in o[::-1] if down_ok[r, g])
+        reasons.append([x for x in up if x is not None][:top])
+        protective.append([x for x in down if x is not None][:top])
     return reasons, protective

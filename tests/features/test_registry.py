@@ -24,7 +24,8 @@ def test_default_registry_shape() -> None:
     assert 120 <= len(reg) <= 220
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in names)
     assert {f.family for f in reg} == set(FAMILIES)
-    assert all("{value}" in f.template_zh and f.label_zh and f.description for f in reg)
+    assert all(("{value}" in f.template_zh or "{value_pct}" in f.template_zh) and f.label_zh and f.description
+               for f in reg)
     assert {"dispute_unresolved_backlog", "petition_escalated_count_12m", "dispute_decayed_hl3",
             "peer_knn_dispute_count_12m", "dispute_per_1k_12m", "months_to_spring_festival"} <= set(names)
     assert isinstance(REGISTRY_VERSION, str) and REGISTRY_VERSION

@@ -37,3 +37,16 @@ def test_peer_means_are_per_county_type_and_month():
     f = pd.DataFrame({"as_of": ["2022-01"] * 4, "county": ["a", "a", "a", "b"],
                       "unit_type": ["village", "village", "community", "village"], "x": [1.0, 3.0, 10.0, 7.0]})
     assert peer_means(f, ["x"])["x"].tolist() == [2.0, 2.0, 10.0, 7.0]
+
+
+def test_missing_values_are_not_reasons_and_shares_read_as_percent():
+    spec = ReasonSpec("tier_share_orange_all", "s", "以往{value_pct}的月份达到橙色及以上预警标准，同县同类单位平均{peer_pct}",
+                      "history", "以往预警情况")
+    assert render(spec, 0.48, 0.06) == "以往48%的月份达到橙色及以上预警标准，同县同类单位平均6%"
+    contrib = np.array([[0.5, 0.3, 0.0, 0.0]])
+    values = pd.DataFrame({"dispute_count_3m": [np.nan], "dispute_backlog": [np.nan], "mediators": [2.0],
+                           "industry": pd.Categorical([None], categories=["煤炭"])})
+    peers = pd.DataFrame({c: [1.0] for c in values.columns})
+    contrib[0, 2] = 0.2
+    reasons, _ = explain_rows(contrib, values, peers, SPECS)
+    assert [r["feature"] for r in reasons[0]] == ["mediators"]
