@@ -36,7 +36,8 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("Debian chromium is not installed (make browser)")
+        pytest.fail("Debian chromium is not installed: run `make browser` (the page tests must run, not skip)",
+                    pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
