@@ -186,17 +186,23 @@ def red_recall_precision(y: np.ndarray, decided: np.ndarray) -> tuple[float, flo
     return (tp / n_obs if n_obs else 0.0), (tp / n_dec if n_dec else 0.0)
 
 
+def _as_binary(y_binary: np.ndarray) -> np.ndarray:
+    """``y_binary`` as a 1-D array of 0/1 outcomes; ValueError naming what is wrong otherwise."""
+    y_b = np.asarray(y_binary)
+    if y_b.ndim != 1:
+        raise ValueError(f"y_binary must be 1-D (n,), got shape {y_b.shape}")
+    if y_b.size and not np.all(np.isin(y_b, (0, 1))):
+        raise ValueError("y_binary must hold only 0 and 1")
+    return y_b
+
+
 def precision_recall_curve(y_binary: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Precision and recall at each distinct score threshold, from the highest score down.
 
     Takes ``y_binary`` (n,) 0/1 and ``score`` (n,); returns ``(precision, recall)``, both (t,),
     one point per distinct score (tied rows enter together). Empty arrays when no row is positive.
     """
-    y_b = np.asarray(y_binary)
-    if y_b.ndim != 1:
-        raise ValueError(f"y_binary must be 1-D (n,), got shape {y_b.shape}")
-    if y_b.size and not np.all(np.isin(y_b, (0, 1))):
-        raise ValueError("y_binary must hold only 0 and 1")
+    y_b = _as_binary(y_binary)
     score = _as_scores(score, y_b.shape[0], "score")
     n_pos = int(y_b.sum())
     if n_pos == 0:
@@ -228,11 +234,7 @@ def reliability_table(y_binary: np.ndarray, p: np.ndarray, bins: int = 10) -> pd
     Returns one row per bin with columns ``bin, lo, hi, n, mean_predicted, observed_rate, gap``
     (``gap = |mean_predicted − observed_rate|``; NaN for empty bins). p = 1 falls in the last bin.
     """
-    y_b = np.asarray(y_binary)
-    if y_b.ndim != 1:
-        raise ValueError(f"y_binary must be 1-D (n,), got shape {y_b.shape}")
-    if y_b.size and not np.all(np.isin(y_b, (0, 1))):
-        raise ValueError("y_binary must hold only 0 and 1")
+    y_b = _as_binary(y_binary)
     p = _as_scores(p, y_b.shape[0], "p")
     if p.size and (p.min() < -1e-9 or p.max() > 1 + 1e-9):
         raise ValueError("p must hold probabilities in [0, 1]")

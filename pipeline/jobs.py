@@ -85,15 +85,11 @@ def _atomic_write(path: Path, text: str) -> None:
 
 # -- backtest -----------------------------------------------------------------------------------
 def summarise(metrics: dict) -> dict:
-    """Skill against each baseline and the share of the oracle's skill captured."""
+    """Skill against each baseline (the oracle share, with its error bar, is added by ``backtest``)."""
     from models.metrics import skill
 
     m = metrics["models"]
-    out = {"skill_vs": {k: skill(m["lightgbm"]["rps"], v["rps"]) for k, v in m.items() if k != "lightgbm"}}
-    if "oracle" in m:
-        rp, rl, ro = m["persistence"]["rps"], m["lightgbm"]["rps"], m["oracle"]["rps"]
-        out["oracle_share"] = (rp - rl) / (rp - ro) if rp != ro else None
-    return out
+    return {"skill_vs": {k: skill(m["lightgbm"]["rps"], v["rps"]) for k, v in m.items() if k != "lightgbm"}}
 
 
 def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | None = None) -> dict:
@@ -222,9 +218,10 @@ def promote(version: str, *, alias: str = "champion", force: bool = False,
             settings: Settings | None = None) -> None:
     settings = settings or Settings()
     reg = registry(settings)
-    tags = reg.version_tags(version) if _exists(reg, version) else None
-    if tags is None:
-        raise ModelError(f"model {settings.model_name} has no version {version}")
+    try:
+        tags = reg.version_tags(version)
+    except Exception:  # MLflow raises a generic RestException for an unknown version
+        raise ModelError(f"model {settings.model_name} has no version {version}") from None
     current = reg.alias_version(alias)
     if alias == "champion" and current not in (None, version) and not force:
         champ = reg.version_tags(current)
@@ -240,14 +237,6 @@ def promote(version: str, *, alias: str = "champion", force: bool = False,
         reg.set_alias("previous_champion", current)
     reg.set_alias(alias, version)
     print(f"{settings.model_name}@{alias} → version {version}" + (f" (was {current})" if current else ""))
-
-
-def _exists(reg, version: str) -> bool:
-    try:
-        reg.version_tags(version)
-        return True
-    except Exception:
-        return False
 
 
 # -- score ---------------------------------------------------------------------------------------
