@@ -28,13 +28,15 @@ demo: venv browser
 
 test: venv browser
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not slow and not browser"
 
 lint: venv
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports
 
 bench: venv
 	$(BIN)/python benchmarks/simulate.py

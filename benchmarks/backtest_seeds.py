@@ -24,8 +24,12 @@ BIN = Path(sys.executable).parent
 def run_seed(seed: int, work: Path, config: Path | None) -> dict:
     world, out = work / f"world{seed}", work / f"bt{seed}"
     env = {**os.environ, "SANLING_HOME": str(work / f"home{seed}")}
-    subprocess.run([str(BIN / "sanling"), "simulate", "--out", str(world), "--seed", str(seed)],
-                   check=True, env=env, capture_output=True)
+    subprocess.run(
+        [str(BIN / "sanling"), "simulate", "--out", str(world), "--seed", str(seed)],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     cmd = [str(BIN / "sanling"), "backtest", str(world), "--out", str(out)]
     if config:
         cmd += ["--config", str(config)]
@@ -44,23 +48,34 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="sanling-seeds-"))
     rows = []
     names = ["lightgbm", "persistence", "historical_rate", "logistic", "oracle"]
-    print(f"{'seed':>4} " + " ".join(f"{n[:10]:>10}" for n in names)
-          + f" {'share':>13} {'ece':>6} {'red_rec':>7} {'secs':>6}", flush=True)
+    print(
+        f"{'seed':>4} "
+        + " ".join(f"{n[:10]:>10}" for n in names)
+        + f" {'share':>13} {'ece':>6} {'red_rec':>7} {'secs':>6}",
+        flush=True,
+    )
     for seed in args.seeds:
         r = run_seed(seed, work, args.config)
         m, s = r["metrics"]["models"], r["metrics"]["summary"]
         rows.append(r)
-        print(f"{seed:>4} " + " ".join(f"{m[n]['rps']:>10.5f}" for n in names)
-              + f" {s['oracle_share']:>7.3f}±{s['oracle_share_se']:.3f} {m['lightgbm']['ece']:>6.4f}"
-              f" {m['lightgbm']['red_recall']:>7.3f} {r['seconds']:>6.0f}", flush=True)
+        print(
+            f"{seed:>4} "
+            + " ".join(f"{m[n]['rps']:>10.5f}" for n in names)
+            + f" {s['oracle_share']:>7.3f}±{s['oracle_share_se']:.3f} {m['lightgbm']['ece']:>6.4f}"
+            f" {m['lightgbm']['red_recall']:>7.3f} {r['seconds']:>6.0f}",
+            flush=True,
+        )
     ok = {
         "lightgbm RPS below every baseline": all(
-            r["metrics"]["models"]["lightgbm"]["rps"] < min(r["metrics"]["models"][b]["rps"]
-                                                            for b in ("persistence", "historical_rate", "logistic"))
-            for r in rows),
+            r["metrics"]["models"]["lightgbm"]["rps"]
+            < min(r["metrics"]["models"][b]["rps"] for b in ("persistence", "historical_rate", "logistic"))
+            for r in rows
+        ),
         "oracle share ≥ 0.9": all(r["metrics"]["summary"]["oracle_share"] >= 0.9 for r in rows),
         "oracle share never above 1 beyond 2 SE": all(
-            r["metrics"]["summary"]["oracle_share"] - 2 * r["metrics"]["summary"]["oracle_share_se"] <= 1 for r in rows),
+            r["metrics"]["summary"]["oracle_share"] - 2 * r["metrics"]["summary"]["oracle_share_se"] <= 1
+            for r in rows
+        ),
         "ECE ≤ 0.02": all(r["metrics"]["models"]["lightgbm"]["ece"] <= 0.02 for r in rows),
         "red recall ≥ 0.6": all(r["metrics"]["models"]["lightgbm"]["red_recall"] >= 0.6 for r in rows),
         "backtest < 180 s": all(r["seconds"] < 180 for r in rows),

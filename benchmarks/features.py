@@ -31,10 +31,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "features"))
 
-from features.build import build_frame, registry_for, window_total  # noqa: E402
-from features.grid import labelled_as_of  # noqa: E402
-from features.panel import build_panel  # noqa: E402
-from pipeline.config import Config  # noqa: E402
+from sanling.core.config import Config  # noqa: E402
+from sanling.features.build import build_frame, registry_for, window_total  # noqa: E402
+from sanling.features.grid import labelled_as_of  # noqa: E402
+from sanling.features.panel import build_panel  # noqa: E402
 
 CFG = Config()
 
@@ -81,20 +81,26 @@ def synthetic_world(n_units: int, months: int, events_per_unit_month: float, see
     town = rng.integers(0, n_town, n_units)
     county = town % n_county
     utype = rng.choice(["village", "community", "enterprise"], n_units, p=[0.56, 0.05, 0.39])
-    units = pd.DataFrame({
-        "unit_id": pd.array([f"14{i:010d}" for i in range(n_units)], dtype="str"),
-        "unit_name": pd.array([f"单位{i}" for i in range(n_units)], dtype="str"),
-        "unit_type": pd.array(utype, dtype="str"),
-        "township": pd.array([f"镇{t}" for t in town], dtype="str"),
-        "county": pd.array([f"县{c}" for c in county], dtype="str"),
-        "city": pd.array([f"市{c % 11}" for c in county], dtype="str"),
-        "lat": 34.6 + 5.5 * rng.random(n_units),
-        "lon": 110.2 + 4.3 * rng.random(n_units),
-        "population": np.where(utype == "enterprise", np.nan, rng.integers(300, 8000, n_units)).astype(float),
-        "employees": np.where(utype == "enterprise", rng.integers(10, 3000, n_units), np.nan).astype(float),
-        "mediators": rng.integers(0, 8, n_units).astype(float),
-        "industry": pd.array(rng.choice(["农业", "煤炭", "制造", "服务", "其他"], n_units), dtype="str"),
-    })
+    units = pd.DataFrame(
+        {
+            "unit_id": pd.array([f"14{i:010d}" for i in range(n_units)], dtype="str"),
+            "unit_name": pd.array([f"单位{i}" for i in range(n_units)], dtype="str"),
+            "unit_type": pd.array(utype, dtype="str"),
+            "township": pd.array([f"镇{t}" for t in town], dtype="str"),
+            "county": pd.array([f"县{c}" for c in county], dtype="str"),
+            "city": pd.array([f"市{c % 11}" for c in county], dtype="str"),
+            "lat": 34.6 + 5.5 * rng.random(n_units),
+            "lon": 110.2 + 4.3 * rng.random(n_units),
+            "population": np.where(utype == "enterprise", np.nan, rng.integers(300, 8000, n_units)).astype(
+                float
+            ),
+            "employees": np.where(utype == "enterprise", rng.integers(10, 3000, n_units), np.nan).astype(
+                float
+            ),
+            "mediators": rng.integers(0, 8, n_units).astype(float),
+            "industry": pd.array(rng.choice(["农业", "煤炭", "制造", "服务", "其他"], n_units), dtype="str"),
+        }
+    )
     rate = rng.gamma(0.8, 1.0 / 0.8, n_units)
     n_events = int(n_units * months * events_per_unit_month)
     unit = rng.choice(n_units, n_events, p=rate / rate.sum())
@@ -107,28 +113,36 @@ def synthetic_world(n_units: int, months: int, events_per_unit_month: float, see
     resolved = (occurred + delay).astype("datetime64[ns]")
     resolved[rng.random(n_events) < 0.15] = np.datetime64("NaT")
     severity = rng.choice(np.arange(1, 5, dtype=np.int8), n_events, p=[0.7, 0.2, 0.08, 0.02])
-    events = pd.DataFrame({
-        "event_id": pd.array(np.char.add("E", np.arange(n_events).astype(str)), dtype="str"),
-        "unit_id": units["unit_id"].to_numpy()[unit],
-        "occurred_at": occurred.astype("datetime64[ns]"),
-        "category": pd.array(cats[cat], dtype="str"),
-        "severity": pd.array(severity, dtype="Int8"),
-        "count": np.where(rng.random(n_events) < 0.05, rng.integers(2, 6, n_events), 1).astype(np.int32),
-        "escalated": rng.random(n_events) < 0.08,
-        "casualties": np.where(rng.random(n_events) < 0.01, rng.integers(1, 4, n_events), 0).astype(np.int32),
-        "resolved_at": resolved,
-    })
+    events = pd.DataFrame(
+        {
+            "event_id": pd.array(np.char.add("E", np.arange(n_events).astype(str)), dtype="str"),
+            "unit_id": units["unit_id"].to_numpy()[unit],
+            "occurred_at": occurred.astype("datetime64[ns]"),
+            "category": pd.array(cats[cat], dtype="str"),
+            "severity": pd.array(severity, dtype="Int8"),
+            "count": np.where(rng.random(n_events) < 0.05, rng.integers(2, 6, n_events), 1).astype(np.int32),
+            "escalated": rng.random(n_events) < 0.08,
+            "casualties": np.where(rng.random(n_events) < 0.01, rng.integers(1, 4, n_events), 0).astype(
+                np.int32
+            ),
+            "resolved_at": resolved,
+        }
+    )
     events["unit_id"] = events["unit_id"].astype("str")
     return units, events
 
 
 def simulated_world(n_units: int | None, months: int):
-    from pipeline.ingest import load_dataset
-    from pipeline.simulate import simulate_world
+    from sanling.pipeline.ingest import load_dataset
+    from sanling.pipeline.simulate import simulate_world
 
     tmp = Path(tempfile.mkdtemp(prefix="sanling-bench-"))
     t0 = time.perf_counter()
-    print(simulate_world(tmp / "data", preset="province", n_units=n_units, months=months, seed=0, progress=False))
+    print(
+        simulate_world(
+            tmp / "data", preset="province", n_units=n_units, months=months, seed=0, progress=False
+        )
+    )
     ds = load_dataset(tmp / "data", categories=CFG.categories, home=tmp / "home")
     print(f"simulate + ingest: {time.perf_counter() - t0:.1f} s")
     return ds.units, ds.events
@@ -137,20 +151,24 @@ def simulated_world(n_units: int | None, months: int):
 def ours_full(units, events):
     panel = build_panel(units, events, CFG.categories)
     dates = labelled_as_of(panel, CFG.horizon_months, CFG.cadence_months)
-    frame = build_frame(panel, dates, tier_rules=CFG.tiers, horizon_months=CFG.horizon_months, params=CFG.features)
+    frame = build_frame(
+        panel, dates, tier_rules=CFG.tiers, horizon_months=CFG.horizon_months, params=CFG.features
+    )
     return panel, dates, frame
 
 
 def ours_counts(units, events, windows=(1, 3, 6, 12, 24)) -> np.ndarray:
     """Our path doing only DuckDB's work: the panel and 5 windows × C categories counts."""
-    from features.build import _Context
+    from sanling.features.build import _Context
 
     panel = build_panel(units, events, CFG.categories)
     dates = labelled_as_of(panel, CFG.horizon_months, CFG.cadence_months)
-    from features.grid import as_of_offsets
+    from sanling.features.grid import as_of_offsets
 
     ctx = _Context(panel, as_of_offsets(panel, dates), None, CFG.horizon_months, CFG.features, CFG.tiers)
-    out = np.empty((len(dates) * panel.n_units, len(windows) * len(CFG.categories)), dtype=np.int32, order="F")
+    out = np.empty(
+        (len(dates) * panel.n_units, len(windows) * len(CFG.categories)), dtype=np.int32, order="F"
+    )
     j = 0
     for c in CFG.categories:
         for w in windows:
@@ -187,7 +205,9 @@ def duckdb_counts(units, events, windows=(1, 3, 6, 12, 24), threads: int = 2):
     dense = ", ".join(f"coalesce({c}, 0) AS {c}" for c in cats)
     win = ", ".join(
         f"SUM({c}) OVER (PARTITION BY unit_id ORDER BY m ROWS BETWEEN {w - 1} PRECEDING AND CURRENT ROW) AS {c}_count_{w}m"
-        for c in cats for w in windows)
+        for c in cats
+        for w in windows
+    )
     sql = DUCK_SQL.format(pivot=pivot, dense=dense, windows=win, horizon=CFG.horizon_months)
     result = con.execute(sql).fetchnumpy()
     con.close()
@@ -205,13 +225,24 @@ def reference_sample(units, events, dates, n_units: int, n_dates: int):
     registry = registry_for(panel, CFG.features)
     sample_dates = [dates[len(dates) // 2], dates[-1]][:n_dates]
     t0 = time.perf_counter()
-    ref = reference_features(sub_units, sub_events, registry, sample_dates, horizon_months=CFG.horizon_months,
-                             knn_k=CFG.features.knn_k)
+    ref = reference_features(
+        sub_units,
+        sub_events,
+        registry,
+        sample_dates,
+        horizon_months=CFG.horizon_months,
+        knn_k=CFG.features.knn_k,
+    )
     secs = time.perf_counter() - t0
-    fast = build_frame(panel, sample_dates, tier_rules=CFG.tiers, horizon_months=CFG.horizon_months,
-                       params=CFG.features)
-    mismatched = [f.name for f in registry if f.dtype == "float32"
-                  and not np.allclose(fast[f.name].to_numpy(), ref[f.name].to_numpy(), rtol=1e-6, equal_nan=True)]
+    fast = build_frame(
+        panel, sample_dates, tier_rules=CFG.tiers, horizon_months=CFG.horizon_months, params=CFG.features
+    )
+    mismatched = [
+        f.name
+        for f in registry
+        if f.dtype == "float32"
+        and not np.allclose(fast[f.name].to_numpy(), ref[f.name].to_numpy(), rtol=1e-6, equal_nan=True)
+    ]
     return secs, len(sample_dates) * len(sub_units), mismatched
 
 
@@ -227,7 +258,14 @@ def serving_latency(units, events, repeat: int = 50) -> tuple[float, float, floa
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        build_frame(panel, [panel.last_month], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features, unit_ids=one)
+        build_frame(
+            panel,
+            [panel.last_month],
+            tier_rules=CFG.tiers,
+            horizon_months=1,
+            params=CFG.features,
+            unit_ids=one,
+        )
         times.append((time.perf_counter() - t0) * 1000)
     return panel_s, statistics.median(times[1:]), float(np.percentile(times[1:], 95))
 
@@ -299,29 +337,57 @@ def main() -> None:
 
     full = statistics.median(full_t)
     rows = [
-        ("ours: panel + all features + labels", full, statistics.median(full_mem), unit_months / full, n_events / full),
-        ("ours: panel + 35 window counts", statistics.median(cnt_t), statistics.median(cnt_mem),
-         unit_months / statistics.median(cnt_t), n_events / statistics.median(cnt_t)),
+        (
+            "ours: panel + all features + labels",
+            full,
+            statistics.median(full_mem),
+            unit_months / full,
+            n_events / full,
+        ),
+        (
+            "ours: panel + 35 window counts",
+            statistics.median(cnt_t),
+            statistics.median(cnt_mem),
+            unit_months / statistics.median(cnt_t),
+            n_events / statistics.median(cnt_t),
+        ),
     ]
     if duck_t:
         d = statistics.median(duck_t)
-        rows.append(("duckdb: 35 window counts (SQL)", d, statistics.median(duck_mem), unit_months / d, n_events / d))
-    rows.append(("reference (extrapolated)", ref_per_um * unit_months, float("nan"), 1 / ref_per_um,
-                 n_events / (ref_per_um * unit_months)))
+        rows.append(
+            ("duckdb: 35 window counts (SQL)", d, statistics.median(duck_mem), unit_months / d, n_events / d)
+        )
+    rows.append(
+        (
+            "reference (extrapolated)",
+            ref_per_um * unit_months,
+            float("nan"),
+            1 / ref_per_um,
+            n_events / (ref_per_um * unit_months),
+        )
+    )
     print()
-    print(f"frame: {shape[0]:,} rows × {n_feat} features, {len(dates)} as-of dates; peak RSS {statistics.median(full_peak):.2f} GB")
+    print(
+        f"frame: {shape[0]:,} rows × {n_feat} features, {len(dates)} as-of dates; peak RSS {statistics.median(full_peak):.2f} GB"
+    )
     print(f"{'':40s} {'wall s':>9s} {'+RSS GB':>8s} {'unit-months/s':>15s} {'events/s':>13s}")
     for name, secs, mem, ums, evs in rows:
         print(f"{name:40s} {secs:9.2f} {mem:8.2f} {ums:15,.0f} {evs:13,.0f}")
     print()
     if duck_t:
-        print(f"ratios: DuckDB / ours on the same counts = {statistics.median(duck_t) / statistics.median(cnt_t):.1f}×; "
-              f"DuckDB counts only / ours all features = {statistics.median(duck_t) / full:.2f}×; counts agree: {agree}")
-    print(f"reference: {ref_s:.1f} s for {ref_um:,} unit-months ({ref_per_um * 1e3:.2f} ms each) → "
-          f"{ref_per_um * unit_months / full:,.0f}× slower than ours; features equal on the sample: "
-          f"{'yes' if not mismatched else 'NO ' + ', '.join(mismatched[:5])}")
-    print(f"serving (county of {int((units['county'] == units['county'].iloc[0]).sum())} units): build_panel "
-          f"{panel_s * 1e3:.0f} ms; build_frame(one unit, latest month) median {lat_ms:.1f} ms, p95 {lat_p95:.1f} ms")
+        print(
+            f"ratios: DuckDB / ours on the same counts = {statistics.median(duck_t) / statistics.median(cnt_t):.1f}×; "
+            f"DuckDB counts only / ours all features = {statistics.median(duck_t) / full:.2f}×; counts agree: {agree}"
+        )
+    print(
+        f"reference: {ref_s:.1f} s for {ref_um:,} unit-months ({ref_per_um * 1e3:.2f} ms each) → "
+        f"{ref_per_um * unit_months / full:,.0f}× slower than ours; features equal on the sample: "
+        f"{'yes' if not mismatched else 'NO ' + ', '.join(mismatched[:5])}"
+    )
+    print(
+        f"serving (county of {int((units['county'] == units['county'].iloc[0]).sum())} units): build_panel "
+        f"{panel_s * 1e3:.0f} ms; build_frame(one unit, latest month) median {lat_ms:.1f} ms, p95 {lat_p95:.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ async def _closed(base: str, make: RequestFn, concurrency: int, seconds: float, 
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+
         async def worker(w: int) -> None:
             nonlocal errors
             i = w
@@ -76,13 +77,15 @@ async def _open(base: str, make: RequestFn, rate: float, seconds: float, headers
     return Result(len(lat), errors, took, np.array(lat))
 
 
-def closed_loop(base: str, make: RequestFn, *, concurrency: int = 8, seconds: float = 8.0,
-                headers: dict | None = None) -> Result:
+def closed_loop(
+    base: str, make: RequestFn, *, concurrency: int = 8, seconds: float = 8.0, headers: dict | None = None
+) -> Result:
     return asyncio.run(_closed(base, make, concurrency, seconds, headers or {}))
 
 
-def open_loop(base: str, make: RequestFn, *, rate: float = 100.0, seconds: float = 10.0,
-              headers: dict | None = None) -> Result:
+def open_loop(
+    base: str, make: RequestFn, *, rate: float = 100.0, seconds: float = 10.0, headers: dict | None = None
+) -> Result:
     return asyncio.run(_open(base, make, rate, seconds, headers or {}))
 
 

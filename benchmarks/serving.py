@@ -45,9 +45,9 @@ def free_port() -> int:
 
 def setup(work: Path, preset: str) -> dict:
     """Simulate, train, promote, score, make a service token — in process, with their own home."""
-    from pipeline import jobs
-    from pipeline.config import Config, Settings
-    from pipeline.simulate import simulate_world
+    from sanling.core.config import Config, Settings
+    from sanling.pipeline import jobs
+    from sanling.pipeline.simulate import simulate_world
 
     settings = Settings(home=work / "home")
     world = work / "world"
@@ -62,8 +62,9 @@ def setup(work: Path, preset: str) -> dict:
 
 
 def start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        cmd, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
 
 
 def stop(p: subprocess.Popen) -> None:
@@ -75,10 +76,20 @@ def stop(p: subprocess.Popen) -> None:
 
 
 def row(name: str, r, target: str = "") -> dict:
-    d = {"scenario": name, "requests": r.n, "errors": r.errors, "rps": round(r.rps, 1),
-         "p50_ms": round(r.pct(50), 2), "p99_ms": round(r.pct(99), 2), "target": target}
-    print(f"{name:<44} {d['rps']:>8.1f} req/s  p50 {d['p50_ms']:>7.2f} ms  p99 {d['p99_ms']:>8.2f} ms"
-          f"  errors {r.errors:>3}  {target}", flush=True)
+    d = {
+        "scenario": name,
+        "requests": r.n,
+        "errors": r.errors,
+        "rps": round(r.rps, 1),
+        "p50_ms": round(r.pct(50), 2),
+        "p99_ms": round(r.pct(99), 2),
+        "target": target,
+    }
+    print(
+        f"{name:<44} {d['rps']:>8.1f} req/s  p50 {d['p50_ms']:>7.2f} ms  p99 {d['p99_ms']:>8.2f} ms"
+        f"  errors {r.errors:>3}  {target}",
+        flush=True,
+    )
     return d
 
 
@@ -92,14 +103,21 @@ def main() -> None:
     print(f"setting up in {work} …", flush=True)
     s = setup(work, "county")
     settings, token = s["settings"], s["token"]
-    env = {**os.environ, "SANLING_HOME": str(settings.home),
-           "MLFLOW_TRACKING_URI": settings.tracking_uri, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "SANLING_HOME": str(settings.home),
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
     results: list[dict] = []
     hdr = {"Authorization": f"Bearer {token}"}
 
     port = free_port()
-    api = start([str(BIN / "sanling"), "serve", "--port", str(port), "--data-dir", str(s["world"])],
-                env, work / "api.log")
+    api = start(
+        [str(BIN / "sanling"), "serve", "--port", str(port), "--data-dir", str(s["world"])],
+        env,
+        work / "api.log",
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(f"{base}/healthz")
@@ -119,31 +137,67 @@ def main() -> None:
 
         def post100(c, i):
             k = (i * 100) % max(len(ids) - 100, 1)
-            return c.post("/v1/score", json={"unit_ids": ids[k:k + 100]})
+            return c.post("/v1/score", json={"unit_ids": ids[k : k + 100]})
 
         sec = args.seconds
         print(f"\n{'scenario':<44} {'throughput':>14}  latency", flush=True)
         results.append(row("GET unit, 8 clients", closed_loop(base, get_unit, seconds=sec, headers=hdr)))
-        results.append(row("GET unit, open loop 100 req/s", open_loop(base, get_unit, rate=100, seconds=sec, headers=hdr), "p99 ≤ 20 ms"))
-        results.append(row("GET township list of 50, 8 clients", closed_loop(base, get_list, seconds=sec, headers=hdr)))
-        results.append(row("GET township list of 50, open loop 100 req/s", open_loop(base, get_list, rate=100, seconds=sec, headers=hdr), "p99 ≤ 20 ms"))
-        results.append(row("POST score 1 unit (fresh SHAP), 8 clients", closed_loop(base, post1, seconds=sec, headers=hdr)))
-        results.append(row("POST score 1 unit, open loop 20 req/s", open_loop(base, post1, rate=20, seconds=sec, headers=hdr), "p99 ≤ 50 ms"))
-        results.append(row("POST score 100 units, 4 clients", closed_loop(base, post100, concurrency=4, seconds=sec, headers=hdr)))
+        results.append(
+            row(
+                "GET unit, open loop 100 req/s",
+                open_loop(base, get_unit, rate=100, seconds=sec, headers=hdr),
+                "p99 ≤ 20 ms",
+            )
+        )
+        results.append(
+            row("GET township list of 50, 8 clients", closed_loop(base, get_list, seconds=sec, headers=hdr))
+        )
+        results.append(
+            row(
+                "GET township list of 50, open loop 100 req/s",
+                open_loop(base, get_list, rate=100, seconds=sec, headers=hdr),
+                "p99 ≤ 20 ms",
+            )
+        )
+        results.append(
+            row(
+                "POST score 1 unit (fresh SHAP), 8 clients",
+                closed_loop(base, post1, seconds=sec, headers=hdr),
+            )
+        )
+        results.append(
+            row(
+                "POST score 1 unit, open loop 20 req/s",
+                open_loop(base, post1, rate=20, seconds=sec, headers=hdr),
+                "p99 ≤ 50 ms",
+            )
+        )
+        results.append(
+            row(
+                "POST score 100 units, 4 clients",
+                closed_loop(base, post100, concurrency=4, seconds=sec, headers=hdr),
+            )
+        )
     finally:
         stop(api)
 
     # The peer: the same registered model behind `mlflow models serve` (predictions only).
-    from features.build import build_frame, feature_names
-    from features.panel import build_panel
-    from pipeline import jobs
-    from pipeline.ingest import load_dataset
+    from sanling.features.build import build_frame, feature_names
+    from sanling.features.panel import build_panel
+    from sanling.pipeline import jobs
+    from sanling.pipeline.ingest import load_dataset
 
     _version, bundle = jobs.registry(settings).load_alias("champion")
     ds = load_dataset(s["world"], categories=bundle.config.categories, home=settings.home)
     panel = build_panel(ds.units, ds.events, bundle.config.categories)
-    frame = build_frame(panel, [panel.last_month], tier_rules=bundle.config.tiers,
-                        horizon_months=1, params=bundle.config.features, with_labels=False)
+    frame = build_frame(
+        panel,
+        [panel.last_month],
+        tier_rules=bundle.config.tiers,
+        horizon_months=1,
+        params=bundle.config.features,
+        with_labels=False,
+    )
     names = feature_names(frame)
     X = frame[names].copy()
     for c in X.columns:
@@ -151,8 +205,23 @@ def main() -> None:
             X[c] = X[c].astype(str)
     payloads = [json.loads(X.iloc[[i]].to_json(orient="split", index=False)) for i in range(min(len(X), 500))]
     mport = free_port()
-    peer = start([str(BIN / "mlflow"), "models", "serve", "-m", f"models:/{settings.model_name}@champion",
-                  "--env-manager", "local", "-p", str(mport), "-h", "127.0.0.1"], env, work / "mlflow.log")
+    peer = start(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{settings.model_name}@champion",
+            "--env-manager",
+            "local",
+            "-p",
+            str(mport),
+            "-h",
+            "127.0.0.1",
+        ],
+        env,
+        work / "mlflow.log",
+    )
     mbase = f"http://127.0.0.1:{mport}"
     try:
         wait_up(f"{mbase}/ping", timeout=180)
@@ -162,7 +231,12 @@ def main() -> None:
 
         closed_loop(mbase, peer1, seconds=2)
         results.append(row("mlflow serve: predict 1 row, 8 clients", closed_loop(mbase, peer1, seconds=sec)))
-        results.append(row("mlflow serve: predict 1 row, open loop 20 req/s", open_loop(mbase, peer1, rate=20, seconds=sec)))
+        results.append(
+            row(
+                "mlflow serve: predict 1 row, open loop 20 req/s",
+                open_loop(mbase, peer1, rate=20, seconds=sec),
+            )
+        )
     finally:
         stop(peer)
 
@@ -170,25 +244,31 @@ def main() -> None:
     ours = by["POST score 1 unit (fresh SHAP), 8 clients"]["rps"]
     theirs = by["mlflow serve: predict 1 row, 8 clients"]["rps"]
     get_ours = by["GET unit, 8 clients"]["rps"]
-    print(f"\nthroughput ratio, POST 1 unit with explanations vs mlflow predict-only: {ours / theirs:.2f}× "
-          f"(target ≥ 2×); GET explained unit vs mlflow: {get_ours / theirs:.2f}×")
+    print(
+        f"\nthroughput ratio, POST 1 unit with explanations vs mlflow predict-only: {ours / theirs:.2f}× "
+        f"(target ≥ 2×); GET explained unit vs mlflow: {get_ours / theirs:.2f}×"
+    )
 
     batch = {}
     if args.province:
         batch = province_batch(work)
     out = ROOT / "benchmarks" / "_out"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "serving.json").write_text(json.dumps({"results": results, "batch": batch,
-                                                  "ratio_post1_vs_mlflow": ours / theirs}, indent=2,
-                                                 ensure_ascii=False))
+    (out / "serving.json").write_text(
+        json.dumps(
+            {"results": results, "batch": batch, "ratio_post1_vs_mlflow": ours / theirs},
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
 
 
 def province_batch(work: Path) -> dict:
     """Batch scoring with explanations of every province unit, timed in-process."""
-    from pipeline import jobs
-    from pipeline.config import Config, Settings
-    from pipeline.scoring import explained_scores
-    from pipeline.simulate import simulate_world
+    from sanling.core.config import Config, Settings
+    from sanling.pipeline import jobs
+    from sanling.pipeline.scoring import explained_scores
+    from sanling.pipeline.simulate import simulate_world
 
     world = work / "province"
     if not (world / "events.parquet").exists():

@@ -28,7 +28,7 @@ TARGETS = {"county": (30.0, None), "province": (300.0, 6.0)}  # seconds, GB
 
 def run_once(preset: str, out: Path) -> tuple[float, float, int]:
     """One subprocess run; returns (wall seconds, peak RSS in GB of that child, events written)."""
-    cmd = [sys.executable, "-m", "pipeline.cli", "simulate", "--out", str(out), "--preset", preset]
+    cmd = [sys.executable, "-m", "sanling.pipeline.cli", "simulate", "--out", str(out), "--preset", preset]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -51,18 +51,25 @@ def realised_tiers(events: pd.DataFrame) -> pd.DataFrame:
     def total(mask: pd.Series) -> pd.Series:
         return n.where(mask, 0).groupby(keys).sum()
 
-    red = (total(cat == "criminal") + total((cat == "petition") & e.escalated) + e.casualties.groupby(keys).sum()) >= 1
+    red = (
+        total(cat == "criminal") + total((cat == "petition") & e.escalated) + e.casualties.groupby(keys).sum()
+    ) >= 1
     orange = (total(cat.isin(["public_security", "petition", "safety_accident", "fire"])) >= 1) | (
-        total((cat == "dispute") & open_) >= 2)
+        total((cat == "dispute") & open_) >= 2
+    )
     yellow = total(cat.isin(["dispute", "hazard"])) >= 1
-    out = pd.Series(np.select([red, orange, yellow], [3, 2, 1], 0), index=red.index, name="tier").reset_index()
+    out = pd.Series(
+        np.select([red, orange, yellow], [3, 2, 1], 0), index=red.index, name="tier"
+    ).reset_index()
     return out.assign(as_of=(out.window - 1).astype(str))[["unit_id", "as_of", "tier"]]
 
 
 def oracle_quality(world: Path) -> str:
     """Mean max-probability, RPS against the realised tiers and the realised tier mix."""
     truth = pd.read_parquet(world / "truth.parquet")
-    rows = truth.merge(realised_tiers(pd.read_parquet(world / "events.parquet")), on=["unit_id", "as_of"], how="left")
+    rows = truth.merge(
+        realised_tiers(pd.read_parquet(world / "events.parquet")), on=["unit_id", "as_of"], how="left"
+    )
     tier = rows.tier.fillna(0).astype(int).to_numpy()
     p = rows[["p_blue", "p_yellow", "p_orange", "p_red"]].to_numpy()
     forecast = np.cumsum(p, axis=1)[:, :3]
@@ -70,9 +77,11 @@ def oracle_quality(world: Path) -> str:
     rps = ((forecast - observed) ** 2).sum(axis=1).mean() / 3
     mix = np.bincount(tier, minlength=4) / len(tier)
     monthly = pd.crosstab(rows.as_of, tier, normalize="index")
-    return (f"oracle: mean max-probability {p.max(axis=1).mean():.3f}, RPS {rps:.4f}; realised tier mix "
-            f"blue/yellow/orange/red {' / '.join(f'{m:.3f}' for m in mix)}; red share by month "
-            f"{monthly[3].min():.3f}–{monthly[3].max():.3f}")
+    return (
+        f"oracle: mean max-probability {p.max(axis=1).mean():.3f}, RPS {rps:.4f}; realised tier mix "
+        f"blue/yellow/orange/red {' / '.join(f'{m:.3f}' for m in mix)}; red share by month "
+        f"{monthly[3].min():.3f}–{monthly[3].max():.3f}"
+    )
 
 
 def main() -> None:
@@ -87,10 +96,15 @@ def main() -> None:
             wall = statistics.median(r[0] for r in results)
             peak, n_events = max(r[1] for r in results), results[0][2]
             t_target, m_target = TARGETS[preset]
-            mem = f", peak RSS {peak:.2f} GB (target {m_target} GB, ratio {peak / m_target:.2f})" if m_target else \
-                f", peak RSS {peak:.2f} GB"
-            print(f"{preset:9s} median wall {wall:6.1f} s over {runs} run(s) (target {t_target:.0f} s, ratio "
-                  f"{wall / t_target:.3f}){mem}, {n_events:,} events, {n_events / wall:,.0f} events/s")
+            mem = (
+                f", peak RSS {peak:.2f} GB (target {m_target} GB, ratio {peak / m_target:.2f})"
+                if m_target
+                else f", peak RSS {peak:.2f} GB"
+            )
+            print(
+                f"{preset:9s} median wall {wall:6.1f} s over {runs} run(s) (target {t_target:.0f} s, ratio "
+                f"{wall / t_target:.3f}){mem}, {n_events:,} events, {n_events / wall:,.0f} events/s"
+            )
             print(f"          {oracle_quality(Path(tmp) / f'{preset}0')}")
 
 

@@ -44,20 +44,33 @@ def main() -> None:
         world = work / preset
         env = {**os.environ, "SANLING_HOME": str(work / f"home-{preset}")}
         if not (world / "events.parquet").exists():
-            subprocess.run([str(BIN / "sanling"), "simulate", "--out", str(world), "--preset", preset, "--seed", "1"],
-                           check=True, env=env, capture_output=True)
+            subprocess.run(
+                [str(BIN / "sanling"), "simulate", "--out", str(world), "--preset", preset, "--seed", "1"],
+                check=True,
+                env=env,
+                capture_output=True,
+            )
         # ingest once (cached), so the timed run is features + fit + MLflow, as a retrain would be
-        subprocess.run([str(BIN / "sanling"), "validate", str(world)], check=True, env=env, capture_output=True)
+        subprocess.run(
+            [str(BIN / "sanling"), "validate", str(world)], check=True, env=env, capture_output=True
+        )
         took, peak, log = timed([str(BIN / "sanling"), "train", str(world)], env)
-        rows[preset] = {"seconds": round(took, 1), "peak_rss_gb": round(peak, 2),
-                        "log": [ln for ln in log.splitlines() if ln.startswith(("data", "features", "train", "registered"))]}
+        rows[preset] = {
+            "seconds": round(took, 1),
+            "peak_rss_gb": round(peak, 2),
+            "log": [
+                ln for ln in log.splitlines() if ln.startswith(("data", "features", "train", "registered"))
+            ],
+        }
         print(f"{preset:<9} train: {took:7.1f} s   peak RSS {peak:5.2f} GB", flush=True)
         for ln in rows[preset]["log"]:
             print(f"          {ln}")
     p, c = rows["province"], rows["county"]
     print(f"\nprovince / county: {p['seconds'] / c['seconds']:.1f}× the time")
-    print(f"targets: time {p['seconds']:.0f} s of 600 s ({'met' if p['seconds'] < 600 else 'MISSED'}); "
-          f"memory {p['peak_rss_gb']:.2f} GB of 8 GB ({'met' if p['peak_rss_gb'] < 8 else 'MISSED'})")
+    print(
+        f"targets: time {p['seconds']:.0f} s of 600 s ({'met' if p['seconds'] < 600 else 'MISSED'}); "
+        f"memory {p['peak_rss_gb']:.2f} GB of 8 GB ({'met' if p['peak_rss_gb'] < 8 else 'MISSED'})"
+    )
     out = ROOT / "benchmarks" / "_out"
     out.mkdir(parents=True, exist_ok=True)
     (out / "train.json").write_text(json.dumps(rows, indent=2, ensure_ascii=False))

@@ -17,11 +17,15 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.grid import as_of_offsets, month_label
-from features.labels import monthly_tiers, tiers_from_outcomes, validate_tier_rules, window_outcomes
-from features.panel import Panel
-from features.peers import group_codes, knn_mean, knn_neighbours, mean_excluding_self
-from features.registry import (
+from sanling.core.config import FeatureParams, TierRules
+from sanling.core.errors import DataError
+from sanling.core.months import month_label
+from sanling.core.vocabulary import UNIT_TYPES
+from sanling.features.grid import as_of_offsets
+from sanling.features.labels import monthly_tiers, tiers_from_outcomes, validate_tier_rules, window_outcomes
+from sanling.features.panel import Panel
+from sanling.features.peers import group_codes, knn_mean, knn_neighbours, mean_excluding_self
+from sanling.features.registry import (
     HISTORY_LEVELS,
     LONG_WINDOW,
     MONTHS_SINCE_CAP,
@@ -31,10 +35,7 @@ from features.registry import (
     Feature,
     feature_registry,
 )
-from features.season import months_to_spring_festival, spring_festival_in_window
-from pipeline.config import FeatureParams, TierRules
-from pipeline.contract import UNIT_TYPES
-from pipeline.errors import DataError
+from sanling.features.season import months_to_spring_festival, spring_festival_in_window
 
 META_COLUMNS: tuple[str, ...] = ("unit_id", "as_of", "unit_type", "township", "county")
 LABEL_COLUMN = "tier"
@@ -43,8 +44,11 @@ _NOT_FEATURES = frozenset({"unit_id", "as_of", "township", "county", LABEL_COLUM
 
 def registry_for(panel: Panel, params: FeatureParams) -> list[Feature]:
     """The registry of a panel's taxonomy and registry attributes."""
-    return _cached(panel, ("registry", params.model_dump_json()),
-                   lambda: feature_registry(panel.categories, params, panel.static_columns))
+    return _cached(
+        panel,
+        ("registry", params.model_dump_json()),
+        lambda: feature_registry(panel.categories, params, panel.static_columns),
+    )
 
 
 def _cached(panel: Panel, key: tuple, make: Callable[[], object]):
@@ -65,8 +69,15 @@ class _Context:
     """What the kernels share for one call: the as-of offsets, the rows asked for, and caches of
     intermediate (as-of × units) arrays (for the rows, and for all units where peers need them)."""
 
-    def __init__(self, panel: Panel, t: np.ndarray, rows: np.ndarray | None, horizon: int, params: FeatureParams,
-                 tier_rules: TierRules):
+    def __init__(
+        self,
+        panel: Panel,
+        t: np.ndarray,
+        rows: np.ndarray | None,
+        horizon: int,
+        params: FeatureParams,
+        tier_rules: TierRules,
+    ):
         self.panel, self.t, self.rows, self.horizon, self.params = panel, t, rows, horizon, params
         self.tier_rules = tier_rules
         self.cat_index = {c: i for i, c in enumerate(panel.categories)}
@@ -83,7 +94,9 @@ def _cats(ctx: _Context, f: Feature) -> list[int]:
     return list(range(len(ctx.cat_index))) if f.category is None else [ctx.cat_index[f.category]]
 
 
-def window_total(ctx: _Context, variant: str, category: str | None, window: int, all_units: bool = False) -> np.ndarray:
+def window_total(
+    ctx: _Context, variant: str, category: str | None, window: int, all_units: bool = False
+) -> np.ndarray:
     """Σ of a channel over months t-window+1 … t (history before the panel counts as zero)."""
     key = ("window", variant, category, window, all_units)
     # Only totals that several features reuse are kept (memory: each is as-of × units int64).
@@ -94,7 +107,9 @@ def window_total(ctx: _Context, variant: str, category: str | None, window: int,
         total = None
         for ci in cis:
             cum = p.channel(variant, ci)
-            part = ctx.take(cum, t + 1, all_units).astype(np.int64) - ctx.take(cum, np.maximum(t + 1 - window, 0), all_units)
+            part = ctx.take(cum, t + 1, all_units).astype(np.int64) - ctx.take(
+                cum, np.maximum(t + 1 - window, 0), all_units
+            )
             total = part if total is None else total + part
         if not keep:
             return total
@@ -186,6 +201,7 @@ def _forecast_month(ctx: _Context) -> np.ndarray:
 def _season(values: Callable[[np.ndarray], np.ndarray]) -> Callable[[_Context, Feature], np.ndarray]:
     def kernel(ctx: _Context, f: Feature) -> np.ndarray:
         return values(_forecast_month(ctx))[:, None]
+
     return kernel
 
 
@@ -232,7 +248,9 @@ def _peer_groups(ctx: _Context, scope: str) -> np.ndarray:
     cache = ctx.panel._cache
     if key not in cache:
         u = ctx.panel.units
-        cache[key] = group_codes(u["township"]) if scope == "township" else group_codes(u["county"], u["unit_type"])
+        cache[key] = (
+            group_codes(u["township"]) if scope == "township" else group_codes(u["county"], u["unit_type"])
+        )
     return cache[key]
 
 
@@ -241,6 +259,7 @@ def _k_peer_group(scope: str) -> Callable[[_Context, Feature], np.ndarray]:
         values = _base_values(ctx, f.base, True)
         out = mean_excluding_self(values, _peer_groups(ctx, scope))
         return out if ctx.rows is None else out[:, ctx.rows]
+
     return kernel
 
 
@@ -257,8 +276,11 @@ def _k_peer_knn(ctx: _Context, f: Feature) -> np.ndarray:
 
 
 def _k_static(ctx: _Context, f: Feature) -> np.ndarray:
-    values = _cached(ctx.panel, ("static", f.name),
-                     lambda: ctx.panel.units[f.name].to_numpy(dtype=np.float64, na_value=np.nan))
+    values = _cached(
+        ctx.panel,
+        ("static", f.name),
+        lambda: ctx.panel.units[f.name].to_numpy(dtype=np.float64, na_value=np.nan),
+    )
     return (values if ctx.rows is None else values[ctx.rows])[None, :]
 
 
@@ -328,19 +350,25 @@ def _row_index(panel: Panel, unit_ids: Sequence[str] | None) -> np.ndarray | Non
     idx = index.get_indexer(pd.Index(list(unit_ids), dtype=object))
     if (idx < 0).any():
         missing = [u for u, i in zip(unit_ids, idx, strict=True) if i < 0]
-        raise DataError(f"unknown unit_id(s): {', '.join(map(str, missing[:5]))}" + (" …" if len(missing) > 5 else ""))
+        raise DataError(
+            f"unknown unit_id(s): {', '.join(map(str, missing[:5]))}" + (" …" if len(missing) > 5 else "")
+        )
     return idx.astype(np.int64)
 
 
 def _string_column(panel: Panel, column: str, take: np.ndarray) -> pd.Series:
     """A str column of the units' ``column`` at rows ``take``, gathered in Arrow (cheap for millions)."""
-    source = _cached(panel, ("arrow", column), lambda: pa.array(
-        panel.units[column].to_numpy(dtype=object).astype(str), type=pa.large_string()))
+    source = _cached(
+        panel,
+        ("arrow", column),
+        lambda: pa.array(panel.units[column].to_numpy(dtype=object).astype(str), type=pa.large_string()),
+    )
     return pd.Series(source.take(pa.array(take)), dtype="str")
 
 
 def _category_column(panel: Panel, column: str, take: np.ndarray) -> pd.Categorical:
     """The units' ``column`` at rows ``take`` as a categorical with sorted categories."""
+
     def make() -> tuple[np.ndarray, list[str]]:
         values = panel.units[column]
         raw = values.astype("str").where(values.notna(), None)
@@ -390,7 +418,9 @@ def build_frame(
     unit_take = np.tile(np.arange(panel.n_units) if rows is None else rows, len(t))
     labels = pa.array([month_label(panel.first_month + int(x)) for x in t], type=pa.large_string())
     frame.insert(0, "unit_id", _string_column(panel, "unit_id", unit_take))
-    frame.insert(1, "as_of", pd.Series(labels.take(pa.array(np.repeat(np.arange(len(t)), n_rows_u))), dtype="str"))
+    frame.insert(
+        1, "as_of", pd.Series(labels.take(pa.array(np.repeat(np.arange(len(t)), n_rows_u))), dtype="str")
+    )
     frame.insert(2, "unit_type", _category_column(panel, "unit_type", unit_take))
     frame.insert(3, "township", _string_column(panel, "township", unit_take))
     frame.insert(4, "county", _string_column(panel, "county", unit_take))

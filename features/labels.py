@@ -1,4 +1,4 @@
-"""Tier labels: the outcome window's totals and the configured tier rules (CONTRACT §2).
+"""Tier labels: the outcome window's totals and the configured tier rules (docs/configuration.md).
 
 The rules are user text, so they are parsed by a small tokenizer and recursive-descent parser —
 never ``eval`` — into a tree evaluated over numpy arrays. Grammar::
@@ -22,18 +22,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from features.grid import as_of_offsets
-from pipeline.config import TierRules
-from pipeline.errors import ConfigError, DataError
+from sanling.core.config import TierRules
+from sanling.core.errors import ConfigError, DataError
+from sanling.features.grid import as_of_offsets
 
 if TYPE_CHECKING:
-    from features.panel import Panel
+    from sanling.features.panel import Panel
 
 TIER_ORDER: tuple[tuple[str, int], ...] = (("red", 3), ("orange", 2), ("yellow", 1))
 
-_TOKEN = re.compile(r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><=|>=|==|!=|<|>|\(|\)))")
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><=|>=|==|!=|<|>|\(|\)))"
+)
 _CMP: dict[str, Callable] = {
-    "<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq, "!=": operator.ne,
+    "<=": operator.le,
+    "<": operator.lt,
+    ">=": operator.ge,
+    ">": operator.gt,
+    "==": operator.eq,
+    "!=": operator.ne,
 }
 
 
@@ -78,7 +85,9 @@ class _Parser:
     def _fail(self, what: str) -> ConfigError:
         tok = self._peek()
         found = f"'{tok.text}'" if tok.kind != "end" else "the end of the rule"
-        return ConfigError(f"tier rule '{self.rule}': expected {what} but found {found} at position {tok.pos + 1}")
+        return ConfigError(
+            f"tier rule '{self.rule}': expected {what} but found {found} at position {tok.pos + 1}"
+        )
 
     def parse(self) -> tuple:
         tree = self._or()
@@ -195,7 +204,9 @@ def window_outcomes(panel: Panel, as_of: Sequence[str], horizon_months: int) -> 
     end = t + horizon_months
     if (end >= panel.n_months).any():
         bad = as_of[int(np.flatnonzero(end >= panel.n_months)[0])]
-        raise DataError(f"the outcome window of as-of {bad} runs past the data's last month {panel.last_month}")
+        raise DataError(
+            f"the outcome window of as-of {bad} runs past the data's last month {panel.last_month}"
+        )
     return _window_totals(panel, t, horizon_months)
 
 

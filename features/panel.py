@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.grid import datetimes_to_month_numbers, month_label, month_number
-from features.registry import NON_FEATURE_UNIT_COLUMNS
-from pipeline.errors import DataError
+from sanling.core.errors import DataError
+from sanling.core.months import datetimes_to_month_numbers, month_label, month_number
+from sanling.features.registry import NON_FEATURE_UNIT_COLUMNS
 
 # Channels of ``Panel.cum`` (per category): the sums whose window totals are cumsum differences.
 CHANNELS: tuple[str, ...] = ("count", "escalated", "casualties", "severe")
@@ -93,21 +93,25 @@ class Panel:
     @property
     def max_severity(self) -> np.ndarray:
         """(C, M, U) int8: the highest severity of the month's events, 0 if none or unknown."""
+
         def make() -> np.ndarray:
             out = np.zeros(self.monthly.size, dtype=np.int8)
             has = self.ev_severity > 0
             np.maximum.at(out, self._flat()[has], self.ev_severity[has])
             return out.reshape(self.monthly.shape)
+
         return self._memo("max_severity", make)
 
     @property
     def last_event(self) -> np.ndarray:
         """(C, M, U) int16: offset of the latest month ≤ m with an event, -1 if none."""
+
         def make() -> np.ndarray:
             months = np.arange(self.n_months, dtype=np.int16)[None, :, None]
             last = np.where(self.monthly > 0, months, np.int16(-1)).astype(np.int16)
             np.maximum.accumulate(last, axis=1, out=last)
             return last
+
         return self._memo("last_event", make)
 
     def _memo(self, key: str, make):
@@ -209,7 +213,9 @@ def build_panel(
     c_idx = pd.Index(cats).get_indexer(cat_uniques)[cat_codes]
     if (c_idx < 0).any():
         bad = sorted(set(events["category"].to_numpy()[c_idx < 0].tolist()))
-        raise DataError(f"events: unknown categor(ies) {', '.join(map(str, bad))}; configured: {', '.join(cats)}")
+        raise DataError(
+            f"events: unknown categor(ies) {', '.join(map(str, bad))}; configured: {', '.join(cats)}"
+        )
     occ = datetimes_to_month_numbers(events["occurred_at"].to_numpy())
     if (occ == np.iinfo(np.int64).min).any():
         raise DataError("events: occurred_at is empty in some rows")
@@ -233,9 +239,12 @@ def build_panel(
     if (count < 1).any():
         raise DataError("events: count must be ≥ 1")
     casualties = _int_column(ev, "casualties", 0).astype(np.int32)
-    escalated = ev["escalated"].fillna(False).to_numpy(dtype=bool) if "escalated" in ev else np.zeros(len(ev), bool)
-    severity = (ev["severity"].fillna(0).to_numpy(dtype=np.int64) if "severity" in ev
-                else np.zeros(len(ev), np.int64))
+    escalated = (
+        ev["escalated"].fillna(False).to_numpy(dtype=bool) if "escalated" in ev else np.zeros(len(ev), bool)
+    )
+    severity = (
+        ev["severity"].fillna(0).to_numpy(dtype=np.int64) if "severity" in ev else np.zeros(len(ev), np.int64)
+    )
     if "resolved_at" in ev:
         res = datetimes_to_month_numbers(ev["resolved_at"].to_numpy())
         never = res == np.iinfo(np.int64).min
@@ -256,14 +265,31 @@ def build_panel(
 
     monthly = cell_sum(count)
     cum = np.zeros((n_cat * len(CHANNELS), n_months + 1, n_units), dtype=np.int32)
-    for k, values in enumerate((monthly, cell_sum(count * escalated), cell_sum(casualties),
-                                cell_sum(count * (severity >= SEVERE_AT)))):
+    for k, values in enumerate(
+        (
+            monthly,
+            cell_sum(count * escalated),
+            cell_sum(casualties),
+            cell_sum(count * (severity >= SEVERE_AT)),
+        )
+    ):
         cum[k :: len(CHANNELS), 1:, :] = np.cumsum(values, axis=1, dtype=np.int32)
 
     return Panel(
-        units=units, categories=dict(categories), first_month=first, n_months=n_months, cum=cum,
-        monthly=monthly, ev_unit=u, ev_cat=c, ev_occ=occ_off, ev_res=res_off, ev_count=count,
-        ev_escalated=escalated, ev_casualties=casualties, ev_severity=np.clip(severity, 0, 4).astype(np.int8),
+        units=units,
+        categories=dict(categories),
+        first_month=first,
+        n_months=n_months,
+        cum=cum,
+        monthly=monthly,
+        ev_unit=u,
+        ev_cat=c,
+        ev_occ=occ_off,
+        ev_res=res_off,
+        ev_count=count,
+        ev_escalated=escalated,
+        ev_casualties=casualties,
+        ev_severity=np.clip(severity, 0, 4).astype(np.int8),
         static_columns=static_columns_of(units),
     )
 
@@ -280,10 +306,15 @@ def _open_counts(panel: Panel, stop: np.ndarray) -> np.ndarray:
     n_cat, n_months, n_units = panel.monthly.shape
     cells = n_cat * n_months * n_units
     base = panel.ev_cat.astype(np.int64) * n_months
-    delta = np.bincount((base + panel.ev_occ) * n_units + panel.ev_unit, weights=panel.ev_count, minlength=cells)
+    delta = np.bincount(
+        (base + panel.ev_occ) * n_units + panel.ev_unit, weights=panel.ev_count, minlength=cells
+    )
     inside = stop < n_months
-    delta -= np.bincount((base[inside] + stop[inside]) * n_units + panel.ev_unit[inside],
-                         weights=panel.ev_count[inside], minlength=cells)
+    delta -= np.bincount(
+        (base[inside] + stop[inside]) * n_units + panel.ev_unit[inside],
+        weights=panel.ev_count[inside],
+        minlength=cells,
+    )
     return np.cumsum(delta.reshape(n_cat, n_months, n_units), axis=1).astype(np.int32)
 
 

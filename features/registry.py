@@ -1,8 +1,8 @@
-"""Every feature, declared once (STYLE habit 4).
+"""Every feature, declared once.
 
 :func:`feature_registry` generates the declarations from the configured categories × families ×
 windows; that one list drives the computation (:mod:`features.build` dispatches on ``kind``), the
-documentation (``python -m features.docs``) and the reason texts (``template_zh``, filled by the
+documentation (``python -m sanling.features.docs``) and the reason texts (``template_zh``, filled by the
 explainer with ``{value}`` — the unit's value — and ``{peer}`` — its peers' average).
 
 Nothing here identifies a unit: no id, name, code or raw coordinates is ever a feature.
@@ -13,15 +13,28 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pipeline.config import FeatureParams
-from pipeline.errors import DataError
+from sanling.core.config import FeatureParams
+from sanling.core.errors import DataError
 
 # Bump whenever a definition below (or its computation in features.build) changes meaning.
 REGISTRY_VERSION = "2025.3"
 
 FAMILIES: tuple[str, ...] = (
-    "count", "decay", "recency", "severity", "backlog", "ratio", "trend", "onset", "season",
-    "per_capita", "peer_township", "peer_county", "peer_knn", "static", "history",
+    "count",
+    "decay",
+    "recency",
+    "severity",
+    "backlog",
+    "ratio",
+    "trend",
+    "onset",
+    "season",
+    "per_capita",
+    "peer_township",
+    "peer_county",
+    "peer_knn",
+    "static",
+    "history",
 )
 
 # Windows that some families use whatever ``FeatureParams.windows`` says.
@@ -35,24 +48,46 @@ CASUALTY_WINDOWS: tuple[int, ...] = (3, 12)
 MONTHS_SINCE_CAP = 60
 
 # Columns of the unit registry that are identity or location, never features.
-NON_FEATURE_UNIT_COLUMNS: tuple[str, ...] = ("unit_id", "unit_name", "township", "county", "city", "lat", "lon")
+NON_FEATURE_UNIT_COLUMNS: tuple[str, ...] = (
+    "unit_id",
+    "unit_name",
+    "township",
+    "county",
+    "city",
+    "lat",
+    "lon",
+)
 # The denominators of per-capita rates, first present wins per unit (population, else employees).
 PER_CAPITA_COLUMNS: tuple[str, ...] = ("population", "employees")
 
 STATIC_ZH: dict[str, str] = {
-    "unit_type": "单位类型", "population": "人口", "households": "户数", "employees": "职工人数",
-    "migrant_ratio": "流动人口比例", "mediators": "调解员人数", "industry": "行业",
-    "area_km2": "面积（平方公里）", "grid_workers": "网格员人数", "points": "道德积分",
-    "elderly_ratio": "老年人口比例", "income": "人均收入",
+    "unit_type": "单位类型",
+    "population": "人口",
+    "households": "户数",
+    "employees": "职工人数",
+    "migrant_ratio": "流动人口比例",
+    "mediators": "调解员人数",
+    "industry": "行业",
+    "area_km2": "面积（平方公里）",
+    "grid_workers": "网格员人数",
+    "points": "道德积分",
+    "elderly_ratio": "老年人口比例",
+    "income": "人均收入",
 }
 
 GROUP_ZH_FIXED: dict[str, str] = {
-    "overall": "综合", "season": "季节", "peers": "周边环境", "registry": "单位基本情况",
+    "overall": "综合",
+    "season": "季节",
+    "peers": "周边环境",
+    "registry": "单位基本情况",
     "history": "以往预警情况",
 }
 # Levels of the monthly tier history features (tier ≥ level under the configured rules).
-HISTORY_LEVELS: tuple[tuple[str, int, str], ...] = (("yellow", 1, "黄色及以上"), ("orange", 2, "橙色及以上"),
-                                                    ("red", 3, "红色"))
+HISTORY_LEVELS: tuple[tuple[str, int, str], ...] = (
+    ("yellow", 1, "黄色及以上"),
+    ("orange", 2, "橙色及以上"),
+    ("red", 3, "红色"),
+)
 
 
 @dataclass(frozen=True)
@@ -86,68 +121,194 @@ def _hl(h: float) -> str:
 
 
 def _category_features(c: str, zh: str, params: FeatureParams) -> list[Feature]:
-    def f(name: str, label: str, template: str, family: str, window: int | None, desc: str,
-          direction: int, kind: str, **kw) -> Feature:
+    def f(
+        name: str,
+        label: str,
+        template: str,
+        family: str,
+        window: int | None,
+        desc: str,
+        direction: int,
+        kind: str,
+        **kw,
+    ) -> Feature:
         return Feature(name, label, template, family, c, zh, c, window, desc, direction, kind, **kw)
 
     peer = "，同县同类单位平均{peer}"
     out = [
-        f(f"{c}_count_{w}m", f"近{w}个月{zh}", f"近{w}个月{zh}{{value}}起{peer}起", "count", w,
-          f"{c} events (sum of count) that occurred in the {w} months up to the as-of month", 1,
-          "window", variant="count")
+        f(
+            f"{c}_count_{w}m",
+            f"近{w}个月{zh}",
+            f"近{w}个月{zh}{{value}}起{peer}起",
+            "count",
+            w,
+            f"{c} events (sum of count) that occurred in the {w} months up to the as-of month",
+            1,
+            "window",
+            variant="count",
+        )
         for w in params.windows
     ]
     out += [
-        f(f"{c}_escalated_count_{w}m", f"近{w}个月越级{zh}", f"近{w}个月越级/集体{zh}{{value}}起{peer}起",
-          "count", w, f"escalated {c} events (越级/集体/群体性) in the {w} months up to the as-of month", 1,
-          "window", variant="escalated")
+        f(
+            f"{c}_escalated_count_{w}m",
+            f"近{w}个月越级{zh}",
+            f"近{w}个月越级/集体{zh}{{value}}起{peer}起",
+            "count",
+            w,
+            f"escalated {c} events (越级/集体/群体性) in the {w} months up to the as-of month",
+            1,
+            "window",
+            variant="escalated",
+        )
         for w in ESCALATED_WINDOWS
     ]
-    out.append(f(
-        f"{c}_casualties_{YEAR_WINDOW}m", f"近12个月{zh}伤亡人数", f"近12个月{zh}造成伤亡{{value}}人{peer}人",
-        "count", YEAR_WINDOW, f"people killed or injured in {c} events in the last 12 months", 1,
-        "window", variant="casualties"))
+    out.append(
+        f(
+            f"{c}_casualties_{YEAR_WINDOW}m",
+            f"近12个月{zh}伤亡人数",
+            f"近12个月{zh}造成伤亡{{value}}人{peer}人",
+            "count",
+            YEAR_WINDOW,
+            f"people killed or injured in {c} events in the last 12 months",
+            1,
+            "window",
+            variant="casualties",
+        )
+    )
     out += [
-        f(f"{c}_decayed_hl{_hl(h)}", f"{zh}近期加权数（半衰期{_hl(h)}个月）",
-          f"{zh}近期加权数{{value}}（半衰期{_hl(h)}个月）{peer}", "decay", None,
-          f"{c} events up to the as-of month, each weighted 2^(-age/{_hl(h)}) with age in whole months "
-          f"(0 for the as-of month)", 1, "decay", half_life=float(h))
+        f(
+            f"{c}_decayed_hl{_hl(h)}",
+            f"{zh}近期加权数（半衰期{_hl(h)}个月）",
+            f"{zh}近期加权数{{value}}（半衰期{_hl(h)}个月）{peer}",
+            "decay",
+            None,
+            f"{c} events up to the as-of month, each weighted 2^(-age/{_hl(h)}) with age in whole months "
+            f"(0 for the as-of month)",
+            1,
+            "decay",
+            half_life=float(h),
+        )
         for h in params.half_lives
     ]
     h0 = float(params.half_lives[0])
     out += [
-        f(f"{c}_months_since_last", f"距上次{zh}月数", f"距上次{zh}已{{value}}个月{peer}个月", "recency", None,
-          f"whole months from the latest {c} event to the as-of month (0 = in the as-of month); "
-          f"never in the panel or longer ago → {MONTHS_SINCE_CAP}", -1, "months_since"),
-        f(f"{c}_recency_decay", f"{zh}新近程度", f"{zh}新近程度{{value}}（1为本月发生）{peer}", "recency", None,
-          f"2^(-months_since_last/{_hl(h0)}) of the latest {c} event; 0 when there was none in the panel", 1,
-          "recency_decay", half_life=h0),
-        f(f"{c}_max_severity_{YEAR_WINDOW}m", f"近12个月{zh}最高严重程度", f"近12个月{zh}最高严重程度{{value}}级{peer}级",
-          "severity", YEAR_WINDOW, f"highest severity (1–4) of {c} events in the last 12 months; 0 if none or unknown",
-          1, "max_severity"),
-        f(f"{c}_severe_count_{YEAR_WINDOW}m", f"近12个月较大及以上{zh}", f"近12个月较大及以上{zh}{{value}}起{peer}起",
-          "severity", YEAR_WINDOW, f"{c} events with severity ≥ 3 in the last 12 months", 1,
-          "window", variant="severe"),
-        f(f"{c}_unresolved_backlog", f"未化解{zh}", f"目前未化解{zh}{{value}}起{peer}起", "backlog", None,
-          f"{c} events that occurred up to the end of the as-of month and were still open then "
-          f"(resolved_at empty or after that month)", 1, "backlog"),
-        f(f"{c}_backlog_age_months", f"最久未化解{zh}挂账月数", f"最久未化解{zh}已挂账{{value}}个月{peer}个月",
-          "backlog", None, f"age of the oldest open {c} event at the as-of month, in months counting its "
-          f"own month as 1; 0 when nothing is open", 1, "backlog_age"),
-        f(f"{c}_escalation_ratio_{YEAR_WINDOW}m", f"近12个月{zh}越级比例", f"近12个月{zh}越级比例{{value}}{peer}",
-          "ratio", YEAR_WINDOW, f"escalated / (all + 1) {c} events of the last 12 months (0 when none)", 1,
-          "escalation_ratio"),
-        f(f"{c}_resolution_rate_{YEAR_WINDOW}m", f"近12个月{zh}化解率", f"近12个月{zh}化解率{{value}}{peer}",
-          "ratio", YEAR_WINDOW, f"(resolved by the end of the as-of month + 1) / (all + 1) of the {c} events of "
-          f"the last 12 months (1 when none)", -1, "resolution_rate"),
-        f(f"{c}_trend_3v12", f"{zh}近3个月升降趋势", f"{zh}近3个月月均为近12个月月均的{{value}}倍{peer}", "trend",
-          SHORT_WINDOW, f"(3-month count + 1) / (12-month count / 4 + 1): above 1 when {c} is rising", 1,
-          "trend_ratio"),
-        f(f"{c}_yoy_change_{YEAR_WINDOW}m", f"近12个月{zh}同比变化", f"近12个月{zh}比上年同期增加{{value}}起{peer}起",
-          "trend", YEAR_WINDOW, f"{c} count of the last 12 months minus that of the 12 months before", 1,
-          "yoy_change"),
-        f(f"{c}_quiet_{LONG_WINDOW}m", f"近24个月无{zh}", f"近24个月无{zh}（{{value}}）", "onset", LONG_WINDOW,
-          f"1 if no {c} event occurred in the last 24 months, else 0", -1, "quiet"),
+        f(
+            f"{c}_months_since_last",
+            f"距上次{zh}月数",
+            f"距上次{zh}已{{value}}个月{peer}个月",
+            "recency",
+            None,
+            f"whole months from the latest {c} event to the as-of month (0 = in the as-of month); "
+            f"never in the panel or longer ago → {MONTHS_SINCE_CAP}",
+            -1,
+            "months_since",
+        ),
+        f(
+            f"{c}_recency_decay",
+            f"{zh}新近程度",
+            f"{zh}新近程度{{value}}（1为本月发生）{peer}",
+            "recency",
+            None,
+            f"2^(-months_since_last/{_hl(h0)}) of the latest {c} event; 0 when there was none in the panel",
+            1,
+            "recency_decay",
+            half_life=h0,
+        ),
+        f(
+            f"{c}_max_severity_{YEAR_WINDOW}m",
+            f"近12个月{zh}最高严重程度",
+            f"近12个月{zh}最高严重程度{{value}}级{peer}级",
+            "severity",
+            YEAR_WINDOW,
+            f"highest severity (1–4) of {c} events in the last 12 months; 0 if none or unknown",
+            1,
+            "max_severity",
+        ),
+        f(
+            f"{c}_severe_count_{YEAR_WINDOW}m",
+            f"近12个月较大及以上{zh}",
+            f"近12个月较大及以上{zh}{{value}}起{peer}起",
+            "severity",
+            YEAR_WINDOW,
+            f"{c} events with severity ≥ 3 in the last 12 months",
+            1,
+            "window",
+            variant="severe",
+        ),
+        f(
+            f"{c}_unresolved_backlog",
+            f"未化解{zh}",
+            f"目前未化解{zh}{{value}}起{peer}起",
+            "backlog",
+            None,
+            f"{c} events that occurred up to the end of the as-of month and were still open then "
+            f"(resolved_at empty or after that month)",
+            1,
+            "backlog",
+        ),
+        f(
+            f"{c}_backlog_age_months",
+            f"最久未化解{zh}挂账月数",
+            f"最久未化解{zh}已挂账{{value}}个月{peer}个月",
+            "backlog",
+            None,
+            f"age of the oldest open {c} event at the as-of month, in months counting its "
+            f"own month as 1; 0 when nothing is open",
+            1,
+            "backlog_age",
+        ),
+        f(
+            f"{c}_escalation_ratio_{YEAR_WINDOW}m",
+            f"近12个月{zh}越级比例",
+            f"近12个月{zh}越级比例{{value}}{peer}",
+            "ratio",
+            YEAR_WINDOW,
+            f"escalated / (all + 1) {c} events of the last 12 months (0 when none)",
+            1,
+            "escalation_ratio",
+        ),
+        f(
+            f"{c}_resolution_rate_{YEAR_WINDOW}m",
+            f"近12个月{zh}化解率",
+            f"近12个月{zh}化解率{{value}}{peer}",
+            "ratio",
+            YEAR_WINDOW,
+            f"(resolved by the end of the as-of month + 1) / (all + 1) of the {c} events of "
+            f"the last 12 months (1 when none)",
+            -1,
+            "resolution_rate",
+        ),
+        f(
+            f"{c}_trend_3v12",
+            f"{zh}近3个月升降趋势",
+            f"{zh}近3个月月均为近12个月月均的{{value}}倍{peer}",
+            "trend",
+            SHORT_WINDOW,
+            f"(3-month count + 1) / (12-month count / 4 + 1): above 1 when {c} is rising",
+            1,
+            "trend_ratio",
+        ),
+        f(
+            f"{c}_yoy_change_{YEAR_WINDOW}m",
+            f"近12个月{zh}同比变化",
+            f"近12个月{zh}比上年同期增加{{value}}起{peer}起",
+            "trend",
+            YEAR_WINDOW,
+            f"{c} count of the last 12 months minus that of the 12 months before",
+            1,
+            "yoy_change",
+        ),
+        f(
+            f"{c}_quiet_{LONG_WINDOW}m",
+            f"近24个月无{zh}",
+            f"近24个月无{zh}（{{value}}）",
+            "onset",
+            LONG_WINDOW,
+            f"1 if no {c} event occurred in the last 24 months, else 0",
+            -1,
+            "quiet",
+        ),
     ]
     return out
 
@@ -156,20 +317,54 @@ def _overall_features(params: FeatureParams) -> list[Feature]:
     g, gz = "overall", GROUP_ZH_FIXED["overall"]
     peer = "，同县同类单位平均{peer}"
     out = [
-        Feature(f"events_count_{w}m", f"近{w}个月各类事件", f"近{w}个月各类风险事件{{value}}起{peer}起", "count",
-                g, gz, None, w, f"events of all categories in the {w} months up to the as-of month", 1,
-                "window", variant="count")
+        Feature(
+            f"events_count_{w}m",
+            f"近{w}个月各类事件",
+            f"近{w}个月各类风险事件{{value}}起{peer}起",
+            "count",
+            g,
+            gz,
+            None,
+            w,
+            f"events of all categories in the {w} months up to the as-of month",
+            1,
+            "window",
+            variant="count",
+        )
         for w in params.windows
     ]
     out += [
-        Feature(f"casualties_count_{w}m", f"近{w}个月伤亡人数", f"近{w}个月各类事件造成伤亡{{value}}人{peer}人",
-                "count", g, gz, None, w, f"people killed or injured in all events of the last {w} months", 1,
-                "window", variant="casualties")
+        Feature(
+            f"casualties_count_{w}m",
+            f"近{w}个月伤亡人数",
+            f"近{w}个月各类事件造成伤亡{{value}}人{peer}人",
+            "count",
+            g,
+            gz,
+            None,
+            w,
+            f"people killed or injured in all events of the last {w} months",
+            1,
+            "window",
+            variant="casualties",
+        )
         for w in CASUALTY_WINDOWS
     ]
-    out.append(Feature("unresolved_backlog_total", "未化解事件总数", f"目前未化解各类事件{{value}}起{peer}起",
-                       "backlog", g, gz, None, None, "events of all categories still open at the end of the as-of month",
-                       1, "backlog"))
+    out.append(
+        Feature(
+            "unresolved_backlog_total",
+            "未化解事件总数",
+            f"目前未化解各类事件{{value}}起{peer}起",
+            "backlog",
+            g,
+            gz,
+            None,
+            None,
+            "events of all categories still open at the end of the as-of month",
+            1,
+            "backlog",
+        )
+    )
     return out
 
 
@@ -180,46 +375,143 @@ def _history_features(categories: Mapping[str, str]) -> list[Feature]:
     g, gz = "history", GROUP_ZH_FIXED["history"]
     peer = "，同县同类单位平均{peer}"
     out = [
-        Feature(f"{c}_rate_all", f"有记录以来月均{zh}", f"有记录以来月均{zh}{{value}}起{peer}起", "history",
-                c, zh, c, None, f"{c} events per month from the panel's first month to the as-of month", 1,
-                "rate_all")
+        Feature(
+            f"{c}_rate_all",
+            f"有记录以来月均{zh}",
+            f"有记录以来月均{zh}{{value}}起{peer}起",
+            "history",
+            c,
+            zh,
+            c,
+            None,
+            f"{c} events per month from the panel's first month to the as-of month",
+            1,
+            "rate_all",
+        )
         for c, zh in categories.items()
     ]
-    out.append(Feature("events_rate_all", "有记录以来月均各类事件", f"有记录以来月均各类事件{{value}}起{peer}起",
-                       "history", "overall", GROUP_ZH_FIXED["overall"], None, None,
-                       "events of all categories per month from the panel's first month to the as-of month", 1,
-                       "rate_all"))
+    out.append(
+        Feature(
+            "events_rate_all",
+            "有记录以来月均各类事件",
+            f"有记录以来月均各类事件{{value}}起{peer}起",
+            "history",
+            "overall",
+            GROUP_ZH_FIXED["overall"],
+            None,
+            None,
+            "events of all categories per month from the panel's first month to the as-of month",
+            1,
+            "rate_all",
+        )
+    )
     for name, _, zh in HISTORY_LEVELS:
-        out.append(Feature(
-            f"tier_share_{name}_all", f"以往达到{zh}预警标准的月份占比",
-            f"以往{{value_pct}}的月份达到{zh}预警标准，同县同类单位平均{{peer_pct}}", "history", g, gz, None, None,
-            f"share of the months from the panel's first month to the as-of month whose own events met the "
-            f"{name} rule (or a higher one) of the configured tiers, judged at each month's end", 1,
-            "tier_share", variant=name))
+        out.append(
+            Feature(
+                f"tier_share_{name}_all",
+                f"以往达到{zh}预警标准的月份占比",
+                f"以往{{value_pct}}的月份达到{zh}预警标准，同县同类单位平均{{peer_pct}}",
+                "history",
+                g,
+                gz,
+                None,
+                None,
+                f"share of the months from the panel's first month to the as-of month whose own events met the "
+                f"{name} rule (or a higher one) of the configured tiers, judged at each month's end",
+                1,
+                "tier_share",
+                variant=name,
+            )
+        )
     for name, _, zh in HISTORY_LEVELS[1:]:
-        out.append(Feature(
-            f"tier_months_{name}_{YEAR_WINDOW}m", f"近12个月达到{zh}预警标准的月数",
-            f"近12个月有{{value}}个月达到{zh}预警标准{peer}个月", "history", g, gz, None, YEAR_WINDOW,
-            f"months among the last 12 whose own events met the {name} rule (or a higher one)", 1,
-            "tier_months", variant=name))
+        out.append(
+            Feature(
+                f"tier_months_{name}_{YEAR_WINDOW}m",
+                f"近12个月达到{zh}预警标准的月数",
+                f"近12个月有{{value}}个月达到{zh}预警标准{peer}个月",
+                "history",
+                g,
+                gz,
+                None,
+                YEAR_WINDOW,
+                f"months among the last 12 whose own events met the {name} rule (or a higher one)",
+                1,
+                "tier_months",
+                variant=name,
+            )
+        )
     return out
 
 
 def _season_features() -> list[Feature]:
     g, gz = "season", GROUP_ZH_FIXED["season"]
     return [
-        Feature("season_month", "预测期月份", "预测期为{value}月", "season", g, gz, None, None,
-                "month of year (1–12) of the first forecast month (as-of + 1)", 0, "season_month"),
-        Feature("season_month_sin", "预测期月份（正弦）", "预测期季节位置{value}", "season", g, gz, None, None,
-                "sin(2π·(month-1)/12) of the first forecast month", 0, "season_sin"),
-        Feature("season_month_cos", "预测期月份（余弦）", "预测期季节位置{value}", "season", g, gz, None, None,
-                "cos(2π·(month-1)/12) of the first forecast month", 0, "season_cos"),
-        Feature("months_to_spring_festival", "距春节月数", "预测期距春节{value}个月", "season", g, gz, None, None,
-                "signed months from the 15th of the first forecast month to the nearest Spring Festival "
-                "(positive: still ahead)", 0, "spring_festival_months"),
-        Feature("spring_festival_in_window", "预测期含春节", "预测期内有春节（{value}）", "season", g, gz, None, None,
-                "1 if a Spring Festival falls in the forecast window (as-of+1 … as-of+horizon)", 1,
-                "spring_festival_in_window"),
+        Feature(
+            "season_month",
+            "预测期月份",
+            "预测期为{value}月",
+            "season",
+            g,
+            gz,
+            None,
+            None,
+            "month of year (1–12) of the first forecast month (as-of + 1)",
+            0,
+            "season_month",
+        ),
+        Feature(
+            "season_month_sin",
+            "预测期月份（正弦）",
+            "预测期季节位置{value}",
+            "season",
+            g,
+            gz,
+            None,
+            None,
+            "sin(2π·(month-1)/12) of the first forecast month",
+            0,
+            "season_sin",
+        ),
+        Feature(
+            "season_month_cos",
+            "预测期月份（余弦）",
+            "预测期季节位置{value}",
+            "season",
+            g,
+            gz,
+            None,
+            None,
+            "cos(2π·(month-1)/12) of the first forecast month",
+            0,
+            "season_cos",
+        ),
+        Feature(
+            "months_to_spring_festival",
+            "距春节月数",
+            "预测期距春节{value}个月",
+            "season",
+            g,
+            gz,
+            None,
+            None,
+            "signed months from the 15th of the first forecast month to the nearest Spring Festival "
+            "(positive: still ahead)",
+            0,
+            "spring_festival_months",
+        ),
+        Feature(
+            "spring_festival_in_window",
+            "预测期含春节",
+            "预测期内有春节（{value}）",
+            "season",
+            g,
+            gz,
+            None,
+            None,
+            "1 if a Spring Festival falls in the forecast window (as-of+1 … as-of+horizon)",
+            1,
+            "spring_festival_in_window",
+        ),
     ]
 
 
@@ -240,17 +532,32 @@ def _peer_features(categories: Mapping[str, str], params: FeatureParams) -> list
     scopes = (
         ("township", "同乡镇其他单位", "the other units of the same township (all types)"),
         ("county", "同县同类单位", "the other units of the same county and unit type"),
-        ("knn", f"距离最近的{params.knn_k}个单位", f"the {params.knn_k} nearest units by location (NaN without lat/lon)"),
+        (
+            "knn",
+            f"距离最近的{params.knn_k}个单位",
+            f"the {params.knn_k} nearest units by location (NaN without lat/lon)",
+        ),
     )
     out = []
     for scope, scope_zh, scope_en in scopes:
         for base in peer_bases(categories):
             zh = _base_zh(base, categories)
-            out.append(Feature(
-                f"peer_{scope}_{base}", f"{scope_zh}平均{zh}", f"{scope_zh}{zh}平均{{value}}起", f"peer_{scope}",
-                g, gz, None, YEAR_WINDOW if base.endswith("_12m") else None,
-                f"mean of {base} over {scope_en}, excluding the unit itself; NaN when there is none", 1,
-                f"peer_{scope}", base=base))
+            out.append(
+                Feature(
+                    f"peer_{scope}_{base}",
+                    f"{scope_zh}平均{zh}",
+                    f"{scope_zh}{zh}平均{{value}}起",
+                    f"peer_{scope}",
+                    g,
+                    gz,
+                    None,
+                    YEAR_WINDOW if base.endswith("_12m") else None,
+                    f"mean of {base} over {scope_en}, excluding the unit itself; NaN when there is none",
+                    1,
+                    f"peer_{scope}",
+                    base=base,
+                )
+            )
     return out
 
 
@@ -259,15 +566,38 @@ def _per_capita_features(categories: Mapping[str, str], static_columns: Mapping[
         return []
     denom = "/".join(c for c in PER_CAPITA_COLUMNS if static_columns.get(c) == "numeric")
     out = [
-        Feature(f"{c}_per_1k_{YEAR_WINDOW}m", f"近12个月每千人{zh}", "近12个月每千人" + zh + "{value}起，同县同类单位平均{peer}起",
-                "per_capita", c, zh, c, YEAR_WINDOW, f"{c}_count_12m per 1,000 people ({denom}); NaN if unknown",
-                1, "per_capita", base=f"{c}_count_{YEAR_WINDOW}m")
+        Feature(
+            f"{c}_per_1k_{YEAR_WINDOW}m",
+            f"近12个月每千人{zh}",
+            "近12个月每千人" + zh + "{value}起，同县同类单位平均{peer}起",
+            "per_capita",
+            c,
+            zh,
+            c,
+            YEAR_WINDOW,
+            f"{c}_count_12m per 1,000 people ({denom}); NaN if unknown",
+            1,
+            "per_capita",
+            base=f"{c}_count_{YEAR_WINDOW}m",
+        )
         for c, zh in categories.items()
     ]
-    out.append(Feature(f"events_per_1k_{YEAR_WINDOW}m", "近12个月每千人各类事件", "近12个月每千人各类事件{value}起，同县同类单位平均{peer}起",
-                       "per_capita", "overall", GROUP_ZH_FIXED["overall"], None, YEAR_WINDOW,
-                       f"events_count_12m per 1,000 people ({denom}); NaN if unknown", 1, "per_capita",
-                       base=f"events_count_{YEAR_WINDOW}m"))
+    out.append(
+        Feature(
+            f"events_per_1k_{YEAR_WINDOW}m",
+            "近12个月每千人各类事件",
+            "近12个月每千人各类事件{value}起，同县同类单位平均{peer}起",
+            "per_capita",
+            "overall",
+            GROUP_ZH_FIXED["overall"],
+            None,
+            YEAR_WINDOW,
+            f"events_count_12m per 1,000 people ({denom}); NaN if unknown",
+            1,
+            "per_capita",
+            base=f"events_count_{YEAR_WINDOW}m",
+        )
+    )
     return out
 
 
@@ -279,10 +609,22 @@ def _static_features(static_columns: Mapping[str, str]) -> list[Feature]:
             continue
         zh = STATIC_ZH.get(col, col)
         dtype = "float32" if kind == "numeric" else "category"
-        out.append(Feature(col, zh, f"{zh}为{{value}}（同县同类单位平均{{peer}}）" if dtype == "float32" else f"{zh}为{{value}}",
-                           "static", g, gz, None, None,
-                           f"static registry attribute '{col}' ({'numeric' if dtype == 'float32' else 'categorical'})",
-                           0, "static", dtype=dtype))
+        out.append(
+            Feature(
+                col,
+                zh,
+                f"{zh}为{{value}}（同县同类单位平均{{peer}}）" if dtype == "float32" else f"{zh}为{{value}}",
+                "static",
+                g,
+                gz,
+                None,
+                None,
+                f"static registry attribute '{col}' ({'numeric' if dtype == 'float32' else 'categorical'})",
+                0,
+                "static",
+                dtype=dtype,
+            )
+        )
     return out
 
 
@@ -298,9 +640,22 @@ def feature_registry(
     """
     static_columns = dict(static_columns or {})
     # unit_type leads: it is also the frame's third identity column, so frame order = registry order.
-    feats: list[Feature] = [Feature(
-        "unit_type", "单位类型", "单位类型为{value}", "static", "registry", GROUP_ZH_FIXED["registry"], None, None,
-        "village / community / enterprise (categorical, categories sorted)", 0, "static", dtype="category")]
+    feats: list[Feature] = [
+        Feature(
+            "unit_type",
+            "单位类型",
+            "单位类型为{value}",
+            "static",
+            "registry",
+            GROUP_ZH_FIXED["registry"],
+            None,
+            None,
+            "village / community / enterprise (categorical, categories sorted)",
+            0,
+            "static",
+            dtype="category",
+        )
+    ]
     for c, zh in categories.items():
         feats += _category_features(c, zh, params)
     feats += _overall_features(params)
@@ -311,6 +666,8 @@ def feature_registry(
     generated = {f.name for f in feats}
     clash = sorted(set(static_columns) & (generated | {"as_of", "tier"}))
     if clash:
-        raise DataError(f"units: attribute column(s) {', '.join(clash)} clash with generated feature names; rename them")
+        raise DataError(
+            f"units: attribute column(s) {', '.join(clash)} clash with generated feature names; rename them"
+        )
     feats += _static_features(static_columns)
     return feats

@@ -1,4 +1,4 @@
-"""The baselines of CONTRACT §4, each an estimator with ``fit`` returning ``self``.
+"""The baselines of docs/metrics.md, each an estimator with ``fit`` returning ``self``.
 
 - ``Persistence``: P(next tier | tier of the last window), a transition matrix fitted on the
   training rows (Laplace-smoothed).
@@ -84,8 +84,14 @@ class LogisticBaseline:
         nums = [c for c in self.feature_names if c not in cats]
         pre = ColumnTransformer(
             [
-                ("num", make_pipeline(SimpleImputer(strategy="median", add_indicator=True,
-                                                    keep_empty_features=True), StandardScaler()), nums),
+                (
+                    "num",
+                    make_pipeline(
+                        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                        StandardScaler(),
+                    ),
+                    nums,
+                ),
                 ("cat", OneHotEncoder(handle_unknown="ignore", min_frequency=20), cats),
             ]
         )

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
-from models.explain import ReasonSpec, explain_rows
-from models.policy import decide, risk_score
-from models.tier_model import TierModel
-from pipeline.config import Config
-from pipeline.contract import TIER_ZH, TIERS
+from sanling.core.config import Config
+from sanling.core.vocabulary import TIER_ZH, TIERS
+from sanling.models.explain import ReasonSpec, explain_rows
+from sanling.models.policy import decide, risk_score
+from sanling.models.tier_model import TierModel
 
 
 @dataclass
@@ -29,11 +28,6 @@ class ModelBundle:
     def feature_names(self) -> list[str]:
         return self.model.feature_names
 
-    def predict(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(proba (n,4), decided tiers (n,), risk_score (n,))."""
-        proba = self.model.predict_proba(frame)
-        return proba, decide(proba, self.config.policy), risk_score(proba)
-
     def explained(self, frame: pd.DataFrame, peers: pd.DataFrame, *, top: int = 5) -> list[dict]:
         """Explained scores in the contract's shape (without unit_name/township, which the caller
         adds from the registry) for every row of ``frame``."""
@@ -43,20 +37,25 @@ class ModelBundle:
         tiers, scores = decide(proba, self.config.policy), risk_score(proba)
         contrib, _ = self.model.contributions(X)
         reasons, protective = explain_rows(
-            contrib, frame[names].reset_index(drop=True), peers[names].reset_index(drop=True),
-            self.specs, top=top,
+            contrib,
+            frame[names].reset_index(drop=True),
+            peers[names].reset_index(drop=True),
+            self.specs,
+            top=top,
         )
         out = []
         for i, (uid, as_of) in enumerate(zip(frame["unit_id"], frame["as_of"], strict=True)):
             tier = TIERS[int(tiers[i])]
-            out.append({
-                "unit_id": str(uid),
-                "as_of": str(as_of),
-                "tier": tier,
-                "tier_zh": TIER_ZH[tier],
-                "risk_score": float(scores[i]),
-                "probabilities": {t: round(float(proba[i, k]), 4) for k, t in enumerate(TIERS)},
-                "reasons": reasons[i],
-                "protective": protective[i],
-            })
+            out.append(
+                {
+                    "unit_id": str(uid),
+                    "as_of": str(as_of),
+                    "tier": tier,
+                    "tier_zh": TIER_ZH[tier],
+                    "risk_score": float(scores[i]),
+                    "probabilities": {t: round(float(proba[i, k]), 4) for k, t in enumerate(TIERS)},
+                    "reasons": reasons[i],
+                    "protective": protective[i],
+                }
+            )
         return out

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import nbinom, poisson
 
-from pipeline.contract import CATEGORIES_ZH, TIER_ZH, TIERS
+from sanling.core.vocabulary import CATEGORIES_ZH, TIER_ZH, TIERS
 
 PSI_WARN = 0.25
 PSI_WATCH = 0.10
@@ -83,8 +83,9 @@ def psi_bins(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> tupl
     return code(ref), code(cur)
 
 
-def psi(reference: Sequence | np.ndarray | pd.Series, current: Sequence | np.ndarray | pd.Series,
-        bins: int = 10) -> float:
+def psi(
+    reference: Sequence | np.ndarray | pd.Series, current: Sequence | np.ndarray | pd.Series, bins: int = 10
+) -> float:
     """Population stability index Σ (c − r)·ln(c / r) of ``current`` against ``reference``.
 
     Numeric inputs are binned on the reference's quantiles (:func:`psi_bins`, NaN is a bin of its
@@ -95,11 +96,17 @@ def psi(reference: Sequence | np.ndarray | pd.Series, current: Sequence | np.nda
     r_series, c_series = pd.Series(reference), pd.Series(current)
     if len(r_series) == 0 or len(c_series) == 0:
         raise ValueError("psi needs at least one reference and one current value")
-    numeric = pd.api.types.is_numeric_dtype(r_series) and pd.api.types.is_numeric_dtype(c_series) \
+    numeric = (
+        pd.api.types.is_numeric_dtype(r_series)
+        and pd.api.types.is_numeric_dtype(c_series)
         and not pd.api.types.is_bool_dtype(r_series)
+    )
     if numeric:
-        rc, cc = psi_bins(r_series.to_numpy(dtype=np.float64, na_value=np.nan),
-                          c_series.to_numpy(dtype=np.float64, na_value=np.nan), bins)
+        rc, cc = psi_bins(
+            r_series.to_numpy(dtype=np.float64, na_value=np.nan),
+            c_series.to_numpy(dtype=np.float64, na_value=np.nan),
+            bins,
+        )
     else:
         r_text = r_series.astype(object).where(r_series.notna(), "\0missing")
         c_text = c_series.astype(object).where(c_series.notna(), "\0missing")
@@ -116,8 +123,14 @@ def psi_level(value: float) -> str:
     return "watch" if value > PSI_WATCH else "ok"
 
 
-def feature_drift(ref_frame: pd.DataFrame, cur_frame: pd.DataFrame, names: Sequence[str], *,
-                  labels: Mapping[str, str] | None = None, bins: int = 10) -> pd.DataFrame:
+def feature_drift(
+    ref_frame: pd.DataFrame,
+    cur_frame: pd.DataFrame,
+    names: Sequence[str],
+    *,
+    labels: Mapping[str, str] | None = None,
+    bins: int = 10,
+) -> pd.DataFrame:
     """One row per feature in ``names``: ``feature, label_zh, psi, level`` and, on both sides,
     ``missing_ref/cur`` (share NaN), ``zero_ref/cur`` (share exactly 0) and ``mean_ref/cur``
     (NaN for categorical features). Sorted by PSI, largest first.
@@ -136,17 +149,41 @@ def feature_drift(ref_frame: pd.DataFrame, cur_frame: pd.DataFrame, names: Seque
         if numeric:
             rv = r.to_numpy(dtype=np.float64, na_value=np.nan)
             cv = c.to_numpy(dtype=np.float64, na_value=np.nan)
-            stats = {"zero_ref": _share(rv == 0), "zero_cur": _share(cv == 0),
-                     "mean_ref": float(np.nanmean(rv)) if np.isfinite(rv).any() else np.nan,
-                     "mean_cur": float(np.nanmean(cv)) if np.isfinite(cv).any() else np.nan}
+            stats = {
+                "zero_ref": _share(rv == 0),
+                "zero_cur": _share(cv == 0),
+                "mean_ref": float(np.nanmean(rv)) if np.isfinite(rv).any() else np.nan,
+                "mean_cur": float(np.nanmean(cv)) if np.isfinite(cv).any() else np.nan,
+            }
         else:
             stats = {"zero_ref": np.nan, "zero_cur": np.nan, "mean_ref": np.nan, "mean_cur": np.nan}
         value = psi(r, c, bins)
-        rows.append({"feature": name, "label_zh": labels.get(name, name), "psi": value,
-                     "level": psi_level(value), "missing_ref": _share(r.isna().to_numpy()),
-                     "missing_cur": _share(c.isna().to_numpy()), **stats})
-    out = pd.DataFrame(rows, columns=["feature", "label_zh", "psi", "level", "missing_ref", "missing_cur",
-                                      "zero_ref", "zero_cur", "mean_ref", "mean_cur"])
+        rows.append(
+            {
+                "feature": name,
+                "label_zh": labels.get(name, name),
+                "psi": value,
+                "level": psi_level(value),
+                "missing_ref": _share(r.isna().to_numpy()),
+                "missing_cur": _share(c.isna().to_numpy()),
+                **stats,
+            }
+        )
+    out = pd.DataFrame(
+        rows,
+        columns=[
+            "feature",
+            "label_zh",
+            "psi",
+            "level",
+            "missing_ref",
+            "missing_cur",
+            "zero_ref",
+            "zero_cur",
+            "mean_ref",
+            "mean_cur",
+        ],
+    )
     return out.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
 
 
@@ -161,9 +198,15 @@ def _month_period(values: pd.Series) -> np.ndarray:
     return values.to_numpy(dtype="datetime64[ns]").astype("datetime64[M]")
 
 
-def volume_drift(events: pd.DataFrame, ref_months: Sequence[str], cur_month: str,
-                 by: Sequence[str] = ("category",), *, units: pd.DataFrame | None = None,
-                 seasonal: bool = True) -> pd.DataFrame:
+def volume_drift(
+    events: pd.DataFrame,
+    ref_months: Sequence[str],
+    cur_month: str,
+    by: Sequence[str] = ("category",),
+    *,
+    units: pd.DataFrame | None = None,
+    seasonal: bool = True,
+) -> pd.DataFrame:
     """Observed event counts (sum of ``count``) in ``cur_month`` per group of ``by`` against the
     count the reference months lead one to expect.
 
@@ -190,7 +233,8 @@ def volume_drift(events: pd.DataFrame, ref_months: Sequence[str], cur_month: str
         if units is None or any(c not in units.columns for c in need):
             raise KeyError(f"events lack column(s) {', '.join(need)} and no units table provides them")
         ev = ev[["unit_id", "occurred_at", "count", *[c for c in by if c in ev.columns]]].merge(
-            units[["unit_id", *need]], on="unit_id", how="left", validate="many_to_one")
+            units[["unit_id", *need]], on="unit_id", how="left", validate="many_to_one"
+        )
     ref = pd.PeriodIndex(list(ref_months), freq="M")
     if len(ref) == 0:
         raise ValueError("volume_drift needs at least one reference month")
@@ -198,16 +242,19 @@ def volume_drift(events: pd.DataFrame, ref_months: Sequence[str], cur_month: str
     month = _month_period(ev["occurred_at"])
     ref_m = ref.to_timestamp().to_numpy(dtype="datetime64[M]")
     cur_m = np.datetime64(cur.start_time, "M")
-    count = (ev["count"].to_numpy(dtype=np.float64, na_value=1.0) if "count" in ev
-             else np.ones(len(ev)))
+    count = ev["count"].to_numpy(dtype=np.float64, na_value=1.0) if "count" in ev else np.ones(len(ev))
     keys = ev[by].astype(str)
     in_ref = np.isin(month, ref_m)
     in_cur = month == cur_m
 
     month_i = month.astype(np.int64)[in_ref]
-    per_month = (pd.Series(count[in_ref])
-                 .groupby([*(keys[c].to_numpy()[in_ref] for c in by), month_i]).sum()
-                 .unstack(fill_value=0.0).reindex(columns=ref_m.astype(np.int64), fill_value=0.0))
+    per_month = (
+        pd.Series(count[in_ref])
+        .groupby([*(keys[c].to_numpy()[in_ref] for c in by), month_i])
+        .sum()
+        .unstack(fill_value=0.0)
+        .reindex(columns=ref_m.astype(np.int64), fill_value=0.0)
+    )
     ref_tot = per_month.sum(axis=1)
     cur_tot = pd.Series(count[in_cur]).groupby([keys[c].to_numpy()[in_cur] for c in by]).sum()
     ref_tot.index.names = by
@@ -216,7 +263,7 @@ def volume_drift(events: pd.DataFrame, ref_months: Sequence[str], cur_month: str
     table["ref_mean"] = table["ref_total"] / len(ref)
 
     factor = pd.Series(1.0, index=table.index)
-    moy = (ref_m.astype(np.int64) % 12)
+    moy = ref_m.astype(np.int64) % 12
     if seasonal and len(ref) >= SEASONAL_MIN_MONTHS and len(np.unique(moy)) == 12:
         cal = cur.month - 1
         n_cal = int(np.sum(moy == cal))
@@ -242,8 +289,21 @@ def volume_drift(events: pd.DataFrame, ref_months: Sequence[str], cur_month: str
     table["p_low"] = np.where(exp > 0, p_low, 1.0)
     table["p"] = np.minimum(table["p_high"], table["p_low"])
     table["new"] = table["ref_total"] == 0
-    out = table.reset_index()[[*by, "expected", "ref_mean", "season_factor", "observed", "ratio",
-                               "p_high", "p_low", "p", "dispersion", "new"]]
+    out = table.reset_index()[
+        [
+            *by,
+            "expected",
+            "ref_mean",
+            "season_factor",
+            "observed",
+            "ratio",
+            "p_high",
+            "p_low",
+            "p",
+            "dispersion",
+            "new",
+        ]
+    ]
     return out.sort_values(["p", *by], kind="stable").reset_index(drop=True)
 
 
@@ -286,9 +346,11 @@ def label_shift(ref_tiers: Sequence[int] | np.ndarray, cur_tiers: Sequence[int] 
     out: dict = {"n_ref": len(r), "n_cur": len(c), "ref": None, "cur": None, "psi": None}
     if len(r) and len(c):
         rs, cs = _shares(r, 4), _shares(c, 4)
-        out.update(ref={t: float(rs[k]) for k, t in enumerate(TIERS)},
-                   cur={t: float(cs[k]) for k, t in enumerate(TIERS)},
-                   psi=_psi_of_shares(rs, cs))
+        out.update(
+            ref={t: float(rs[k]) for k, t in enumerate(TIERS)},
+            cur={t: float(cs[k]) for k, t in enumerate(TIERS)},
+            psi=_psi_of_shares(rs, cs),
+        )
     return out
 
 
@@ -332,31 +394,41 @@ def drift_warnings(
     if by_county_category is not None:
         for r in stopped_categories(by_county_category).itertuples(index=False):
             zh = cats.get(r.category, r.category)
-            out.append(f"{r.county}: {zh} 本月{when}0起（训练期月均{r.expected:.1f}起）— "
-                       f"{r.category} stopped being reported?")
+            out.append(
+                f"{r.county}: {zh} 本月{when}0起（训练期月均{r.expected:.1f}起）— "
+                f"{r.category} stopped being reported?"
+            )
         for county in sorted(set(by_county_category.loc[by_county_category["new"], "county"])):
             if (by_county_category.loc[by_county_category["county"] == county, "new"]).all():
                 out.append(f"{county}: 训练期内无记录的新县区 — county not in the reference window")
     if by_township is not None:
         for r in township_outliers(by_township).itertuples(index=False):
             direction = "above" if r.ratio >= 1 else "below"
-            out.append(f"乡镇{r.township}: 本月{when}事件量为训练期的{r.ratio:.1f}倍（本月{r.observed:.0f}起，预期"
-                       f"{r.expected:.1f}起）— event volume {r.ratio:.1f}× the expected, far {direction} "
-                       f"(p={min(r.p_high, r.p_low):.1g})")
+            out.append(
+                f"乡镇{r.township}: 本月{when}事件量为训练期的{r.ratio:.1f}倍（本月{r.observed:.0f}起，预期"
+                f"{r.expected:.1f}起）— event volume {r.ratio:.1f}× the expected, far {direction} "
+                f"(p={min(r.p_high, r.p_low):.1g})"
+            )
         for r in by_township[by_township["new"]].itertuples(index=False):
-            out.append(f"乡镇{r.township}: 训练期内无事件记录，本月{r.observed:.0f}起 — new township, "
-                       "not in the reference window")
+            out.append(
+                f"乡镇{r.township}: 训练期内无事件记录，本月{r.observed:.0f}起 — new township, "
+                "not in the reference window"
+            )
     if labels and labels.get("psi") is not None and labels["psi"] > PSI_WARN:
         shift = "，".join(f"{TIER_ZH[t]} {labels['ref'][t]:.0%}→{labels['cur'][t]:.0%}" for t in TIERS)
         out.append(f"结果分布变化: {shift}（PSI={labels['psi']:.2f}）— outcome tier shares shifted")
     if features is not None:
         warn = features[features["level"] == "warn"]
         for r in warn.head(MAX_FEATURE_WARNINGS).itertuples(index=False):
-            out.append(f"特征漂移: {r.label_zh} PSI={r.psi:.2f}（均值 {_num(r.mean_ref)}→{_num(r.mean_cur)}）"
-                       f"— feature {r.feature} drifted (PSI > {PSI_WARN})")
+            out.append(
+                f"特征漂移: {r.label_zh} PSI={r.psi:.2f}（均值 {_num(r.mean_ref)}→{_num(r.mean_cur)}）"
+                f"— feature {r.feature} drifted (PSI > {PSI_WARN})"
+            )
         if len(warn) > MAX_FEATURE_WARNINGS:
-            out.append(f"另有{len(warn) - MAX_FEATURE_WARNINGS}个特征 PSI > {PSI_WARN} — "
-                       f"{len(warn) - MAX_FEATURE_WARNINGS} more features drifted (see drift.md)")
+            out.append(
+                f"另有{len(warn) - MAX_FEATURE_WARNINGS}个特征 PSI > {PSI_WARN} — "
+                f"{len(warn) - MAX_FEATURE_WARNINGS} more features drifted (see drift.md)"
+            )
     return out
 
 

@@ -14,19 +14,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from models.baselines import HistoricalRate, LogisticBaseline, Persistence
-from models.metrics import tier_metrics
-from models.policy import decide
-from models.tier_model import TierModel
-from pipeline.config import Config
-from pipeline.contract import TIERS
+from sanling.core.config import Config
+from sanling.core.months import add_months, month_label
+from sanling.core.vocabulary import TIERS
+from sanling.models.baselines import HistoricalRate, LogisticBaseline, Persistence
+from sanling.models.metrics import class_balance, tier_metrics
+from sanling.models.policy import decide
+from sanling.models.tier_model import TierModel
 
 META_COLUMNS = ("unit_id", "as_of", "unit_type", "township", "county")
-
-
-def add_months(month: str, k: int) -> str:
-    p = pd.Period(month, freq="M") + k
-    return f"{p.year:04d}-{p.month:02d}"
 
 
 @dataclass
@@ -76,8 +72,9 @@ class BacktestResult:
     last_model: TierModel | None = None
 
 
-def _fit_predict(train: pd.DataFrame, test: pd.DataFrame, names: list[str], config: Config,
-                 history: TierHistory) -> dict[str, np.ndarray]:
+def _fit_predict(
+    train: pd.DataFrame, test: pd.DataFrame, names: list[str], config: Config, history: TierHistory
+) -> dict[str, np.ndarray]:
     ytr = train["tier"].to_numpy(dtype=np.int64)
     model = TierModel(names, config.model).fit(train, ytr, train["as_of"].to_numpy())
     out = {"lightgbm": model.predict_proba(test)}
@@ -126,9 +123,11 @@ def rolling_origin(
             f"{len(dates)} labelled as-of dates; the backtest needs test_periods ({config.test_periods})"
             f" + backtest.min_train_periods ({config.backtest.min_train_periods})"
         )
-    test_dates = dates[-config.test_periods:]
-    blocks = [test_dates[i:i + config.backtest.refit_every]
-              for i in range(0, len(test_dates), config.backtest.refit_every)]
+    test_dates = dates[-config.test_periods :]
+    blocks = [
+        test_dates[i : i + config.backtest.refit_every]
+        for i in range(0, len(test_dates), config.backtest.refit_every)
+    ]
     it = progress(blocks) if progress else blocks
 
     metas, ys, preds, folds = [], [], {}, []
@@ -138,11 +137,19 @@ def rolling_origin(
         train = labelled[labelled["as_of"] <= cutoff]
         test = labelled[labelled["as_of"].isin(block)]
         if train["as_of"].nunique() < config.backtest.min_train_periods:
-            raise ValueError(f"fold {block[0]}: fewer than {config.backtest.min_train_periods} training dates")
+            raise ValueError(
+                f"fold {block[0]}: fewer than {config.backtest.min_train_periods} training dates"
+            )
         out = _fit_predict(train, test, feature_names, config, history)
         model = out.pop("_model")
-        folds.append({"test": list(block), "train_until": cutoff, "n_train": len(train),
-                      "best_iterations": model.best_iterations_})
+        folds.append(
+            {
+                "test": list(block),
+                "train_until": cutoff,
+                "n_train": len(train),
+                "best_iterations": model.best_iterations_,
+            }
+        )
         metas.append(test[list(META_COLUMNS)].reset_index(drop=True))
         ys.append(test["tier"].to_numpy(dtype=np.int64))
         for k, v in out.items():
@@ -168,7 +175,7 @@ def rolling_origin(
         "horizon_months": h,
         "as_of_dates": list(test_dates),
         "n_rows": len(y),
-        "class_balance": {t: float(np.mean(y == i)) for i, t in enumerate(TIERS)},
+        "class_balance": class_balance(y),
         "models": {k: tier_metrics(y, p, d) for k, (p, d) in predictions.items()},
     }
     return BacktestResult(meta, y, predictions, metrics, shap, folds, model)
@@ -191,8 +198,7 @@ def oracle_proba(meta: pd.DataFrame, truth: pd.DataFrame, horizon: int) -> np.nd
 def tier_history(panel, config: Config) -> TierHistory:
     """The tier of every unit's outcome window ending at each panel month (−1 before the first
     full window), computed with the same label code as the training rows."""
-    from features.grid import month_label
-    from features.labels import tiers_from_outcomes, window_outcomes
+    from sanling.features.labels import tiers_from_outcomes, window_outcomes
 
     h = config.horizon_months
     months = [month_label(panel.first_month + m) for m in range(panel.n_months)]

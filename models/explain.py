@@ -52,8 +52,9 @@ def _pct(v) -> str:
 
 def render(spec: ReasonSpec, value, peer) -> str:
     """Fill a template; the comparison word follows the numbers, whatever the template says."""
-    text = spec.template_zh.format(value=_fmt(value), peer=_fmt(peer), label=spec.label_zh,
-                                   value_pct=_pct(value), peer_pct=_pct(peer))
+    text = spec.template_zh.format(
+        value=_fmt(value), peer=_fmt(peer), label=spec.label_zh, value_pct=_pct(value), peer_pct=_pct(peer)
+    )
     try:
         v, p = float(value), float(peer)
     except (TypeError, ValueError):
@@ -66,8 +67,9 @@ def render(spec: ReasonSpec, value, peer) -> str:
     return text
 
 
-def peer_means(frame: pd.DataFrame, feature_names: Sequence[str],
-               keys: Sequence[str] = ("as_of", "county", "unit_type")) -> pd.DataFrame:
+def peer_means(
+    frame: pd.DataFrame, feature_names: Sequence[str], keys: Sequence[str] = ("as_of", "county", "unit_type")
+) -> pd.DataFrame:
     """Mean of each numeric feature over the same county, unit type and as-of date, row-aligned."""
     numeric = [c for c in feature_names if pd.api.types.is_numeric_dtype(frame[c])]
     means = frame.groupby(list(keys), observed=True)[numeric].transform("mean")
@@ -113,8 +115,10 @@ def explain_rows(
     num_vals = np.full((n, f), np.nan)
     num_vals[:, numeric] = values.iloc[:, np.flatnonzero(numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
     peer_vals = peers.to_numpy(dtype=np.float64, na_value=np.nan)
-    text_cols = {j: values.iloc[:, j].astype("string").to_numpy(dtype=object, na_value=None)
-                 for j in np.flatnonzero(~numeric)}
+    text_cols = {
+        j: values.iloc[:, j].astype("string").to_numpy(dtype=object, na_value=None)
+        for j in np.flatnonzero(~numeric)
+    }
     rounded = np.round(group_sum, 3)
     order = np.argsort(-group_sum, axis=1)
     up_ok, down_ok = group_sum >= min_abs, group_sum <= -min_abs
@@ -129,8 +133,14 @@ def explain_rows(
             value = text_cols[j][r]
         if value is None:  # "not recorded" moves the model but is nothing a clerk can check or fix
             return None
-        return {"feature": spec.name, "group": spec.group, "group_zh": spec.group_zh, "value": value,
-                "contribution": float(rounded[r, g]), "text_zh": render(spec, value, peer_vals[r, j])}
+        return {
+            "feature": spec.name,
+            "group": spec.group,
+            "group_zh": spec.group_zh,
+            "value": value,
+            "contribution": float(rounded[r, g]),
+            "text_zh": render(spec, value, peer_vals[r, j]),
+        }
 
     reasons: list[list[dict]] = []
     protective: list[list[dict]] = []

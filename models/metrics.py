@@ -1,4 +1,4 @@
-"""Evaluation metrics for four-tier forecasts (CONTRACT §4) and for flagging capacity.
+"""Evaluation metrics for four-tier forecasts (docs/metrics.md) and for flagging capacity.
 
 Everything here is a pure function over numpy arrays (or a ``meta`` DataFrame aligned with them).
 Conventions shared by every function:
@@ -23,19 +23,32 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import TIERS
+from sanling.core.vocabulary import TIERS
 
 N_TIERS = len(TIERS)
 ORANGE = TIERS.index("orange")
 RED = TIERS.index("red")
 
 TIER_METRIC_KEYS: tuple[str, ...] = (
-    "rps", "log_loss", "qwk", "macro_f1", "red_recall", "red_precision", "red_pr_auc", "ece",
+    "rps",
+    "log_loss",
+    "qwk",
+    "macro_f1",
+    "red_recall",
+    "red_precision",
+    "red_pr_auc",
+    "ece",
 )
 # Direction of each metric: True when larger is better (the report highlights the best per column).
 HIGHER_IS_BETTER: dict[str, bool] = {
-    "rps": False, "log_loss": False, "qwk": True, "macro_f1": True,
-    "red_recall": True, "red_precision": True, "red_pr_auc": True, "ece": False,
+    "rps": False,
+    "log_loss": False,
+    "qwk": True,
+    "macro_f1": True,
+    "red_recall": True,
+    "red_precision": True,
+    "red_pr_auc": True,
+    "ece": False,
 }
 
 _LOG_LOSS_EPS = 1e-15
@@ -248,10 +261,17 @@ def reliability_table(y_binary: np.ndarray, p: np.ndarray, bins: int = 10) -> pd
         mean_p = np.where(n > 0, sum_p / n, np.nan)
         rate = np.where(n > 0, sum_y / n, np.nan)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    return pd.DataFrame({
-        "bin": np.arange(bins), "lo": edges[:-1], "hi": edges[1:], "n": n,
-        "mean_predicted": mean_p, "observed_rate": rate, "gap": np.abs(mean_p - rate),
-    })
+    return pd.DataFrame(
+        {
+            "bin": np.arange(bins),
+            "lo": edges[:-1],
+            "hi": edges[1:],
+            "n": n,
+            "mean_predicted": mean_p,
+            "observed_rate": rate,
+            "gap": np.abs(mean_p - rate),
+        }
+    )
 
 
 def expected_calibration_error(y_binary: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
@@ -275,7 +295,7 @@ def p_at_least(proba: np.ndarray, tier: int) -> np.ndarray:
 
 
 def tier_metrics(y: np.ndarray, proba: np.ndarray, decided: np.ndarray) -> dict[str, float]:
-    """The eight metrics of one model in ``metrics.json`` (CONTRACT §4).
+    """The eight metrics of one model in ``metrics.json`` (docs/metrics.md).
 
     Takes ``y`` (n,) observed tiers, ``proba`` (n, 4) forecast probabilities and ``decided`` (n,)
     policy tiers; returns exactly the keys of :data:`TIER_METRIC_KEYS` as Python floats:
@@ -481,8 +501,12 @@ def _capacity_row(flagged: np.ndarray, red: np.ndarray) -> dict[str, float]:
     share = n_flagged / n if n else float("nan")
     hit_rate = caught / n_red if n_red else float("nan")
     return {
-        "n_rows": n, "n_flagged": n_flagged, "share_flagged": share, "n_red": n_red,
-        "red_caught": caught, "hit_rate": hit_rate,
+        "n_rows": n,
+        "n_flagged": n_flagged,
+        "share_flagged": share,
+        "n_red": n_red,
+        "red_caught": caught,
+        "hit_rate": hit_rate,
         "precision": caught / n_flagged if n_flagged else float("nan"),
         "pai": hit_rate / share if share and n_red else float("nan"),
     }
@@ -536,8 +560,16 @@ def capacity_by_township(
         hit_rate = np.where(n_red > 0, caught / np.maximum(n_red, 1), np.nan)
         precision = np.where(n_flagged > 0, caught / np.maximum(n_flagged, 1), np.nan)
         pai = np.where((n_red > 0) & (share > 0), hit_rate / share, np.nan)
-    return pd.DataFrame({
-        "township": np.asarray(towns, dtype=object), "n_rows": n_rows, "n_flagged": n_flagged,
-        "share_flagged": share, "n_red": n_red, "red_caught": caught, "hit_rate": hit_rate,
-        "precision": precision, "pai": pai,
-    })
+    return pd.DataFrame(
+        {
+            "township": np.asarray(towns, dtype=object),
+            "n_rows": n_rows,
+            "n_flagged": n_flagged,
+            "share_flagged": share,
+            "n_red": n_red,
+            "red_caught": caught,
+            "hit_rate": hit_rate,
+            "precision": precision,
+            "pai": pai,
+        }
+    )

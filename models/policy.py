@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.config import PolicyParams
+from sanling.core.config import PolicyParams
 
 
 def cumulative(proba: np.ndarray) -> np.ndarray:
@@ -61,6 +61,7 @@ def tune_thresholds(y: np.ndarray, proba: np.ndarray, *, red_recall: float = 0.6
             ok = [t for t in grid if truth.sum() and (ge[truth, j] >= t).mean() >= red_recall]
             out[name] = float(max(ok)) if ok else 0.5
         else:
+
             def f1(t: float, col: int = j, tr: np.ndarray = truth) -> float:
                 flag = ge[:, col] >= t
                 tp = (flag & tr).sum()

@@ -3,11 +3,10 @@
 The tracking and registry store is a SQLite file under the project's home unless
 ``MLFLOW_TRACKING_URI`` says otherwise (``pipeline.config.Settings``). Models are logged as a
 pyfunc whose artifact is the whole :class:`models.bundle.ModelBundle`; serving unwraps the bundle
-and predicts with the native boosters (pyfunc schema enforcement costs ~80× per row, FACTS.md)."""
+and predicts with the native boosters (pyfunc schema enforcement costs ~80× per row)."""
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import tempfile
@@ -15,9 +14,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.errors import ModelError
+from sanling.core.errors import ModelError
 
 BUNDLE_FILE = "bundle.pkl"
+
+# Bundles registered before the package had one import name were pickled under the bare folder names
+# (``models.tier_model.TierModel``, ``pipeline.config.Config``, …); the ground floor moved to
+# ``sanling.core``. Loading maps the old names onto the new ones, so registered versions keep serving.
+_RENAMED_MODULES = {
+    "pipeline.config": "sanling.core.config",
+    "pipeline.contract": "sanling.core.vocabulary",
+    "pipeline.errors": "sanling.core.errors",
+}
+_OLD_TOP_LEVEL = ("pipeline", "features", "models", "serving")
+
+
+class _RenamingUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        if module in _RENAMED_MODULES:
+            module = _RENAMED_MODULES[module]
+        elif module.split(".", 1)[0] in _OLD_TOP_LEVEL:
+            module = f"sanling.{module}"
+        return super().find_class(module, name)
+
+
+def read_bundle(fh):
+    """Unpickle a :class:`~sanling.models.bundle.ModelBundle` from a binary file object, whichever
+    layout wrote it."""
+    return _RenamingUnpickler(fh).load()
 
 
 def _mlflow(tracking_uri: str, artifact_root: Path):
@@ -43,7 +67,7 @@ class TierPyfunc:
 
     def load_context(self, context):
         with open(context.artifacts["bundle"], "rb") as fh:
-            self.bundle = pickle.load(fh)
+            self.bundle = read_bundle(fh)
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         proba = self.bundle.model.predict_proba(model_input)
@@ -76,8 +100,9 @@ class Registry:
         loc.mkdir(parents=True, exist_ok=True)
         return self.client.create_experiment(name, artifact_location=loc.as_uri())
 
-    def log_backtest(self, experiment: str, *, params: dict, metrics: dict, tags: dict,
-                     artifacts_dir: Path) -> str:
+    def log_backtest(
+        self, experiment: str, *, params: dict, metrics: dict, tags: dict, artifacts_dir: Path
+    ) -> str:
         mlflow = self.mlflow
         with mlflow.start_run(experiment_id=self.experiment(experiment), run_name="backtest") as run:
             mlflow.set_tags({"sanling.kind": "backtest", **tags})
@@ -91,22 +116,28 @@ class Registry:
         exp = self.client.get_experiment_by_name(experiment)
         if exp is None:
             return None
-        flt = " and ".join(["tags.`sanling.kind` = 'backtest'"] + [f"tags.`{k}` = '{v}'" for k, v in tags.items()])
-        runs = self.client.search_runs([exp.experiment_id], filter_string=flt,
-                                       order_by=["attributes.start_time DESC"], max_results=1)
+        flt = " and ".join(
+            ["tags.`sanling.kind` = 'backtest'"] + [f"tags.`{k}` = '{v}'" for k, v in tags.items()]
+        )
+        runs = self.client.search_runs(
+            [exp.experiment_id], filter_string=flt, order_by=["attributes.start_time DESC"], max_results=1
+        )
         if not runs:
             return None
         r = runs[0]
         return {"run_id": r.info.run_id, "rps": r.data.metrics.get("lightgbm.rps"), "metrics": r.data.metrics}
 
-    def log_model(self, experiment: str, bundle, *, params: dict, metrics: dict, tags: dict,
-                  input_example: pd.DataFrame) -> str:
+    def log_model(
+        self, experiment: str, bundle, *, params: dict, metrics: dict, tags: dict, input_example: pd.DataFrame
+    ) -> str:
         """Log the bundle as a pyfunc model, register it; returns the new version."""
         mlflow = self.mlflow
         from mlflow.models import infer_signature
 
-        with tempfile.TemporaryDirectory() as tmp, \
-                mlflow.start_run(experiment_id=self.experiment(experiment), run_name="train") as run:
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            mlflow.start_run(experiment_id=self.experiment(experiment), run_name="train") as run,
+        ):
             mlflow.set_tags({"sanling.kind": "train", **tags})
             mlflow.log_params(params)
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
@@ -122,15 +153,15 @@ class Registry:
                 example, pd.DataFrame(out, columns=["p_blue", "p_yellow", "p_orange", "p_red"])
             )
             mlflow.pyfunc.log_model(
-                name="model", python_model=_pyfunc_class()(), artifacts={"bundle": str(path)},
-                signature=signature, input_example=example,
+                name="model",
+                python_model=_pyfunc_class()(),
+                artifacts={"bundle": str(path)},
+                signature=signature,
+                input_example=example,
             )
             mlflow.log_dict(bundle.info, "model_info.json")
             mv = mlflow.register_model(f"runs:/{run.info.run_id}/model", self.model_name, tags=tags)
         return str(mv.version)
-
-    def versions(self) -> list:
-        return self.client.search_model_versions(f"name = '{self.model_name}'")
 
     def alias_version(self, alias: str) -> str | None:
         try:
@@ -152,9 +183,10 @@ class Registry:
             raise ModelError(f"model {self.model_name} has no version {version}") from None
         with tempfile.TemporaryDirectory() as tmp:
             local = self.mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{self.model_name}/{version}", dst_path=tmp)
+                artifact_uri=f"models:/{self.model_name}/{version}", dst_path=tmp
+            )
             with open(Path(local) / "artifacts" / BUNDLE_FILE, "rb") as fh:
-                return pickle.load(fh)
+                return read_bundle(fh)
 
     def load_alias(self, alias: str = "champion"):
         version = self.alias_version(alias)
@@ -163,7 +195,3 @@ class Registry:
                 f"no '{alias}' model in the registry yet: run `sanling train DIR` then `sanling promote VERSION`"
             )
         return version, self.load_bundle(version)
-
-
-def dumps(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False, indent=2, default=str)

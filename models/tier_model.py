@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 
-from models.preprocess import FrameEncoder
-from pipeline.config import ModelParams
+from sanling.core.config import ModelParams
+from sanling.models.preprocess import FrameEncoder
 
 N_TIERS = 4
 # The binary targets of the cumulative formulation: tier ≥ k for k = 1, 2, 3.
@@ -118,12 +118,14 @@ class TierModel:
         if len(train_rows) > self.params.max_train_rows:
             # A uniform sample bounds the cost at province scale; calibration is fitted on the
             # untouched validation months, so the sample does not bias the probabilities.
-            train_rows = np.sort(np.random.default_rng(self.params.seed).choice(
-                train_rows, self.params.max_train_rows, replace=False))
+            train_rows = np.sort(
+                np.random.default_rng(self.params.seed).choice(
+                    train_rows, self.params.max_train_rows, replace=False
+                )
+            )
         # Only the rows used are encoded: no full copy of a province-sized frame.
         Xtr, ytr = self.encoder_.transform(frame, train_rows), y[train_rows]
         Xva, yva = self.encoder_.transform(frame, val_rows), y[val_rows]
-        self.n_fit_rows_ = len(ytr)
 
         def train(objective: str, target_tr, target_va, **extra) -> lgb.Booster:
             dtr = lgb.Dataset(Xtr, target_tr, categorical_feature=cat, free_raw_data=True)
@@ -186,7 +188,9 @@ class TierModel:
             proba = ge[:, :-1] - ge[:, 1:]
         else:
             b = self.boosters_[0]
-            proba = _softmax(b.predict(X, raw_score=True, num_iteration=b.best_iteration) / self.calibration_[0][0])
+            proba = _softmax(
+                b.predict(X, raw_score=True, num_iteration=b.best_iteration) / self.calibration_[0][0]
+            )
         return np.clip(proba, 0.0, 1.0)
 
     def contributions(self, frame: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The ``sanling`` command line (CONTRACT §3). Each command is a thin edge: parse arguments, load
+"""The ``sanling`` command line (README.md). Each command is a thin edge: parse arguments, load
 the configuration once, call the job in :mod:`pipeline.jobs` (or the simulator / ingestion), print.
 
 Errors the user can act on (:class:`pipeline.errors.SanlingError`) are printed as one line and exit
@@ -23,7 +23,9 @@ app = typer.Typer(
 token_app = typer.Typer(help="API tokens (stored hashed).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="YAML configuration (CONTRACT §2).")]
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", help="YAML configuration (docs/configuration.md).")
+]
 DataDir = Annotated[Path, typer.Argument(help="A data directory with units and events (csv/xlsx/parquet).")]
 
 
@@ -40,15 +42,19 @@ class Role(StrEnum):
 
 @app.command()
 def simulate(
-    out: Annotated[Path, typer.Option("--out", help="Directory to write units, events and truth.parquet to.")],
-    preset: Annotated[Preset, typer.Option(help="county ≈ 500 units; province ≈ 50,000 units.")] = Preset.county,
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory to write units, events and truth.parquet to.")
+    ],
+    preset: Annotated[
+        Preset, typer.Option(help="county ≈ 500 units; province ≈ 50,000 units.")
+    ] = Preset.county,
     units: Annotated[int | None, typer.Option(help="Override the preset's number of units.")] = None,
     months: Annotated[int, typer.Option(help="Months to simulate, from 2018-01.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet for units and events.")] = "parquet",
 ) -> None:
     """Write a synthetic Shanxi world whose true risk is known."""
-    from pipeline.simulate import simulate_world
+    from sanling.pipeline.simulate import simulate_world
 
     summary = simulate_world(out, preset=preset.value, n_units=units, months=months, seed=seed, fmt=fmt)
     typer.echo(summary)
@@ -57,7 +63,7 @@ def simulate(
 @app.command()
 def validate(data_dir: DataDir, config: ConfigOpt = None) -> None:
     """Check a data directory against the contract; print a summary; exit 0 if usable."""
-    from pipeline.ingest import validate_dir
+    from sanling.pipeline.ingest import validate_dir
 
     report = validate_dir(data_dir, categories=_config(config).categories)
     typer.echo(report.summary())
@@ -70,7 +76,7 @@ def backtest(
     config: ConfigOpt = None,
 ) -> None:
     """Rolling-origin evaluation against the baselines (and the oracle when truth.parquet exists)."""
-    from pipeline import jobs
+    from sanling.pipeline import jobs
 
     jobs.backtest(data_dir, out, _config(config))
 
@@ -78,7 +84,7 @@ def backtest(
 @app.command()
 def train(data_dir: DataDir, config: ConfigOpt = None) -> None:
     """Train on all labelled history, log to MLflow and register a model version."""
-    from pipeline import jobs
+    from sanling.pipeline import jobs
 
     jobs.train(data_dir, _config(config))
 
@@ -90,7 +96,7 @@ def promote(
     force: Annotated[bool, typer.Option(help="Promote even if its backtest RPS is worse.")] = False,
 ) -> None:
     """Move a registry alias to a model version (with a gate on backtest RPS)."""
-    from pipeline import jobs
+    from sanling.pipeline import jobs
 
     jobs.promote(version, alias=alias, force=force)
 
@@ -101,7 +107,7 @@ def score(
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM; default the latest month.")] = None,
 ) -> None:
     """Score every unit with the champion; store scores and explanations."""
-    from pipeline import jobs
+    from sanling.pipeline import jobs
 
     jobs.score(data_dir, as_of=as_of)
 
@@ -113,7 +119,7 @@ def serve(
     data_dir: Annotated[Path | None, typer.Option("--data-dir", help="Data for POST /v1/score.")] = None,
 ) -> None:
     """Start the API and the township web pages."""
-    from pipeline import jobs
+    from sanling.pipeline import jobs
 
     jobs.serve(host=host, port=port, data_dir=data_dir)
 
@@ -121,7 +127,7 @@ def serve(
 @app.command()
 def drift(data_dir: DataDir, out: Annotated[Path | None, typer.Option("--out")] = None) -> None:
     """The latest month against the training window: feature and volume drift, warnings."""
-    from pipeline import jobs
+    from sanling.pipeline import jobs
 
     jobs.drift(data_dir, out=out)
 
@@ -129,11 +135,13 @@ def drift(data_dir: DataDir, out: Annotated[Path | None, typer.Option("--out")] 
 @app.command()
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where the demo world and outputs go.")] = Path("demo"),
-    serve_after: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the server at the end.")] = True,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Start the server at the end.")
+    ] = True,
     port: Annotated[int, typer.Option(help="Port for the server.")] = 8000,
 ) -> None:
     """simulate → validate → backtest → train → promote → score → serve, on the county preset."""
-    from pipeline import jobs
+    from sanling.pipeline import jobs
 
     jobs.demo(workdir, serve_after=serve_after, port=port)
 
@@ -145,19 +153,19 @@ def token_create(
     name: Annotated[str | None, typer.Option(help="Who holds the token (for the audit log).")] = None,
 ) -> None:
     """Print a new API token; only its hash is stored."""
-    from pipeline import jobs
+    from sanling.pipeline import jobs
 
     typer.echo(jobs.token_create(role.value, township=township, name=name))
 
 
 def _config(path: Path | None):
-    from pipeline.config import load_config
+    from sanling.core.config import load_config
 
     return load_config(path)
 
 
 def main() -> None:
-    from pipeline.errors import SanlingError
+    from sanling.core.errors import SanlingError
 
     try:
         app()

@@ -2,14 +2,13 @@
 or, with no champion, every labelled as-of month but the last 12.
 
 The feature frames come from the same feature code as training (:func:`features.build.build_frame`);
-the statistics from :mod:`models.drift`; the figures from :mod:`models.plots`. This module wires
+the statistics from :mod:`sanling.models.drift`; the figures and the report text from :mod:`sanling.models.reporting`. This module wires
 them and is the only one here that writes files (``drift.json``, ``drift.md``, three PNGs).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models import drift as d
-from pipeline.config import Config, Settings
+from sanling.core.config import Config, Settings
+from sanling.models import drift as d
+from sanling.models.reporting import drift_markdown, plots
+from sanling.pipeline.context import prepare, say
 
 # The feature reference is a sample of as-of months (the frame of 60 months × 50,000 units would be
 # large for what a PSI needs); these many, evenly spread over the reference window.
@@ -33,10 +34,6 @@ FALLBACK_HOLDOUT = 12
 # as the history grows, so a later month always looks different from the training months (PSI ~1 on
 # untouched simulated data); the monthly counts it accumulates are compared instead.
 SKIP_FAMILIES = frozenset({"season", "peer_township", "peer_county", "history"})
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -72,27 +69,37 @@ def _months(first: str, last: str) -> list[str]:
 
 def fallback_reference(panel, config: Config) -> Reference:
     """Every labelled as-of month but the last :data:`FALLBACK_HOLDOUT` (all of them when fewer)."""
-    from features.grid import labelled_as_of
+    from sanling.features.grid import labelled_as_of
 
     dates = labelled_as_of(panel, config.horizon_months, config.cadence_months)
     if not dates:
-        from pipeline.errors import DataError
+        from sanling.core.errors import DataError
 
-        raise DataError(f"the data is shorter than one outcome window of {config.horizon_months} months; "
-                        "nothing to compare the latest month with")
+        raise DataError(
+            f"the data is shorter than one outcome window of {config.horizon_months} months; "
+            "nothing to compare the latest month with"
+        )
     keep = dates[:-FALLBACK_HOLDOUT] if len(dates) > FALLBACK_HOLDOUT else dates
-    note = (f"no champion model: the reference is the labelled as-of months {keep[0]} … {keep[-1]} "
-            f"(all but the last {FALLBACK_HOLDOUT})" if len(dates) > FALLBACK_HOLDOUT else
-            f"no champion model and fewer than {FALLBACK_HOLDOUT + 1} labelled months: the reference is "
-            f"every labelled as-of month {keep[0]} … {keep[-1]}")
+    note = (
+        f"no champion model: the reference is the labelled as-of months {keep[0]} … {keep[-1]} "
+        f"(all but the last {FALLBACK_HOLDOUT})"
+        if len(dates) > FALLBACK_HOLDOUT
+        else f"no champion model and fewer than {FALLBACK_HOLDOUT + 1} labelled months: the reference is "
+        f"every labelled as-of month {keep[0]} … {keep[-1]}"
+    )
     return Reference(_months(keep[0], keep[-1]), "fallback", config, note=note)
 
 
 def champion_reference(version: str, bundle) -> Reference:
     first, last = bundle.train_window
-    return Reference(_months(first, last), "champion", bundle.config, model_version=str(version),
-                     feature_names=list(bundle.feature_names),
-                     note=f"the reference is the training window {first} … {last} of champion version {version}")
+    return Reference(
+        _months(first, last),
+        "champion",
+        bundle.config,
+        model_version=str(version),
+        feature_names=list(bundle.feature_names),
+        note=f"the reference is the training window {first} … {last} of champion version {version}",
+    )
 
 
 def _load_champion(settings: Settings):
@@ -101,8 +108,8 @@ def _load_champion(settings: Settings):
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return None
-    from models.registry import Registry
-    from pipeline.errors import ModelError
+    from sanling.core.errors import ModelError
+    from sanling.models.registry import Registry
 
     reg = Registry(uri, settings.artifact_root, settings.model_name)
     if reg.alias_version("champion") is None:
@@ -126,8 +133,8 @@ def _full_history(panel, months: list[str]) -> list[str]:
     """The months with a full :data:`features.registry.LONG_WINDOW` of panel history before them, when
     there are at least three; else all. The first months of a panel see truncated windows (every
     24-month count, backlog age and recency is smaller), which is not what scoring will see."""
-    from features.grid import month_label
-    from features.registry import LONG_WINDOW
+    from sanling.core.months import month_label
+    from sanling.features.registry import LONG_WINDOW
 
     first_full = month_label(panel.first_month + LONG_WINDOW - 1)
     full = [m for m in months if m >= first_full]
@@ -135,7 +142,7 @@ def _full_history(panel, months: list[str]) -> list[str]:
 
 
 def _feature_labels(panel, config: Config) -> tuple[dict[str, str], set[str]]:
-    from features.registry import feature_registry
+    from sanling.features.registry import feature_registry
 
     reg = feature_registry(config.categories, config.features, static_columns=panel.static_columns)
     return {f.name: f.label_zh for f in reg}, {f.name for f in reg if f.family in SKIP_FAMILIES}
@@ -151,8 +158,12 @@ def monthly_counts(events: pd.DataFrame, months: list[str], column: str = "categ
     """months × values-of-``column`` table of event counts (sum of ``count``), zeros filled."""
     month = events["occurred_at"].dt.to_period("M").astype(str)
     keep = month.isin(months)
-    t = (events.loc[keep, "count"].groupby([month[keep], events.loc[keep, column].astype(str)]).sum()
-         .unstack(fill_value=0))
+    t = (
+        events.loc[keep, "count"]
+        .groupby([month[keep], events.loc[keep, column].astype(str)])
+        .sum()
+        .unstack(fill_value=0)
+    )
     return t.reindex(index=months, fill_value=0).fillna(0).astype(np.int64)
 
 
@@ -164,31 +175,42 @@ def _incomplete_month_note(events: pd.DataFrame, cur_month: str) -> str | None:
         return f"no event at all in {cur_month}: is the extract complete?"
     last_day = int(cur.max().day)
     if last_day < period.days_in_month - 5:
-        return (f"the latest event of {cur_month} is on day {last_day}: if the month is incomplete, its "
-                "volumes will look low — rerun when the month is closed")
+        return (
+            f"the latest event of {cur_month} is on day {last_day}: if the month is incomplete, its "
+            "volumes will look low — rerun when the month is closed"
+        )
     return None
 
 
-def drift_check(ds, panel, reference: Reference, cur_month: str | None = None, *,
-                feature_months: int = FEATURE_REFERENCE_MONTHS, with_features: bool = True,
-                with_labels: bool = True) -> DriftResult:
+def drift_check(
+    ds,
+    panel,
+    reference: Reference,
+    cur_month: str | None = None,
+    *,
+    feature_months: int = FEATURE_REFERENCE_MONTHS,
+    with_features: bool = True,
+    with_labels: bool = True,
+) -> DriftResult:
     """All drift statistics of ``cur_month`` (default: the panel's last month) against ``reference``.
 
     Takes the loaded dataset (``ds.units``, ``ds.events``), its panel and a :class:`Reference`.
     Feature drift compares the frame of ``cur_month`` with the frames of up to ``feature_months``
     reference as-of months; volume drift the current month's events with the reference months'.
     """
-    from features.build import build_frame, feature_names
+    from sanling.features.build import build_frame, feature_names
 
     config = reference.config
     cur_month = cur_month or panel.last_month
     ref_months = [m for m in reference.months if m < cur_month]
     notes: list[str] = []
     if not ref_months:
-        from pipeline.errors import DataError
+        from sanling.core.errors import DataError
 
-        raise DataError(f"the reference window ({reference.months[0]} … {reference.months[-1]}) has no month "
-                        f"before {cur_month}")
+        raise DataError(
+            f"the reference window ({reference.months[0]} … {reference.months[-1]}) has no month "
+            f"before {cur_month}"
+        )
     if len(ref_months) < len(reference.months):
         notes.append(f"reference months from {cur_month} on are left out of the comparison")
 
@@ -196,8 +218,14 @@ def drift_check(ds, panel, reference: Reference, cur_month: str | None = None, *
     if with_features:
         labels_zh, skip = _feature_labels(panel, config)
         sampled = sample_months(_full_history(panel, ref_months), feature_months)
-        frame = build_frame(panel, [*sampled, cur_month], tier_rules=config.tiers,
-                            horizon_months=config.horizon_months, params=config.features, with_labels=False)
+        frame = build_frame(
+            panel,
+            [*sampled, cur_month],
+            tier_rules=config.tiers,
+            horizon_months=config.horizon_months,
+            params=config.features,
+            with_labels=False,
+        )
         names = reference.feature_names or feature_names(frame)
         names = [n for n in names if n not in skip and n in frame.columns]
         is_cur = (frame["as_of"] == cur_month).to_numpy()
@@ -211,19 +239,31 @@ def drift_check(ds, panel, reference: Reference, cur_month: str | None = None, *
     monthly = monthly.reindex(columns=[c for c in config.categories if c in monthly.columns])
 
     labels = _label_shift(panel, config, ref_months) if with_labels else d.label_shift([], [])
-    warnings = d.drift_warnings(features, by_county_category, by_township, labels,
-                                categories=config.categories, cur_month=cur_month)
+    warnings = d.drift_warnings(
+        features, by_county_category, by_township, labels, categories=config.categories, cur_month=cur_month
+    )
     note = _incomplete_month_note(ds.events, cur_month)
     if note:
         notes.append(note)
-    return DriftResult(cur_month, reference, sampled, features, by_category, by_county_category, by_township,
-                       labels, monthly, warnings, notes)
+    return DriftResult(
+        cur_month,
+        reference,
+        sampled,
+        features,
+        by_category,
+        by_county_category,
+        by_township,
+        labels,
+        monthly,
+        warnings,
+        notes,
+    )
 
 
 def _label_shift(panel, config: Config, ref_months: list[str]) -> dict:
     """Tiers of the reference as-of months' outcome windows against those of the labelled as-of
     months after the reference (empty until such outcomes exist)."""
-    from models.evaluate import tier_history
+    from sanling.models.evaluate import tier_history
 
     hist = tier_history(panel, config)
     h = config.horizon_months
@@ -253,98 +293,64 @@ def result_dict(result: DriftResult, data_dir: Path | None = None) -> dict:
     return {
         "data_dir": str(Path(data_dir).resolve()) if data_dir else None,
         "cur_month": result.cur_month,
-        "reference": {"source": ref.source, "model_version": ref.model_version, "first": ref.months[0],
-                      "last": ref.months[-1], "n_months": len(ref.months), "note": ref.note,
-                      "feature_months": result.feature_months},
-        "thresholds": {"psi_warn": d.PSI_WARN, "psi_watch": d.PSI_WATCH,
-                       "stopped_min_expected": d.STOPPED_MIN_EXPECTED, "township_ratio": d.TOWNSHIP_RATIO,
-                       "township_p": d.TOWNSHIP_P},
+        "reference": {
+            "source": ref.source,
+            "model_version": ref.model_version,
+            "first": ref.months[0],
+            "last": ref.months[-1],
+            "n_months": len(ref.months),
+            "note": ref.note,
+            "feature_months": result.feature_months,
+        },
+        "thresholds": {
+            "psi_warn": d.PSI_WARN,
+            "psi_watch": d.PSI_WATCH,
+            "stopped_min_expected": d.STOPPED_MIN_EXPECTED,
+            "township_ratio": d.TOWNSHIP_RATIO,
+            "township_p": d.TOWNSHIP_P,
+        },
         "warnings": result.warnings,
         "notes": result.notes,
-        "n_features": {"warn": int((f["level"] == "warn").sum()) if f is not None else 0,
-                       "watch": int((f["level"] == "watch").sum()) if f is not None else 0,
-                       "total": len(f) if f is not None else 0},
+        "n_features": {
+            "warn": int((f["level"] == "warn").sum()) if f is not None else 0,
+            "watch": int((f["level"] == "watch").sum()) if f is not None else 0,
+            "total": len(f) if f is not None else 0,
+        },
         "features": _records(f),
-        "volume": {"category": _records(result.by_category),
-                   "county_category": _records(result.by_county_category),
-                   "township": _records(result.by_township)},
+        "volume": {
+            "category": _records(result.by_category),
+            "county_category": _records(result.by_county_category),
+            "township": _records(result.by_township),
+        },
         "labels": result.labels,
     }
 
 
-def _md_table(frame: pd.DataFrame, formats: dict[str, str]) -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
-    for row in frame.itertuples(index=False):
-        cells = []
-        for c, v in zip(cols, row, strict=True):
-            fmt = formats.get(c)
-            cells.append(fmt.format(v) if fmt and isinstance(v, int | float | np.number) and pd.notna(v)
-                         else ("–" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def markdown(result: DriftResult, images: dict[str, str]) -> str:
-    """The human report ``drift.md``: warnings first, then the tables and the figures."""
-    r = result
-    vol = {"expected": "{:.1f}", "ref_mean": "{:.1f}", "season_factor": "{:.2f}", "observed": "{:.0f}",
-           "ratio": "{:.2f}", "p": "{:.2g}"}
-    parts = [f"# 漂移检查 Drift check — {r.cur_month}", "",
-             f"Reference: {r.reference.note}. "
-             + (f"Feature reference: {len(r.feature_months)} sampled as-of months "
-                f"({', '.join(r.feature_months)})." if r.feature_months else ""), ""]
-    parts += ["## 预警 Warnings", ""]
-    parts += [f"- {w}" for w in r.warnings] or ["- 无预警 — no warning"]
-    if r.notes:
-        parts += ["", "Notes:", *[f"- {n}" for n in r.notes]]
-    parts += ["", "Thresholds: feature PSI > 0.25 warn, 0.10–0.25 watch; a category with ≥ 5 expected "
-              "events a month in a county that reports none; a township at ≥ 1.8× or ≤ 1/1.8 of its "
-              "expected volume with tail p < 0.001 (negative binomial: Poisson widened to the counts' dispersion); a township or county absent from the reference.",
-              "", "## 事件量 Volume by category", "",
-              _md_table(r.by_category[["category", "expected", "ref_mean", "season_factor", "observed", "ratio",
-                                       "p"]], vol), "", f"![volume by category]({images['category']})", "",
-              "## 乡镇 Townships (furthest from expected first)", "",
-              _md_table(r.by_township[["township", "expected", "observed", "ratio", "p", "new"]].head(15), vol),
-              "", f"![volume by township]({images['township']})", ""]
-    if r.features is not None:
-        parts += ["## 特征 Feature drift (top 20 by PSI)", "",
-                  f"{(r.features['level'] == 'warn').sum()} feature(s) warn, "
-                  f"{(r.features['level'] == 'watch').sum()} watch, of {len(r.features)}. Calendar "
-                  "features are not compared (they differ between one month and a year by construction).", "",
-                  _md_table(r.features.head(20)[["feature", "label_zh", "psi", "level", "mean_ref", "mean_cur",
-                                                 "zero_ref", "zero_cur", "missing_cur"]],
-                            {"psi": "{:.3f}", "mean_ref": "{:.3g}", "mean_cur": "{:.3g}", "zero_ref": "{:.0%}",
-                             "zero_cur": "{:.0%}", "missing_cur": "{:.0%}"}),
-                  "", f"![PSI top 20]({images['psi']})", ""]
-    lab = r.labels
-    parts += ["## 结果分布 Outcome tiers (label shift)", ""]
-    if lab.get("psi") is None:
-        parts.append("No outcome window has closed after the reference yet.")
-    else:
-        parts.append(f"Reference windows n={lab['n_ref']:,}; since then n={lab['n_cur']:,} "
-                     f"(as-of {lab['cur_as_of'][0]} … {lab['cur_as_of'][-1]}); PSI {lab['psi']:.3f}.")
-        parts += ["", "| tier | reference | since |", "|---|---|---|"]
-        parts += [f"| {t} | {lab['ref'][t]:.1%} | {lab['cur'][t]:.1%} |" for t in lab["ref"]]
-    return "\n".join(parts) + "\n"
-
-
 def write_outputs(result: DriftResult, out: Path, data_dir: Path | None = None) -> dict:
     """Write ``drift.json``, ``drift.md`` and the three PNGs into ``out``; returns the JSON dict."""
-    from models import plots
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     labels = plots.Labels()
-    images = {"psi": "psi_top20.png", "category": "volume_by_category.png", "township": "volume_by_township.png"}
+    images = {
+        "psi": "psi_top20.png",
+        "category": "volume_by_category.png",
+        "township": "volume_by_township.png",
+    }
     if result.features is not None:
         plots.save(plots.fig_psi_top(result.features, labels), out / images["psi"], labels)
-    plots.save(plots.fig_volume_by_category(result.monthly, result.by_category, labels,
-                                            result.reference.config.categories), out / images["category"], labels)
+    plots.save(
+        plots.fig_volume_by_category(
+            result.monthly, result.by_category, labels, result.reference.config.categories
+        ),
+        out / images["category"],
+        labels,
+    )
     plots.save(plots.fig_volume_by_township(result.by_township, labels), out / images["township"], labels)
     summary = result_dict(result, data_dir)
-    (out / "drift.json").write_text(json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8")
-    (out / "drift.md").write_text(markdown(result, images), encoding="utf-8")
+    (out / "drift.json").write_text(
+        json.dumps(summary, ensure_ascii=False, indent=2, default=str), encoding="utf-8"
+    )
+    (out / "drift.md").write_text(drift_markdown(result, images), encoding="utf-8")
     return summary
 
 
@@ -364,8 +370,10 @@ def _print(result: DriftResult) -> None:
         print(f"{r.category:<16} {r.expected:>9.1f} {r.observed:>9.0f} {r.ratio:>6.2f} {r.p:>8.2g}")
     if result.features is not None:
         f = result.features
-        print(f"\nfeatures: {(f['level'] == 'warn').sum()} warn, {(f['level'] == 'watch').sum()} watch of {len(f)}; "
-              "largest PSI:")
+        print(
+            f"\nfeatures: {(f['level'] == 'warn').sum()} warn, {(f['level'] == 'watch').sum()} watch of {len(f)}; "
+            "largest PSI:"
+        )
         for r in f.head(5).itertuples(index=False):
             print(f"  {r.feature:<40} {r.psi:.3f}  {r.level}")
 
@@ -374,7 +382,6 @@ def run_drift(data_dir: Path, *, out: Path | None = None, settings: Settings | N
     """``sanling drift``: compare the data's latest month with the champion's training window (or the
     fallback reference), print the warnings and a short table, write ``drift.json``, ``drift.md`` and
     plots into ``out`` (default ``<home>/drift/<latest month>``); returns the JSON dict."""
-    from pipeline.jobs import prepare
 
     settings = settings or Settings()
     t0 = time.perf_counter()
@@ -387,7 +394,7 @@ def run_drift(data_dir: Path, *, out: Path | None = None, settings: Settings | N
     summary = write_outputs(result, out, data_dir)
     summary["seconds"] = round(time.perf_counter() - t0, 1)
     _print(result)
-    _say(f"drift report written to {out}/drift.md ({summary['seconds']} s)")
+    say(f"drift report written to {out}/drift.md ({summary['seconds']} s)")
     return summary
 
 
@@ -396,5 +403,7 @@ def drift_warnings_for_score(bundle, ds, panel, as_of: str) -> list[str]:
     ``as_of`` against the bundle's training window, with a smaller feature reference
     (:data:`SCORE_REFERENCE_MONTHS` as-of months) so that it costs seconds."""
     reference = champion_reference("serving", bundle)
-    result = drift_check(ds, panel, reference, as_of, feature_months=SCORE_REFERENCE_MONTHS, with_labels=False)
+    result = drift_check(
+        ds, panel, reference, as_of, feature_months=SCORE_REFERENCE_MONTHS, with_labels=False
+    )
     return result.warnings

@@ -3,100 +3,43 @@ pure stages in ``features/`` and ``models/``. This is the one place that knows p
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.config import Config, Settings, load_config
-from pipeline.errors import ModelError, SanlingError
-
-
-def _say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _progress(desc: str):
-    from tqdm.auto import tqdm
-
-    return lambda it: tqdm(it, desc=desc, unit="fold", file=sys.stderr, dynamic_ncols=True)
-
-
-# -- data ---------------------------------------------------------------------------------------
-def prepare(data_dir: Path, config: Config, settings: Settings):
-    """Ingest (cached) and build the units × months panel."""
-    from features.panel import build_panel
-    from pipeline.ingest import load_dataset
-
-    t0 = time.perf_counter()
-    ds = load_dataset(data_dir, categories=config.categories, home=settings.home)
-    panel = build_panel(ds.units, ds.events, config.categories)
-    _say(f"data: {len(ds.units):,} units, {len(ds.events):,} events, "
-         f"{panel.first_label} … {panel.last_month} ({time.perf_counter() - t0:.1f} s)")
-    return ds, panel
-
-
-def labelled_frame(panel, config: Config) -> pd.DataFrame:
-    from features.build import build_frame
-    from features.grid import labelled_as_of
-
-    dates = labelled_as_of(panel, config.horizon_months, config.cadence_months)
-    if not dates:
-        raise SanlingError(f"the data is shorter than one outcome window of {config.horizon_months} months")
-    t0 = time.perf_counter()
-    frame = build_frame(panel, dates, tier_rules=config.tiers, horizon_months=config.horizon_months,
-                        params=config.features)
-    _say(f"features: {len(frame):,} rows × {frame.shape[1]} columns for {len(dates)} as-of dates "
-         f"({time.perf_counter() - t0:.1f} s)")
-    return frame
-
-
-def fingerprint(ds) -> str:
-    h = hashlib.sha1()
-    for name in ("units.parquet", "events.parquet"):
-        h.update((Path(ds.workdir) / name).read_bytes())
-    return h.hexdigest()[:12]
-
-
-def config_hash(config: Config) -> str:
-    return hashlib.sha1(config.model_dump_json().encode()).hexdigest()[:12]
-
-
-def experiment_name(ds) -> str:
-    return f"sanling/{Path(ds.workdir).name}"
-
-
-def registry(settings: Settings):
-    from models.registry import Registry
-
-    return Registry(settings.tracking_uri, settings.artifact_root, settings.model_name)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+from sanling.core.config import Config, Settings, load_config
+from sanling.core.errors import ModelError, SanlingError
+from sanling.pipeline.context import (
+    atomic_write,
+    config_hash,
+    experiment_name,
+    fingerprint,
+    labelled_frame,
+    prepare,
+    progress,
+    registry,
+    say,
+)
 
 
 # -- backtest -----------------------------------------------------------------------------------
 def summarise(metrics: dict) -> dict:
     """Skill against each baseline (the oracle share, with its error bar, is added by ``backtest``)."""
-    from models.metrics import skill
+    from sanling.models.metrics import skill
 
     m = metrics["models"]
     return {"skill_vs": {k: skill(m["lightgbm"]["rps"], v["rps"]) for k, v in m.items() if k != "lightgbm"}}
 
 
 def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | None = None) -> dict:
-    from features.build import feature_names
-    from models.evaluate import rolling_origin, tier_history
-    from models.metrics import oracle_share_with_se, paired_rps_difference
-    from models.report import write_report
+    from sanling.features.build import feature_names
+    from sanling.models.evaluate import rolling_origin, tier_history
+    from sanling.models.metrics import oracle_share_with_se, paired_rps_difference
+    from sanling.models.reporting import write_report
 
     settings = settings or Settings()
     t0 = time.perf_counter()
@@ -106,7 +49,7 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
     history = tier_history(panel, config)
     truth_path = Path(data_dir) / "truth.parquet"
     truth = pd.read_parquet(truth_path) if truth_path.exists() else None
-    result = rolling_origin(frame, names, history, config, truth=truth, progress=_progress("backtest"))
+    result = rolling_origin(frame, names, history, config, truth=truth, progress=progress("backtest"))
     metrics = result.metrics
     metrics["summary"] = summarise(metrics)
     if "oracle" in result.predictions:
@@ -120,17 +63,24 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
     metrics["summary"]["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2))
-    report = write_report(out, meta=result.meta, y=result.y, predictions=result.predictions,
-                          metrics=metrics, shap=_shap_labels(result.shap, config, panel))
+    atomic_write(out / "metrics.json", json.dumps(metrics, ensure_ascii=False, indent=2))
+    report = write_report(
+        out,
+        meta=result.meta,
+        y=result.y,
+        predictions=result.predictions,
+        metrics=metrics,
+        shap=_shap_labels(result.shap, config, panel),
+    )
     tags = {"data_fingerprint": fingerprint(ds), "config_hash": config_hash(config)}
     try:
         registry(settings).log_backtest(
-            experiment_name(ds), params=_params(config), metrics=metrics, tags=tags, artifacts_dir=out)
+            experiment_name(ds), params=_params(config), metrics=metrics, tags=tags, artifacts_dir=out
+        )
     except Exception as e:  # the backtest's own files are written; a tracking failure is reported
-        _say(f"warning: could not log the backtest to MLflow ({type(e).__name__}: {e})")
+        say(f"warning: could not log the backtest to MLflow ({type(e).__name__}: {e})")
     _print_metrics(metrics)
-    _say(f"backtest written to {out}/metrics.json and {report} ({metrics['summary']['seconds']} s)")
+    say(f"backtest written to {out}/metrics.json and {report} ({metrics['summary']['seconds']} s)")
     return metrics
 
 
@@ -138,16 +88,21 @@ def _shap_labels(shap, config, panel):
     if shap is None:
         return None
     contrib, values, names = shap
-    from features.registry import feature_registry
+    from sanling.features.registry import feature_registry
 
-    labels = {f.name: f.label_zh for f in feature_registry(config.categories, config.features,
-                                                           static_columns=panel.static_columns)}
+    labels = {
+        f.name: f.label_zh
+        for f in feature_registry(config.categories, config.features, static_columns=panel.static_columns)
+    }
     return contrib, values, [labels.get(n, n) for n in names]
 
 
 def _params(config: Config) -> dict:
-    flat = {"horizon_months": config.horizon_months, "cadence_months": config.cadence_months,
-            "test_periods": config.test_periods}
+    flat = {
+        "horizon_months": config.horizon_months,
+        "cadence_months": config.cadence_months,
+        "test_periods": config.test_periods,
+    }
     flat.update({f"model.{k}": v for k, v in config.model.model_dump().items()})
     flat.update({f"policy.{k}": v for k, v in config.policy.model_dump().items()})
     return {k: str(v)[:250] for k, v in flat.items()}
@@ -162,60 +117,82 @@ def _print_metrics(metrics: dict) -> None:
     s = metrics.get("summary", {})
     if s.get("oracle_share") is not None:
         se = s.get("oracle_share_se")
-        print(f"share of the oracle's skill captured: {s['oracle_share']:.3f}" + (f" ± {se:.3f} (1 SE)" if se else ""))
+        print(
+            f"share of the oracle's skill captured: {s['oracle_share']:.3f}"
+            + (f" ± {se:.3f} (1 SE)" if se else "")
+        )
 
 
 # -- train / promote ----------------------------------------------------------------------------
 def _specs(config: Config, panel, names):
-    from features.registry import feature_registry
-    from models.explain import ReasonSpec
+    from sanling.features.registry import feature_registry
+    from sanling.models.explain import ReasonSpec
 
-    reg = {f.name: f for f in feature_registry(config.categories, config.features,
-                                               static_columns=panel.static_columns)}
+    reg = {
+        f.name: f
+        for f in feature_registry(config.categories, config.features, static_columns=panel.static_columns)
+    }
     return [ReasonSpec(n, reg[n].label_zh, reg[n].template_zh, reg[n].group, reg[n].group_zh) for n in names]
 
 
 def train(data_dir: Path, config: Config, settings: Settings | None = None) -> str:
-    from features.build import feature_names
-    from features.registry import REGISTRY_VERSION
-    from models.bundle import ModelBundle
-    from models.tier_model import TierModel
+    from sanling.features.build import feature_names
+    from sanling.features.registry import REGISTRY_VERSION
+    from sanling.models.bundle import ModelBundle
+    from sanling.models.tier_model import TierModel
 
     settings = settings or Settings()
     ds, panel = prepare(data_dir, config, settings)
     labelled = labelled_frame(panel, config)  # only labelled as-of dates: every row has its tier
     names = feature_names(labelled)
     t0 = time.perf_counter()
-    _say(f"training on {len(labelled):,} rows …")
-    model = TierModel(names, config.model).fit(labelled, labelled["tier"].to_numpy(dtype=np.int64),
-                                               labelled["as_of"].to_numpy())
-    _say(f"trained in {time.perf_counter() - t0:.1f} s; best iterations {model.best_iterations_}")
-    tags = {"data_fingerprint": fingerprint(ds), "config_hash": config_hash(config),
-            "registry_version": REGISTRY_VERSION,
-            "train_window": f"{model.train_window_[0]}..{model.train_window_[1]}",
-            "data_dir": str(Path(data_dir).resolve())}
+    say(f"training on {len(labelled):,} rows …")
+    model = TierModel(names, config.model).fit(
+        labelled, labelled["tier"].to_numpy(dtype=np.int64), labelled["as_of"].to_numpy()
+    )
+    say(f"trained in {time.perf_counter() - t0:.1f} s; best iterations {model.best_iterations_}")
+    tags = {
+        "data_fingerprint": fingerprint(ds),
+        "config_hash": config_hash(config),
+        "registry_version": REGISTRY_VERSION,
+        "train_window": f"{model.train_window_[0]}..{model.train_window_[1]}",
+        "data_dir": str(Path(data_dir).resolve()),
+    }
     reg = registry(settings)
     bt = reg.latest_backtest(experiment_name(ds), {k: tags[k] for k in ("data_fingerprint", "config_hash")})
-    info = {"train_window": list(model.train_window_), "n_train_rows": model.n_train_rows_,
-            "registry_version": REGISTRY_VERSION, "data_fingerprint": tags["data_fingerprint"],
-            "backtest": {k: v for k, v in (bt or {}).get("metrics", {}).items()},
-            "horizon_months": config.horizon_months}
+    info = {
+        "train_window": list(model.train_window_),
+        "n_train_rows": model.n_train_rows_,
+        "registry_version": REGISTRY_VERSION,
+        "data_fingerprint": tags["data_fingerprint"],
+        "backtest": {k: v for k, v in (bt or {}).get("metrics", {}).items()},
+        "horizon_months": config.horizon_months,
+    }
     if bt and bt["rps"] is not None:
         tags["backtest_rps"] = f"{bt['rps']:.6f}"
         tags["backtest_run"] = bt["run_id"]
-    bundle = ModelBundle(model, _specs(config, panel, names), REGISTRY_VERSION, config,
-                         model.train_window_, info)
-    version = reg.log_model(experiment_name(ds), bundle, params=_params(config),
-                            metrics={"n_train_rows": len(labelled)}, tags=tags,
-                            input_example=labelled[names].head(5))
+    bundle = ModelBundle(
+        model, _specs(config, panel, names), REGISTRY_VERSION, config, model.train_window_, info
+    )
+    version = reg.log_model(
+        experiment_name(ds),
+        bundle,
+        params=_params(config),
+        metrics={"n_train_rows": len(labelled)},
+        tags=tags,
+        input_example=labelled[names].head(5),
+    )
     rps = tags.get("backtest_rps", "none on record — run `sanling backtest` with the same data and config")
-    print(f"registered {settings.model_name} version {version} (training window "
-          f"{tags['train_window']}, backtest RPS {rps})")
+    print(
+        f"registered {settings.model_name} version {version} (training window "
+        f"{tags['train_window']}, backtest RPS {rps})"
+    )
     return version
 
 
-def promote(version: str, *, alias: str = "champion", force: bool = False,
-            settings: Settings | None = None) -> None:
+def promote(
+    version: str, *, alias: str = "champion", force: bool = False, settings: Settings | None = None
+) -> None:
     settings = settings or Settings()
     reg = registry(settings)
     try:
@@ -227,12 +204,19 @@ def promote(version: str, *, alias: str = "champion", force: bool = False,
         champ = reg.version_tags(current)
         mine, theirs = tags.get("backtest_rps"), champ.get("backtest_rps")
         if mine is None:
-            raise ModelError(f"version {version} has no backtest RPS on record; run `sanling backtest` "
-                             "on the same data and config before training, or promote with --force")
-        if theirs is not None and champ.get("data_fingerprint") == tags.get("data_fingerprint") \
-                and float(mine) > float(theirs):
-            raise ModelError(f"refused: version {version} backtest RPS {float(mine):.5f} is worse than the "
-                             f"champion's (version {current}, {float(theirs):.5f}); use --force to override")
+            raise ModelError(
+                f"version {version} has no backtest RPS on record; run `sanling backtest` "
+                "on the same data and config before training, or promote with --force"
+            )
+        if (
+            theirs is not None
+            and champ.get("data_fingerprint") == tags.get("data_fingerprint")
+            and float(mine) > float(theirs)
+        ):
+            raise ModelError(
+                f"refused: version {version} backtest RPS {float(mine):.5f} is worse than the "
+                f"champion's (version {current}, {float(theirs):.5f}); use --force to override"
+            )
     if alias == "champion" and current not in (None, version):
         reg.set_alias("previous_champion", current)
     reg.set_alias(alias, version)
@@ -241,11 +225,11 @@ def promote(version: str, *, alias: str = "champion", force: bool = False,
 
 # -- score ---------------------------------------------------------------------------------------
 def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None = None) -> dict:
-    from pipeline.scoring import explained_scores, history_tables
-    from serving.store import db
-    from serving.store import history as store_history
-    from serving.store import scores as store_scores
-    from serving.store import units as store_units
+    from sanling.pipeline.scoring import explained_scores, history_tables
+    from sanling.serving.store import db
+    from sanling.serving.store import history as store_history
+    from sanling.serving.store import scores as store_scores
+    from sanling.serving.store import units as store_units
 
     settings = settings or Settings()
     version, bundle = registry(settings).load_alias("champion")
@@ -254,19 +238,27 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
     as_of = as_of or panel.last_month
     t0 = time.perf_counter()
     rows = explained_scores(bundle, ds, panel, as_of, model_version=version)
-    _say(f"scored {len(rows):,} units as of {as_of} with version {version} ({time.perf_counter() - t0:.1f} s)")
+    say(f"scored {len(rows):,} units as of {as_of} with version {version} ({time.perf_counter() - t0:.1f} s)")
     event_months, open_events = history_tables(ds.events, as_of)
-    from pipeline.drift_job import drift_warnings_for_score
+    from sanling.pipeline.drift_job import drift_warnings_for_score
 
     warnings = drift_warnings_for_score(bundle, ds, panel, as_of)
     for w in warnings:
-        _say(f"drift: {w}")
+        say(f"drift: {w}")
     engine = db.init_db(settings.db_url)
     with db.session_scope(engine) as session:
         store_units.upsert_units(session, ds.units)
-        store_scores.save_scores(session, {"as_of": as_of, "model_version": version,
-                                           "data_dir": str(Path(data_dir).resolve()), "n_units": len(rows),
-                                           "drift_warnings": warnings}, rows)
+        store_scores.save_scores(
+            session,
+            {
+                "as_of": as_of,
+                "model_version": version,
+                "data_dir": str(Path(data_dir).resolve()),
+                "n_units": len(rows),
+                "drift_warnings": warnings,
+            },
+            rows,
+        )
         store_history.replace_event_history(session, event_months, open_events)
     counts = pd.Series([r["tier_zh"] for r in rows]).value_counts()
     print(f"as of {as_of}: " + "  ".join(f"{t} {counts.get(t, 0)}" for t in ("红", "橙", "黄", "蓝")))
@@ -274,29 +266,36 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
 
 
 # -- serve / tokens / drift / demo ---------------------------------------------------------------
-def serve(*, host: str = "127.0.0.1", port: int = 8000, data_dir: Path | None = None,
-          settings: Settings | None = None) -> None:
-    from serving.app import run
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data_dir: Path | None = None,
+    settings: Settings | None = None,
+) -> None:
+    from sanling.serving.app import run
 
     settings = settings or Settings()
     data_dir = data_dir or settings.data_dir or _last_scored_dir(settings)
     scorer = None
     if data_dir is None:
-        _say("warning: no data directory (--data-dir, SANLING_DATA_DIR or a previous `sanling score`): "
-             "stored scores are served; POST /v1/score and GET /v1/model answer 503")
+        say(
+            "warning: no data directory (--data-dir, SANLING_DATA_DIR or a previous `sanling score`): "
+            "stored scores are served; POST /v1/score and GET /v1/model answer 503"
+        )
     else:
-        from pipeline.live_scorer import ChampionScorer
+        from sanling.pipeline.live_scorer import ChampionScorer
 
         try:
             scorer = ChampionScorer(settings, Path(data_dir))
         except ModelError as e:
-            _say(f"warning: {e}; stored scores are served, POST /v1/score answers 503")
+            say(f"warning: {e}; stored scores are served, POST /v1/score answers 503")
     run(host=host, port=port, settings=settings, scorer=scorer)
 
 
 def _last_scored_dir(settings: Settings) -> Path | None:
-    from serving.store import db
-    from serving.store.scores import latest_run
+    from sanling.serving.store import db
+    from sanling.serving.store.scores import latest_run
 
     engine = db.init_db(settings.db_url)
     with db.session_scope(engine) as session:
@@ -305,10 +304,11 @@ def _last_scored_dir(settings: Settings) -> Path | None:
     return Path(run["data_dir"]) if run and run.get("data_dir") and Path(run["data_dir"]).exists() else None
 
 
-def token_create(role: str, *, township: str | None = None, name: str | None = None,
-                 settings: Settings | None = None) -> str:
-    from serving.store import db
-    from serving.store.tokens import create_token
+def token_create(
+    role: str, *, township: str | None = None, name: str | None = None, settings: Settings | None = None
+) -> str:
+    from sanling.serving.store import db
+    from sanling.serving.store.tokens import create_token
 
     settings = settings or Settings()
     if role == "township" and not township:
@@ -321,37 +321,37 @@ def token_create(role: str, *, township: str | None = None, name: str | None = N
 
 
 def drift(data_dir: Path, *, out: Path | None = None, settings: Settings | None = None) -> dict:
-    from pipeline.drift_job import run_drift
+    from sanling.pipeline.drift_job import run_drift
 
     return run_drift(data_dir, out=out, settings=settings or Settings())
 
 
 def demo(workdir: Path, *, serve_after: bool = True, port: int = 8000) -> None:
-    from pipeline.ingest import validate_dir
-    from pipeline.simulate import simulate_world
+    from sanling.pipeline.ingest import validate_dir
+    from sanling.pipeline.simulate import simulate_world
 
     workdir = Path(workdir)
     settings = Settings(home=workdir / "home")
     os.environ["SANLING_HOME"] = str(settings.home)
     world = workdir / "world"
     steps = ["simulate", "validate", "backtest", "train", "promote", "score", "serve"]
-    _say(f"demo in {workdir}/: " + " → ".join(steps))
-    _say("[1/7] simulate")
+    say(f"demo in {workdir}/: " + " → ".join(steps))
+    say("[1/7] simulate")
     print(simulate_world(world, preset="county", seed=0))
-    _say("[2/7] validate")
+    say("[2/7] validate")
     print(validate_dir(world, home=settings.home).summary())
     config = load_config(None)
-    _say("[3/7] backtest")
+    say("[3/7] backtest")
     backtest(world, workdir / "backtest", config, settings)
-    _say("[4/7] train")
+    say("[4/7] train")
     version = train(world, config, settings)
-    _say("[5/7] promote")
+    say("[5/7] promote")
     promote(version, alias="champion", force=True, settings=settings)
-    _say("[6/7] score")
+    say("[6/7] score")
     score(world, settings=settings)
     analyst = token_create("analyst", name="demo analyst", settings=settings)
-    from serving.store import db
-    from serving.store.units import list_townships
+    from sanling.serving.store import db
+    from sanling.serving.store.units import list_townships
 
     engine = db.init_db(settings.db_url)
     with db.session_scope(engine) as session:

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.explain import peer_means
-from pipeline.config import Settings
-from pipeline.errors import ModelError
+from sanling.core.config import Settings
+from sanling.core.errors import ModelError
+from sanling.models.explain import peer_means
+from sanling.pipeline.context import registry
 
 log = logging.getLogger("sanling.scorer")
 
@@ -38,16 +39,17 @@ class _Model:
 
 
 def _stamp(data_dir: Path) -> tuple:
-    return tuple(sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                        for p in Path(data_dir).iterdir() if p.is_file()))
+    return tuple(
+        sorted(
+            (p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in Path(data_dir).iterdir() if p.is_file()
+        )
+    )
 
 
 class ChampionScorer:
     """Implements :class:`serving.scorer.Scorer`."""
 
     def __init__(self, settings: Settings, data_dir: Path, *, poll_seconds: float = 30.0):
-        from pipeline.jobs import registry
-
         self.settings = settings
         self.data_dir = Path(data_dir)
         self._registry = registry(settings)
@@ -58,8 +60,9 @@ class ChampionScorer:
         self.reload_model()
         self._stop = threading.Event()
         if poll_seconds > 0:
-            threading.Thread(target=self._poll, args=(poll_seconds,), daemon=True,
-                             name="champion-poll").start()
+            threading.Thread(
+                target=self._poll, args=(poll_seconds,), daemon=True, name="champion-poll"
+            ).start()
 
     # -- model -------------------------------------------------------------------------------
     def reload_model(self) -> bool:
@@ -100,8 +103,8 @@ class ChampionScorer:
         with self._lock:
             if self._data is not None and self._data.stamp == stamp:
                 return self._data
-            from features.panel import build_panel
-            from pipeline.ingest import load_dataset
+            from sanling.features.panel import build_panel
+            from sanling.pipeline.ingest import load_dataset
 
             config = self._model.bundle.config
             ds = load_dataset(self.data_dir, categories=config.categories, home=self.settings.home)
@@ -111,8 +114,8 @@ class ChampionScorer:
 
     # -- the protocol ------------------------------------------------------------------------
     def score(self, unit_ids: list[str], as_of: str | None = None) -> list[dict]:
-        from features.build import build_frame
-        from pipeline.scoring import explained_scores, frame_at
+        from sanling.features.build import build_frame
+        from sanling.pipeline.scoring import explained_scores, frame_at
 
         model, data = self._model, self._fresh_data()
         bundle = model.bundle
@@ -124,15 +127,31 @@ class ChampionScorer:
         key = (model.version, as_of)
         if key not in data.peers:
             full = frame_at(bundle, data.panel, as_of)
-            data.peers[key] = pd.Series(range(len(full)), index=full["unit_id"]), peer_means(
-                full, bundle.feature_names)
+            data.peers[key] = (
+                pd.Series(range(len(full)), index=full["unit_id"]),
+                peer_means(full, bundle.feature_names),
+            )
         pos, peers = data.peers[key]
         c = bundle.config
-        frame = build_frame(data.panel, [as_of], tier_rules=c.tiers, horizon_months=c.horizon_months,
-                            params=c.features, unit_ids=ids, with_labels=False)
+        frame = build_frame(
+            data.panel,
+            [as_of],
+            tier_rules=c.tiers,
+            horizon_months=c.horizon_months,
+            params=c.features,
+            unit_ids=ids,
+            with_labels=False,
+        )
         peer_rows = peers.iloc[pos.loc[frame["unit_id"]].to_numpy()]
-        return explained_scores(bundle, data.ds, data.panel, as_of, model_version=model.version,
-                                frame=frame.reset_index(drop=True), peers=peer_rows.reset_index(drop=True))
+        return explained_scores(
+            bundle,
+            data.ds,
+            data.panel,
+            as_of,
+            model_version=model.version,
+            frame=frame.reset_index(drop=True),
+            peers=peer_rows.reset_index(drop=True),
+        )
 
     def model_info(self) -> dict:
         model = self._model

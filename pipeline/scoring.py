@@ -8,22 +8,36 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from models.explain import peer_means
+from sanling.models.explain import peer_means
 
 
 def frame_at(bundle, panel, as_of: str) -> pd.DataFrame:
     """All units' features as of one month (peers need every unit of the county)."""
-    from features.build import build_frame
+    from sanling.features.build import build_frame
 
     c = bundle.config
-    return build_frame(panel, [as_of], tier_rules=c.tiers, horizon_months=c.horizon_months,
-                       params=c.features, with_labels=False)
+    return build_frame(
+        panel,
+        [as_of],
+        tier_rules=c.tiers,
+        horizon_months=c.horizon_months,
+        params=c.features,
+        with_labels=False,
+    )
 
 
-def explained_scores(bundle, ds, panel, as_of: str, unit_ids: Sequence[str] | None = None, *,
-                     model_version: str | None = None, frame: pd.DataFrame | None = None,
-                     peers: pd.DataFrame | None = None) -> list[dict]:
-    """Explained scores (CONTRACT §5 shape) for ``unit_ids`` (default: every unit) as of ``as_of``.
+def explained_scores(
+    bundle,
+    ds,
+    panel,
+    as_of: str,
+    unit_ids: Sequence[str] | None = None,
+    *,
+    model_version: str | None = None,
+    frame: pd.DataFrame | None = None,
+    peers: pd.DataFrame | None = None,
+) -> list[dict]:
+    """Explained scores (docs/operations.md shape) for ``unit_ids`` (default: every unit) as of ``as_of``.
 
     ``frame``/``peers`` may be passed in when the caller caches the month's frame.
     """
@@ -54,20 +68,47 @@ def history_tables(events: pd.DataFrame, as_of: str, months: int = 24) -> tuple[
     recent = ev[ev["occurred_at"] >= start.start_time]
     month = recent["occurred_at"].dt.strftime("%Y-%m")
     parts = [
-        pd.DataFrame({"unit_id": recent["unit_id"], "month": month, "category": recent["category"],
-                      "n": recent["count"]}),
+        pd.DataFrame(
+            {
+                "unit_id": recent["unit_id"],
+                "month": month,
+                "category": recent["category"],
+                "n": recent["count"],
+            }
+        ),
     ]
     esc = recent["escalated"].astype(bool) & (recent["category"] == "petition")
-    parts.append(pd.DataFrame({"unit_id": recent["unit_id"][esc], "month": month[esc],
-                               "category": "petition_escalated", "n": recent["count"][esc]}))
+    parts.append(
+        pd.DataFrame(
+            {
+                "unit_id": recent["unit_id"][esc],
+                "month": month[esc],
+                "category": "petition_escalated",
+                "n": recent["count"][esc],
+            }
+        )
+    )
     cas = recent["casualties"] > 0
-    parts.append(pd.DataFrame({"unit_id": recent["unit_id"][cas], "month": month[cas],
-                               "category": "casualties", "n": recent["casualties"][cas]}))
-    em = (pd.concat(parts, ignore_index=True)
-          .groupby(["unit_id", "month", "category"], as_index=False, observed=True)["n"].sum())
+    parts.append(
+        pd.DataFrame(
+            {
+                "unit_id": recent["unit_id"][cas],
+                "month": month[cas],
+                "category": "casualties",
+                "n": recent["casualties"][cas],
+            }
+        )
+    )
+    em = (
+        pd.concat(parts, ignore_index=True)
+        .groupby(["unit_id", "month", "category"], as_index=False, observed=True)["n"]
+        .sum()
+    )
     em["n"] = em["n"].astype(np.int64)
     end_ts = (end + 1).start_time
     still_open = ev["resolved_at"].isna() | (ev["resolved_at"] >= end_ts)
-    open_ev = ev.loc[still_open & ev["category"].isin(["dispute", "hazard"]),
-                     ["event_id", "unit_id", "category", "subtype", "occurred_at", "severity", "escalated"]]
+    open_ev = ev.loc[
+        still_open & ev["category"].isin(["dispute", "hazard"]),
+        ["event_id", "unit_id", "category", "subtype", "occurred_at", "severity", "escalated"],
+    ]
     return em, open_ev.reset_index(drop=True)

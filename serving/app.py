@@ -1,4 +1,4 @@
-"""The warning service: the JSON API (CONTRACT §5) and the township pages in one FastAPI app.
+"""The warning service: the JSON API (docs/operations.md) and the township pages in one FastAPI app.
 
 ``create_app`` opens the store (running migrations), wires the routes, the observability middleware
 and the error handlers, and keeps the scorer on ``app.state.scorer`` — replace that attribute to swap
@@ -15,20 +15,16 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from pipeline.config import Settings
-from pipeline.errors import ModelError, SanlingError
-from serving.api.observability import Metrics, ObservabilityMiddleware
-from serving.api.routes import health, metrics, model, risk, score
-from serving.scorer import Scorer
-from serving.security import load_secret_key
-from serving.store.db import init_db, session_factory
-from serving.store.errors import RecordNotFound
+from sanling.core.config import Settings
+from sanling.core.errors import ModelError, SanlingError
+from sanling.serving.api.observability import Metrics, ObservabilityMiddleware
+from sanling.serving.api.routes import health, metrics, model, risk, score
+from sanling.serving.scorer import Scorer
+from sanling.serving.security import load_secret_key
+from sanling.serving.store.db import init_db, session_factory
+from sanling.serving.store.errors import RecordNotFound
 
 log = logging.getLogger("sanling.serving")
-
-
-def _request_id(request: Request) -> str | None:
-    return request.scope.get("state", {}).get("request_id")
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -37,8 +33,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         # FastAPI's default echoes the input back (up to 1,001 ids) plus pydantic internals; keep
         # where and what only.
         detail = [
-            {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "invalid")).removeprefix("Value error, "),
-             "type": e.get("type")}
+            {
+                "loc": list(e.get("loc", ())),
+                "msg": str(e.get("msg", "invalid")).removeprefix("Value error, "),
+                "type": e.get("type"),
+            }
             for e in exc.errors()
         ]
         return JSONResponse({"detail": detail}, status_code=422)
@@ -95,14 +94,16 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     _install_error_handlers(app)
     for module in (health, risk, score, model, metrics):
         app.include_router(module.router)
-    from serving.pages import router as pages_router
+    from sanling.serving.pages import router as pages_router
 
     app.include_router(pages_router)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)
     return app
 
 
-def run(host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None, scorer: Scorer | None = None) -> None:
+def run(
+    host: str = "127.0.0.1", port: int = 8000, settings: Settings | None = None, scorer: Scorer | None = None
+) -> None:
     """Serve the app with uvicorn until interrupted (our middleware writes the access log)."""
     import uvicorn
 

@@ -11,21 +11,32 @@ from typing import Any
 from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
-from pipeline.contract import TIER_ZH, UNIT_TYPE_ZH
+from sanling.core.vocabulary import TIER_COLOURS, TIER_TEXT_COLOURS, TIER_ZH, UNIT_TYPE_ZH
 
 COLUMNS: tuple[str, ...] = (
-    "序号", "单位名称", "单位类型", "所属乡镇", "预警等级", "风险分", "主要风险因素",
-    "排查责任人", "排查时间", "排查情况", "整改措施", "整改时限", "整改状态",
+    "序号",
+    "单位名称",
+    "单位类型",
+    "所属乡镇",
+    "预警等级",
+    "风险分",
+    "主要风险因素",
+    "排查责任人",
+    "排查时间",
+    "排查情况",
+    "整改措施",
+    "整改时限",
+    "整改状态",
 )
 WIDTHS: tuple[int, ...] = (6, 22, 10, 14, 9, 8, 48, 12, 12, 30, 30, 12, 10)
-# Fill colour and font colour per tier (red and blue need white text to stay legible in print).
-TIER_COLOURS: dict[str, tuple[str, str]] = {
-    "red": ("FF0000", "FFFFFF"), "orange": ("FFA500", "000000"),
-    "yellow": ("FFFF00", "000000"), "blue": ("0070C0", "FFFFFF"),
-}
 NOT_SCREENED = "未排查"
 # Excel (and LibreOffice) evaluate a cell typed as text starting with these as a formula / DDE.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _argb(hex_colour: str) -> str:
+    """``#d93025`` → ``D93025`` (openpyxl's colour form)."""
+    return hex_colour.lstrip("#").upper()
 
 
 def neutralise(value: Any) -> Any:
@@ -54,10 +65,19 @@ def ledger_row(index: int, row: dict, followup: dict | None) -> list[Any]:
     f = followup or {}
     reasons = "；".join(r.get("text_zh", "") for r in (row.get("reasons") or [])[:3] if r.get("text_zh"))
     return [
-        index, row.get("unit_name"), UNIT_TYPE_ZH.get(row.get("unit_type") or "", row.get("unit_type")),
-        row.get("township"), TIER_ZH.get(row.get("tier"), row.get("tier")), round(float(row["risk_score"]), 1),
-        reasons, f.get("person") or row.get("responsible_person"), f.get("screened_on"), f.get("findings"),
-        f.get("measures"), f.get("deadline"), f.get("status") or NOT_SCREENED,
+        index,
+        row.get("unit_name"),
+        UNIT_TYPE_ZH.get(row.get("unit_type") or "", row.get("unit_type")),
+        row.get("township"),
+        TIER_ZH.get(row.get("tier"), row.get("tier")),
+        round(float(row["risk_score"]), 1),
+        reasons,
+        f.get("person") or row.get("responsible_person"),
+        f.get("screened_on"),
+        f.get("findings"),
+        f.get("measures"),
+        f.get("deadline"),
+        f.get("status") or NOT_SCREENED,
     ]
 
 
@@ -87,7 +107,13 @@ def write_ledger(
         cell.fill = PatternFill("solid", fgColor="D9D9D9")
         cell.border = border
     tier_col = COLUMNS.index("预警等级") + 1
-    fills = {t: (PatternFill("solid", fgColor=bg), Font(bold=True, color=fg)) for t, (bg, fg) in TIER_COLOURS.items()}
+    fills = {
+        t: (
+            PatternFill("solid", fgColor=_argb(TIER_COLOURS[t])),
+            Font(bold=True, color=_argb(TIER_TEXT_COLOURS[t])),
+        )
+        for t in TIER_COLOURS
+    }
     wrap = Alignment(vertical="top", wrap_text=True)
     for i, row in enumerate(rows, start=1):
         ws.append([neutralise(v) for v in ledger_row(i, row, latest.get(row.get("unit_id")))])

@@ -13,7 +13,7 @@ class Scorer(Protocol):
     """Something that returns fresh explained scores and describes the model behind them."""
 
     def score(self, unit_ids: list[str], as_of: str | None = None) -> list[dict]:
-        """Explained scores (CONTRACT §5 shape) for ``unit_ids`` at ``as_of`` (``None``: the latest month)."""
+        """Explained scores (docs/operations.md shape) for ``unit_ids`` at ``as_of`` (``None``: the latest month)."""
         ...
 
     def model_info(self) -> dict:

@@ -50,7 +50,7 @@ def load_secret_key(home: Path, configured: str | None = None) -> str:
 
 def _serializer(secret_key: str | None) -> URLSafeTimedSerializer:
     if secret_key is None:
-        from pipeline.config import Settings
+        from sanling.core.config import Settings
 
         settings = Settings()
         secret_key = load_secret_key(settings.home, settings.secret_key)
@@ -63,7 +63,9 @@ def sign_session(token_id: int, secret_key: str | None = None) -> str:
     return _serializer(secret_key).dumps(int(token_id))
 
 
-def read_session(cookie: str | None, secret_key: str | None = None, max_age: int = SESSION_MAX_AGE) -> int | None:
+def read_session(
+    cookie: str | None, secret_key: str | None = None, max_age: int = SESSION_MAX_AGE
+) -> int | None:
     """The token id inside a session cookie, or ``None`` if it is missing, forged, malformed or expired."""
     if not cookie:
         return None

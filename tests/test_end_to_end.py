@@ -10,17 +10,18 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from models.explain import render
-from pipeline import jobs
-from pipeline.config import Config, ModelParams, Settings
-from pipeline.live_scorer import ChampionScorer
-from pipeline.simulate import simulate_world
-from serving.app import create_app
+from sanling.core.config import Config, ModelParams, Settings
+from sanling.models.explain import render
+from sanling.pipeline import jobs
+from sanling.pipeline.live_scorer import ChampionScorer
+from sanling.pipeline.simulate import simulate_world
+from sanling.serving.app import create_app
 
 pytestmark = pytest.mark.slow
 
-CONFIG = Config(test_periods=2, model=ModelParams(n_estimators=80, learning_rate=0.1, num_leaves=7,
-                                                  min_child_samples=40))
+CONFIG = Config(
+    test_periods=2, model=ModelParams(n_estimators=80, learning_rate=0.1, num_leaves=7, min_child_samples=40)
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +41,19 @@ def deployed(tmp_path_factory):
     township = units["township"].iloc[0]
     clerk = jobs.token_create("township", township=township, settings=settings)
     with TestClient(app) as client:
-        yield {"work": work, "world": world, "settings": settings, "metrics": metrics, "version": version,
-               "scorer": scorer, "client": client, "units": units, "township": township,
-               "analyst": {"Authorization": f"Bearer {analyst}"}, "clerk": {"Authorization": f"Bearer {clerk}"}}
+        yield {
+            "work": work,
+            "world": world,
+            "settings": settings,
+            "metrics": metrics,
+            "version": version,
+            "scorer": scorer,
+            "client": client,
+            "units": units,
+            "township": township,
+            "analyst": {"Authorization": f"Bearer {analyst}"},
+            "clerk": {"Authorization": f"Bearer {clerk}"},
+        }
     scorer.close()
 
 
@@ -93,12 +104,16 @@ def test_scores_as_of_a_date_ignore_later_events(deployed):
     before_past = scorer.score([unit], as_of="2022-06")[0]
     before_last = scorer.score([unit], as_of="2022-12")[0]
     events = pd.read_parquet(world / "events.parquet")
-    extra = pd.DataFrame({
-        "event_id": [f"EXTRA-{i}" for i in range(6)], "unit_id": unit,
-        "occurred_at": pd.to_datetime(["2022-07-03", "2022-09-10", "2022-12-01", "2022-12-02", "2022-12-05",
-                                       "2022-12-09"]),
-        "category": ["criminal", "petition", "dispute", "dispute", "dispute", "criminal"],
-    })
+    extra = pd.DataFrame(
+        {
+            "event_id": [f"EXTRA-{i}" for i in range(6)],
+            "unit_id": unit,
+            "occurred_at": pd.to_datetime(
+                ["2022-07-03", "2022-09-10", "2022-12-01", "2022-12-02", "2022-12-05", "2022-12-09"]
+            ),
+            "category": ["criminal", "petition", "dispute", "dispute", "dispute", "criminal"],
+        }
+    )
     pd.concat([events, extra], ignore_index=True).to_parquet(world / "events.parquet", index=False)
     try:
         scorer._checked = 0.0  # skip the once-a-second freshness throttle
@@ -142,9 +157,11 @@ def test_cli_errors_are_one_line(tmp_path):
 
     sanling = Path(sys.executable).parent / "sanling"
     env = {"SANLING_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"}
-    for args in (["backtest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
-                 ["score", str(tmp_path)],                      # no champion in this home
-                 ["token", "create", "--role", "township"]):    # township without --township
+    for args in (
+        ["backtest", str(tmp_path / "missing"), "--out", str(tmp_path / "o")],
+        ["score", str(tmp_path)],  # no champion in this home
+        ["token", "create", "--role", "township"],
+    ):  # township without --township
         r = subprocess.run([str(sanling), *args], capture_output=True, text=True, env=env, timeout=120)
         assert r.returncode == 2, (args, r.stderr)
         lines = [ln for ln in r.stderr.splitlines() if ln.startswith("sanling:")]

@@ -20,7 +20,7 @@ NAMES = tuple(FIGURES)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> Path:
-    from pipeline.simulate import simulate_world
+    from sanling.pipeline.simulate import simulate_world
 
     out = tmp_path_factory.mktemp("nb_world")
     simulate_world(out, preset="county", seed=0, progress=False)
@@ -46,14 +46,25 @@ def test_notebook_runs(name, world, tmp_path, monkeypatch):
     monkeypatch.setenv("SANLING_NB_QUICK", "1")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
-    client = NotebookClient(book, timeout=300, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}})
+    client = NotebookClient(
+        book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
     client.execute()
-    errors = [o for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
+    errors = [
+        o
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
+    ]
     assert not errors
-    images = sum(1 for c in book.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                 if "image/png" in o.get("data", {}))
+    images = sum(
+        1
+        for c in book.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    )
     assert images >= FIGURES[name], f"{name}: only {images} figure(s) rendered"
     # nothing written into the repository
     assert not any(p.suffix in {".png", ".db", ".parquet"} for p in NOTEBOOKS.iterdir())

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline import jobs
-from pipeline.config import Settings, load_config
-from pipeline.contract import CATEGORIES_ZH
-from pipeline.ingest import validate_dir
-from pipeline.simulate import simulate_world
+from sanling.core.config import Settings, load_config
+from sanling.core.vocabulary import CATEGORIES_ZH
+from sanling.pipeline import jobs
+from sanling.pipeline.ingest import validate_dir
+from sanling.pipeline.simulate import simulate_world
 
 pytestmark = pytest.mark.slow
 
@@ -28,20 +28,36 @@ def yearly_export(src, dst) -> None:
     events = pd.read_parquet(src / "events.parquet")
     events["year"] = events["occurred_at"].dt.year
     events["open_at_year_end"] = events["resolved_at"].isna() | (
-        events["resolved_at"] > pd.to_datetime(events["year"].astype(str) + "-12-31"))
-    rows = (events.groupby(["unit_id", "year", "category", "escalated", "open_at_year_end"], as_index=False)
-            .agg(count=("event_id", "size"), casualties=("casualties", "sum")))
+        events["resolved_at"] > pd.to_datetime(events["year"].astype(str) + "-12-31")
+    )
+    rows = events.groupby(
+        ["unit_id", "year", "category", "escalated", "open_at_year_end"], as_index=False
+    ).agg(count=("event_id", "size"), casualties=("casualties", "sum"))
     rows["事件编号"] = [f"Y{i:07d}" for i in range(len(rows))]
     dec31 = rows["year"].astype(str) + "年12月31日"
-    out_events = pd.DataFrame({
-        "事件编号": rows["事件编号"], "单位编码": rows["unit_id"], "发生时间": dec31,
-        "事件类别": rows["category"].map(CATEGORIES_ZH), "数量": rows["count"],
-        "是否越级": rows["escalated"].map({True: "是", False: "否"}), "伤亡人数": rows["casualties"],
-        # open at the year's end: no 化解时间; otherwise resolved by the end of that year
-        "化解时间": dec31.where(~rows["open_at_year_end"], ""),
-    })
-    out_units = units.rename(columns={"unit_id": "单位编码", "unit_name": "单位名称", "unit_type": "单位类型",
-                                      "township": "所属乡镇", "county": "所属县区", "city": "所属市"})
+    out_events = pd.DataFrame(
+        {
+            "事件编号": rows["事件编号"],
+            "单位编码": rows["unit_id"],
+            "发生时间": dec31,
+            "事件类别": rows["category"].map(CATEGORIES_ZH),
+            "数量": rows["count"],
+            "是否越级": rows["escalated"].map({True: "是", False: "否"}),
+            "伤亡人数": rows["casualties"],
+            # open at the year's end: no 化解时间; otherwise resolved by the end of that year
+            "化解时间": dec31.where(~rows["open_at_year_end"], ""),
+        }
+    )
+    out_units = units.rename(
+        columns={
+            "unit_id": "单位编码",
+            "unit_name": "单位名称",
+            "unit_type": "单位类型",
+            "township": "所属乡镇",
+            "county": "所属县区",
+            "city": "所属市",
+        }
+    )
     out_units["单位类型"] = out_units["单位类型"].map(ZH_UNIT_TYPE)
     dst.mkdir()
     out_units.to_csv(dst / "units.csv", index=False, encoding="gbk")
@@ -53,10 +69,18 @@ def test_yearly_gbk_export_backtests_trains_and_scores(tmp_path):
     simulate_world(sim, preset="county", n_units=200, months=60, seed=11, progress=False)
     export = tmp_path / "county_export"
     yearly_export(sim, export)
-    (tmp_path / "yearly.yaml").write_text(yaml.safe_dump({
-        "horizon_months": 12, "cadence_months": 12, "test_periods": 1,
-        "backtest": {"min_train_periods": 2}, "model": {"validation_periods": 1, "n_estimators": 60},
-    }), encoding="utf-8")
+    (tmp_path / "yearly.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "horizon_months": 12,
+                "cadence_months": 12,
+                "test_periods": 1,
+                "backtest": {"min_train_periods": 2},
+                "model": {"validation_periods": 1, "n_estimators": 60},
+            }
+        ),
+        encoding="utf-8",
+    )
     config = load_config(tmp_path / "yearly.yaml")
     settings = Settings(home=tmp_path / "home")
 
@@ -66,7 +90,7 @@ def test_yearly_gbk_export_backtests_trains_and_scores(tmp_path):
     metrics = jobs.backtest(export, tmp_path / "bt", config, settings)
     assert metrics["horizon_months"] == 12 and metrics["as_of_dates"] == ["2021-12"]
     assert metrics["n_rows"] == 200
-    assert "oracle" not in metrics["models"]        # the simulator's oracle is monthly; none here
+    assert "oracle" not in metrics["models"]  # the simulator's oracle is monthly; none here
     assert json.loads((tmp_path / "bt" / "metrics.json").read_text())["models"]["lightgbm"]["rps"] >= 0
 
     version = jobs.train(export, config, settings)

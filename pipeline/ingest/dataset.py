@@ -1,4 +1,4 @@
-"""The ingestion job: a data directory → normalised, validated, stored data (CONTRACT §1).
+"""The ingestion job: a data directory → normalised, validated, stored data (docs/data-contract.md).
 
 The edge that ties the pure stages together: locate and read the files (:mod:`.readers`),
 normalise them (:mod:`.normalise`), summarise (:mod:`.report`) and store or reuse the Parquet
@@ -12,18 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.contract import CATEGORIES_ZH
-from pipeline.errors import DataError
-from pipeline.ingest import store
-from pipeline.ingest.normalise import (
+from sanling.core.errors import DataError
+from sanling.core.vocabulary import CATEGORIES_ZH
+from sanling.pipeline.ingest import store
+from sanling.pipeline.ingest.normalise import (
     REJECTED,
     Normalised,
     canonical_columns,
     normalise_events,
     normalise_units,
 )
-from pipeline.ingest.readers import locate_tables, read_table
-from pipeline.ingest.report import IngestReport, data_profile, table_report
+from sanling.pipeline.ingest.readers import locate_tables, read_table
+from sanling.pipeline.ingest.report import IngestReport, data_profile, table_report
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def load_dataset(
     source = Path(data_dir).expanduser().resolve()
     cats = dict(CATEGORIES_ZH if categories is None else categories)
     if home is None:
-        from pipeline.config import Settings
+        from sanling.core.config import Settings
 
         home = Settings().home
     files = locate_tables(source)

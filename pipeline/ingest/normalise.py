@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.contract import (
+from sanling.core.errors import DataError
+from sanling.core.vocabulary import (
     COLUMN_ALIASES,
     EVENT_COLUMNS,
     EVENT_REQUIRED,
@@ -25,8 +26,7 @@ from pipeline.contract import (
     UNIT_REQUIRED,
     UNIT_TYPE_ALIASES,
 )
-from pipeline.errors import DataError
-from pipeline.ingest.parsers import (
+from sanling.pipeline.ingest.parsers import (
     SEVERITY_WORDS,
     clean_text,
     map_words,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import DataError
+from sanling.core.errors import DataError
 
 TABLES: tuple[str, ...] = ("units", "events")
 FORMATS: tuple[str, ...] = ("csv", "xlsx", "parquet")

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import UNIT_TYPE_ZH, UNIT_TYPES
-from pipeline.ingest.normalise import REJECTED, Normalised
-from pipeline.ingest.readers import RawTable
+from sanling.core.vocabulary import UNIT_TYPE_ZH, UNIT_TYPES
+from sanling.pipeline.ingest.normalise import REJECTED, Normalised
+from sanling.pipeline.ingest.readers import RawTable
 
 MONTHS_SHOWN = 12
 

@@ -1,7 +1,7 @@
-"""The simulated Shanxi world (CONTRACT §6): a registry of villages, communities and enterprises,
+"""The simulated Shanxi world (docs/simulator.md): a registry of villages, communities and enterprises,
 their monthly events from a documented conditional model, and the oracle ``truth.parquet``.
 See docs/simulator.md."""
 
-from pipeline.simulate.world import World, build_world, simulate_world, truth_frame
+from sanling.pipeline.simulate.world import World, build_world, simulate_world, truth_frame
 
 __all__ = ["World", "build_world", "simulate_world", "truth_frame"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.simulate.params import (
+from sanling.pipeline.simulate.params import (
     CATS,
     CRIMINAL_WITH_CASUALTIES,
     DISPUTE_MIX,
@@ -23,15 +23,21 @@ from pipeline.simulate.params import (
     TYPES,
     C,
 )
-from pipeline.simulate.process import NEVER, Simulation
+from sanling.pipeline.simulate.process import NEVER, Simulation
 
-_HOUR_WEIGHTS = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3.5, 4.5, 5, 5, 4, 4, 4.5, 5, 5, 4.5, 4, 3.5, 3, 2.5, 2, 1.5])
+_HOUR_WEIGHTS = np.array(
+    [1, 0.6, 0.4, 0.3, 0.3, 0.5, 1, 2, 3.5, 4.5, 5, 5, 4, 4, 4.5, 5, 5, 4.5, 4, 3.5, 3, 2.5, 2, 1.5]
+)
 # Severity 1–4 mixes keyed by (category, flag): flag = escalated (dispute, petition) or 重大 (hazard).
 _SEVERITY: dict[tuple[str, bool], tuple[float, float, float, float]] = {
-    ("dispute", False): (0.88, 0.11, 0.01, 0.0), ("dispute", True): (0.0, 0.7, 0.3, 0.0),
-    ("petition", False): (0.8, 0.2, 0.0, 0.0), ("petition", True): (0.0, 0.6, 0.35, 0.05),
-    ("public_security", False): (0.7, 0.3, 0.0, 0.0), ("criminal", False): (0.0, 0.55, 0.35, 0.10),
-    ("hazard", False): (0.7, 0.3, 0.0, 0.0), ("hazard", True): (0.0, 0.0, 0.85, 0.15),
+    ("dispute", False): (0.88, 0.11, 0.01, 0.0),
+    ("dispute", True): (0.0, 0.7, 0.3, 0.0),
+    ("petition", False): (0.8, 0.2, 0.0, 0.0),
+    ("petition", True): (0.0, 0.6, 0.35, 0.05),
+    ("public_security", False): (0.7, 0.3, 0.0, 0.0),
+    ("criminal", False): (0.0, 0.55, 0.35, 0.10),
+    ("hazard", False): (0.7, 0.3, 0.0, 0.0),
+    ("hazard", True): (0.0, 0.0, 0.85, 0.15),
 }
 
 
@@ -48,9 +54,10 @@ def _pick(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     return np.minimum((rng.random(len(probs))[:, None] > cdf).sum(axis=1), probs.shape[1] - 1)
 
 
-def events_frame(sim: Simulation, unit_ids: np.ndarray, type_idx: np.ndarray, months: int,
-                 rng: np.random.Generator) -> pd.DataFrame:
-    """The events table (CONTRACT §1 columns), sorted by occurrence time.
+def events_frame(
+    sim: Simulation, unit_ids: np.ndarray, type_idx: np.ndarray, months: int, rng: np.random.Generator
+) -> pd.DataFrame:
+    """The events table (docs/data-contract.md columns), sorted by occurrence time.
 
     Takes the simulation, unit ids and types (registry order), the number of data months and the
     generator; returns one row per event with ``count`` = 1."""
@@ -63,7 +70,9 @@ def events_frame(sim: Simulation, unit_ids: np.ndarray, type_idx: np.ndarray, mo
 
     is_d = cat == C["dispute"]
     season = np.asarray(DISPUTE_SEASON) / np.asarray(DISPUTE_SEASON).mean(axis=1, keepdims=True)
-    mix = np.asarray([DISPUTE_MIX[t] for t in TYPES])[:, None, :] * season.T[None, :, :]  # type × moy × subtype
+    mix = (
+        np.asarray([DISPUTE_MIX[t] for t in TYPES])[:, None, :] * season.T[None, :, :]
+    )  # type × moy × subtype
     mix /= mix.sum(axis=2, keepdims=True)
     subtype[is_d] = _pick(rng, mix[type_idx[sim.unit[is_d]], moy[is_d]])  # DISPUTE_SUBTYPES come first
 
@@ -90,7 +99,9 @@ def events_frame(sim: Simulation, unit_ids: np.ndarray, type_idx: np.ndarray, mo
         m = (cat == C[cname]) & (flag == f)
         severity[m] = 1 + (u[m, None] > np.cumsum(probs)[None, :3]).sum(axis=1)
     harm = np.isin(cat, [C["safety_accident"], C["fire"]])
-    severity[harm] = (1 + (casualties[harm] >= 1) + (casualties[harm] >= 3) + (casualties[harm] >= 10)).astype(np.int8)
+    severity[harm] = (
+        1 + (casualties[harm] >= 1) + (casualties[harm] >= 3) + (casualties[harm] >= 10)
+    ).astype(np.int8)
 
     starts = (START + np.arange(months + 1)).astype("datetime64[D]").astype(np.int64)
     occurred_day = starts[sim.month] + sim.day - 1
@@ -107,19 +118,26 @@ def events_frame(sim: Simulation, unit_ids: np.ndarray, type_idx: np.ndarray, mo
     month_sorted = month_sorted.astype(np.int64)
     yyyymm = (2018 + month_sorted // 12) * 100 + month_sorted % 12 + 1
     event_id = pc.binary_join_element_wise(
-        "SJ", pc.cast(pa.array(yyyymm), pa.string()),
-        pc.utf8_lpad(pc.cast(pa.array(seq + 1), pa.string()), 7, "0"), "")
-    table = pa.table({
-        "event_id": event_id,
-        "unit_id": pa.array(unit_ids.astype(str)).take(pa.array(sim.unit[order])),
-        "occurred_at": pa.array(occurred[order].astype("datetime64[s]")),
-        "category": pa.array(np.asarray(CATS)).take(pa.array(cat[order])),
-        "subtype": pa.array(np.asarray(vocab)).take(pa.array(subtype[order])),
-        "severity": pa.array(severity[order]),
-        "count": pa.array(np.ones(n, dtype=np.int32)),
-        "escalated": pa.array(sim.escalated[order]),
-        "casualties": pa.array(casualties[order].astype(np.int32)),
-        "resolved_at": pa.array(np.where(open_, 0, resolved_day)[order].astype("datetime64[D]").astype("datetime64[s]"),
-                                mask=open_[order]),
-    })
+        "SJ",
+        pc.cast(pa.array(yyyymm), pa.string()),
+        pc.utf8_lpad(pc.cast(pa.array(seq + 1), pa.string()), 7, "0"),
+        "",
+    )
+    table = pa.table(
+        {
+            "event_id": event_id,
+            "unit_id": pa.array(unit_ids.astype(str)).take(pa.array(sim.unit[order])),
+            "occurred_at": pa.array(occurred[order].astype("datetime64[s]")),
+            "category": pa.array(np.asarray(CATS)).take(pa.array(cat[order])),
+            "subtype": pa.array(np.asarray(vocab)).take(pa.array(subtype[order])),
+            "severity": pa.array(severity[order]),
+            "count": pa.array(np.ones(n, dtype=np.int32)),
+            "escalated": pa.array(sim.escalated[order]),
+            "casualties": pa.array(casualties[order].astype(np.int32)),
+            "resolved_at": pa.array(
+                np.where(open_, 0, resolved_day)[order].astype("datetime64[D]").astype("datetime64[s]"),
+                mask=open_[order],
+            ),
+        }
+    )
     return table.to_pandas()

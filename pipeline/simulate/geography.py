@@ -13,35 +13,171 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import ConfigError
-from pipeline.simulate.params import INDUSTRIES, INDUSTRY_SHARE, INSTITUTIONS, TYPES
+from sanling.core.errors import ConfigError
+from sanling.pipeline.simulate.params import INDUSTRIES, INDUSTRY_SHARE, INSTITUTIONS, TYPES
 
 # (city, 2-digit code, lat, lon, counties in official order: 区 first, then 县, then county-level 市)
 CITIES: tuple[tuple[str, str, float, float, tuple[str, ...]], ...] = (
-    ("太原市", "01", 37.87, 112.55, ("小店区", "迎泽区", "杏花岭区", "尖草坪区", "万柏林区", "晋源区",
-                                   "清徐县", "阳曲县", "娄烦县", "古交市")),
-    ("大同市", "02", 40.08, 113.30, ("新荣区", "平城区", "云冈区", "云州区", "阳高县", "天镇县", "广灵县",
-                                   "灵丘县", "浑源县", "左云县")),
+    (
+        "太原市",
+        "01",
+        37.87,
+        112.55,
+        (
+            "小店区",
+            "迎泽区",
+            "杏花岭区",
+            "尖草坪区",
+            "万柏林区",
+            "晋源区",
+            "清徐县",
+            "阳曲县",
+            "娄烦县",
+            "古交市",
+        ),
+    ),
+    (
+        "大同市",
+        "02",
+        40.08,
+        113.30,
+        ("新荣区", "平城区", "云冈区", "云州区", "阳高县", "天镇县", "广灵县", "灵丘县", "浑源县", "左云县"),
+    ),
     ("阳泉市", "03", 37.86, 113.58, ("城区", "矿区", "郊区", "平定县", "盂县")),
-    ("长治市", "04", 36.20, 113.12, ("潞州区", "上党区", "屯留区", "潞城区", "襄垣县", "平顺县", "黎城县",
-                                   "壶关县", "长子县", "武乡县", "沁县", "沁源县")),
+    (
+        "长治市",
+        "04",
+        36.20,
+        113.12,
+        (
+            "潞州区",
+            "上党区",
+            "屯留区",
+            "潞城区",
+            "襄垣县",
+            "平顺县",
+            "黎城县",
+            "壶关县",
+            "长子县",
+            "武乡县",
+            "沁县",
+            "沁源县",
+        ),
+    ),
     ("晋城市", "05", 35.49, 112.85, ("城区", "沁水县", "阳城县", "陵川县", "泽州县", "高平市")),
     ("朔州市", "06", 39.33, 112.43, ("朔城区", "平鲁区", "山阴县", "应县", "右玉县", "怀仁市")),
-    ("晋中市", "07", 37.69, 112.75, ("榆次区", "太谷区", "榆社县", "左权县", "和顺县", "昔阳县", "寿阳县",
-                                   "祁县", "平遥县", "灵石县", "介休市")),
-    ("运城市", "08", 35.03, 111.00, ("盐湖区", "临猗县", "万荣县", "闻喜县", "稷山县", "新绛县", "绛县",
-                                   "垣曲县", "夏县", "平陆县", "芮城县", "永济市", "河津市")),
-    ("忻州市", "09", 38.42, 112.73, ("忻府区", "定襄县", "五台县", "代县", "繁峙县", "宁武县", "静乐县",
-                                   "神池县", "五寨县", "岢岚县", "河曲县", "保德县", "偏关县", "原平市")),
-    ("临汾市", "10", 36.09, 111.52, ("尧都区", "曲沃县", "翼城县", "襄汾县", "洪洞县", "古县", "安泽县",
-                                   "浮山县", "吉县", "乡宁县", "大宁县", "隰县", "永和县", "蒲县", "汾西县",
-                                   "侯马市", "霍州市")),
-    ("吕梁市", "11", 37.52, 111.14, ("离石区", "文水县", "交城县", "兴县", "临县", "柳林县", "石楼县", "岚县",
-                                   "方山县", "中阳县", "交口县", "孝义市", "汾阳市")),
+    (
+        "晋中市",
+        "07",
+        37.69,
+        112.75,
+        (
+            "榆次区",
+            "太谷区",
+            "榆社县",
+            "左权县",
+            "和顺县",
+            "昔阳县",
+            "寿阳县",
+            "祁县",
+            "平遥县",
+            "灵石县",
+            "介休市",
+        ),
+    ),
+    (
+        "运城市",
+        "08",
+        35.03,
+        111.00,
+        (
+            "盐湖区",
+            "临猗县",
+            "万荣县",
+            "闻喜县",
+            "稷山县",
+            "新绛县",
+            "绛县",
+            "垣曲县",
+            "夏县",
+            "平陆县",
+            "芮城县",
+            "永济市",
+            "河津市",
+        ),
+    ),
+    (
+        "忻州市",
+        "09",
+        38.42,
+        112.73,
+        (
+            "忻府区",
+            "定襄县",
+            "五台县",
+            "代县",
+            "繁峙县",
+            "宁武县",
+            "静乐县",
+            "神池县",
+            "五寨县",
+            "岢岚县",
+            "河曲县",
+            "保德县",
+            "偏关县",
+            "原平市",
+        ),
+    ),
+    (
+        "临汾市",
+        "10",
+        36.09,
+        111.52,
+        (
+            "尧都区",
+            "曲沃县",
+            "翼城县",
+            "襄汾县",
+            "洪洞县",
+            "古县",
+            "安泽县",
+            "浮山县",
+            "吉县",
+            "乡宁县",
+            "大宁县",
+            "隰县",
+            "永和县",
+            "蒲县",
+            "汾西县",
+            "侯马市",
+            "霍州市",
+        ),
+    ),
+    (
+        "吕梁市",
+        "11",
+        37.52,
+        111.14,
+        (
+            "离石区",
+            "文水县",
+            "交城县",
+            "兴县",
+            "临县",
+            "柳林县",
+            "石楼县",
+            "岚县",
+            "方山县",
+            "中阳县",
+            "交口县",
+            "孝义市",
+            "汾阳市",
+        ),
+    ),
 )
 LAT_RANGE, LON_RANGE = (34.6, 40.7), (110.2, 114.6)
 
-# Presets: unit mix, counties, townships (CONTRACT §6).
+# Presets: unit mix, counties, townships (docs/simulator.md).
 PRESETS: dict[str, dict[str, float]] = {
     "county": {"village": 300, "community": 40, "enterprise": 160, "townships": 15},
     "province": {"village": 28000, "community": 2400, "enterprise": 20000, "townships": 1390},
@@ -54,16 +190,66 @@ _SURNAMES = "张王李赵刘杨陈郭韩马孙高梁段薛贾冯侯崔乔任武�
 _PLACE3 = ("家庄", "家沟", "家峪", "家堡", "家河", "家岭", "家坡", "家湾", "家寨", "家村", "家窑", "家营")
 _DIR = "东西南北上下前后大小新老石白红青高古龙马杨柳桃杏"
 _PLACE1 = "庄村峪沟堡坡岭湾垣营窑坪河寨头口"
-_COMMUNITY = ("新华", "建设", "解放", "迎泽", "和平", "光明", "文化", "幸福", "朝阳", "胜利", "友谊", "新民",
-              "南关", "北关", "东关", "西关", "府东", "府西", "桥东", "桥西", "滨河", "锦绣", "阳光", "花园",
-              "丽华", "龙城", "柳巷", "五一", "长风", "学府", "并州", "晋阳", "汾河", "鼓楼", "钟楼", "振兴",
-              "团结", "育才", "铁路", "矿机", "电厂", "纺织", "化肥", "钢城", "康宁", "安居", "馨园", "怡景")
+_COMMUNITY = (
+    "新华",
+    "建设",
+    "解放",
+    "迎泽",
+    "和平",
+    "光明",
+    "文化",
+    "幸福",
+    "朝阳",
+    "胜利",
+    "友谊",
+    "新民",
+    "南关",
+    "北关",
+    "东关",
+    "西关",
+    "府东",
+    "府西",
+    "桥东",
+    "桥西",
+    "滨河",
+    "锦绣",
+    "阳光",
+    "花园",
+    "丽华",
+    "龙城",
+    "柳巷",
+    "五一",
+    "长风",
+    "学府",
+    "并州",
+    "晋阳",
+    "汾河",
+    "鼓楼",
+    "钟楼",
+    "振兴",
+    "团结",
+    "育才",
+    "铁路",
+    "矿机",
+    "电厂",
+    "纺织",
+    "化肥",
+    "钢城",
+    "康宁",
+    "安居",
+    "馨园",
+    "怡景",
+)
 _COMMUNITY_SUFFIX = ("", "路", "苑", "街", "里")
 _BRAND = "晋华鑫泰盛源恒通丰达汇兴宏祥瑞隆昌德润安康金银宝利嘉信诚顺鼎旺"
 _INDUSTRY_WORDS: dict[str, tuple[str, ...]] = {
-    "煤炭": ("煤业", "矿业", "煤焦"), "化工": ("化工", "焦化", "化学"), "建筑": ("建筑工程", "建设", "建工"),
-    "制造": ("机械制造", "铸造", "装备制造", "建材"), "商贸": ("商贸", "贸易", "物流"),
-    "服务": ("物业服务", "餐饮", "酒店管理", "运输"), "农业": ("农业开发", "农牧", "食品"),
+    "煤炭": ("煤业", "矿业", "煤焦"),
+    "化工": ("化工", "焦化", "化学"),
+    "建筑": ("建筑工程", "建设", "建工"),
+    "制造": ("机械制造", "铸造", "装备制造", "建材"),
+    "商贸": ("商贸", "贸易", "物流"),
+    "服务": ("物业服务", "餐饮", "酒店管理", "运输"),
+    "农业": ("农业开发", "农牧", "食品"),
 }
 _LEGAL = ("有限公司", "有限责任公司", "股份有限公司")
 _USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -121,13 +307,17 @@ def _county_table(preset: str, n_townships: int, rng: np.random.Generator) -> pd
             else:
                 code, kind = 81 + j - n_qu - n_xian, "市"
             rows.append((city, ccode, lat, lon, name, f"{code:02d}", kind))
-    table = pd.DataFrame(rows, columns=["city", "city_code", "city_lat", "city_lon", "county", "county_code", "kind"])
+    table = pd.DataFrame(
+        rows, columns=["city", "city_code", "city_lat", "city_lon", "county", "county_code", "kind"]
+    )
     if preset == "county":
         city, county, lat, lon = COUNTY_PRESET
         table = table[(table.city == city) & (table.county == county)].reset_index(drop=True)
         table["lat"], table["lon"] = lat, lon
         return table
-    n_counties = int(np.clip(round(len(table) * np.sqrt(n_townships / PRESETS["province"]["townships"])), 11, len(table)))
+    n_counties = int(
+        np.clip(round(len(table) * np.sqrt(n_townships / PRESETS["province"]["townships"])), 11, len(table))
+    )
     n_counties = min(n_counties, max(11, n_townships))
     if n_counties < len(table):
         # Keep every city's seat district, then a random sample of the rest.
@@ -177,12 +367,22 @@ def _township_table(counties: pd.DataFrame, n_townships: int, rng: np.random.Gen
     base = np.select([kind == "街道", kind == "镇"], [1, 100], 200)
     key = pd.Series(county_idx.astype(np.int64) * 10 + base)
     code = base + key.groupby(key).cumcount().to_numpy()
-    lat = counties.lat.to_numpy()[county_idx] + rng.normal(0, 0.07, len(county_idx)) * np.where(urban, 0.4, 1.0)
-    lon = counties.lon.to_numpy()[county_idx] + rng.normal(0, 0.09, len(county_idx)) * np.where(urban, 0.4, 1.0)
-    return pd.DataFrame({
-        "county_idx": county_idx, "township": np.char.add(stem.astype(str), kind.astype(str)),
-        "kind": kind, "code": code, "lat": lat, "lon": lon,
-    })
+    lat = counties.lat.to_numpy()[county_idx] + rng.normal(0, 0.07, len(county_idx)) * np.where(
+        urban, 0.4, 1.0
+    )
+    lon = counties.lon.to_numpy()[county_idx] + rng.normal(0, 0.09, len(county_idx)) * np.where(
+        urban, 0.4, 1.0
+    )
+    return pd.DataFrame(
+        {
+            "county_idx": county_idx,
+            "township": np.char.add(stem.astype(str), kind.astype(str)),
+            "kind": kind,
+            "code": code,
+            "lat": lat,
+            "lon": lon,
+        }
+    )
 
 
 def _credit_codes(region6: np.ndarray, institution: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -210,8 +410,10 @@ def _pool(first: tuple[str, ...] | str, second: tuple[str, ...] | str) -> np.nda
     return np.array([a + b for a in first for b in second])
 
 
-def build_registry(preset: str, n_units: int | None, rng: np.random.Generator) -> tuple[pd.DataFrame, Registry]:
-    """The ``units`` table (CONTRACT §1 columns plus static attributes) and the process arrays.
+def build_registry(
+    preset: str, n_units: int | None, rng: np.random.Generator
+) -> tuple[pd.DataFrame, Registry]:
+    """The ``units`` table (docs/data-contract.md columns plus static attributes) and the process arrays.
 
     Takes the preset name, an optional unit count that scales it, and the world's generator."""
     counts, n_townships = unit_mix(preset, n_units)
@@ -225,7 +427,9 @@ def build_registry(preset: str, n_units: int | None, rng: np.random.Generator) -
         "enterprise": np.where(urban, 1.5, np.where(towns.kind == "乡", 0.4, 1.0)),
     }
     type_idx = np.repeat(np.arange(3), [counts[t] for t in TYPES])
-    town_idx = np.concatenate([rng.choice(len(towns), counts[t], p=weights[t] / weights[t].sum()) for t in TYPES])
+    town_idx = np.concatenate(
+        [rng.choice(len(towns), counts[t], p=weights[t] / weights[t].sum()) for t in TYPES]
+    )
     order = np.lexsort((type_idx, town_idx))
     type_idx, town_idx = type_idx[order], town_idx[order]
     n = len(type_idx)
@@ -249,14 +453,22 @@ def build_registry(preset: str, n_units: int | None, rng: np.random.Generator) -
     short = np.array([c[:-1] if len(c) > 2 else c for c in county_name])
     brand = _pool(_BRAND, _BRAND)[rng.integers(0, len(_BRAND) ** 2, n)]
     legal = np.asarray(_LEGAL)[rng.choice(3, n, p=[0.7, 0.22, 0.08])]
-    words = np.array([_INDUSTRY_WORDS.get(i, ("",))[k % len(_INDUSTRY_WORDS.get(i, ("",)))]
-                      for i, k in zip(industry[is_e], rng.integers(0, 12, n_e), strict=True)], dtype=object)
-    ent_names = np.char.add(np.char.add(np.char.add(short[is_e].astype(str), brand[is_e]), words.astype(str)),
-                            legal[is_e])
-    school = np.char.add(np.char.add(short[is_e].astype(str), brand[is_e]),
-                         np.where(rng.random(n_e) < 0.5, "中学", "小学"))
-    clinic = np.char.add(np.char.add(short[is_e].astype(str), brand[is_e]),
-                         np.where(rng.random(n_e) < 0.8, "卫生院", "医院"))
+    words = np.array(
+        [
+            _INDUSTRY_WORDS.get(i, ("",))[k % len(_INDUSTRY_WORDS.get(i, ("",)))]
+            for i, k in zip(industry[is_e], rng.integers(0, 12, n_e), strict=True)
+        ],
+        dtype=object,
+    )
+    ent_names = np.char.add(
+        np.char.add(np.char.add(short[is_e].astype(str), brand[is_e]), words.astype(str)), legal[is_e]
+    )
+    school = np.char.add(
+        np.char.add(short[is_e].astype(str), brand[is_e]), np.where(rng.random(n_e) < 0.5, "中学", "小学")
+    )
+    clinic = np.char.add(
+        np.char.add(short[is_e].astype(str), brand[is_e]), np.where(rng.random(n_e) < 0.8, "卫生院", "医院")
+    )
     ind_e = industry[is_e]
     names[is_e] = np.where(ind_e == "教育", school, np.where(ind_e == "医疗卫生", clinic, ent_names))
 
@@ -267,8 +479,9 @@ def build_registry(preset: str, n_units: int | None, rng: np.random.Generator) -
     t_code = towns.code.to_numpy()[town_idx]
     key = pd.Series(town_idx * 2 + is_v)
     seq = key.groupby(key).cumcount().to_numpy() + np.where(is_v, 200, 1)
-    village_id = np.char.add(np.char.add(region6, np.char.zfill(t_code.astype(str), 3)),
-                             np.char.zfill(seq.astype(str), 3))
+    village_id = np.char.add(
+        np.char.add(region6, np.char.zfill(t_code.astype(str), 3)), np.char.zfill(seq.astype(str), 3)
+    )
     unit_id = village_id.astype(object)
     institution = np.isin(industry, list(INSTITUTIONS))
     unit_id[is_e] = _credit_codes(region6[is_e].astype(np.int64), institution[is_e], rng)
@@ -285,12 +498,16 @@ def build_registry(preset: str, n_units: int | None, rng: np.random.Generator) -
     migrant[is_e] = rng.beta(np.where(industry_idx[is_e] == 2, 5.0, 2.0), 5.0)
     elderly = np.where(is_v, rng.beta(5, 17, n), np.where(is_c, rng.beta(4, 18, n), np.nan))
     left = np.where(is_v, np.round(size * rng.beta(2, 18, n)), np.nan)
-    mediators = np.where(is_e, rng.poisson(size / 200), 1 + rng.poisson(np.where(is_v, 4.0, 2.0) * size / 1000))
+    mediators = np.where(
+        is_e, rng.poisson(size / 200), 1 + rng.poisson(np.where(is_v, 4.0, 2.0) * size / 1000)
+    )
     grid = np.where(is_e, rng.poisson(0.8, n), 1 + rng.poisson(size / np.where(is_v, 600, 300)))
     # 道德银行 spreads county by county (蒲县 is the model case).
     adoption = rng.beta(1.0, 3.0, len(counties))
     adoption[counties.county.to_numpy() == "蒲县"] = 0.9
-    moral = (rng.random(n) < adoption[county_idx] * np.where(is_v, 1.0, np.where(is_c, 0.2, 0.0))).astype(np.int64)
+    moral = (rng.random(n) < adoption[county_idx] * np.where(is_v, 1.0, np.where(is_c, 0.2, 0.0))).astype(
+        np.int64
+    )
     households = np.where(is_e, np.nan, np.round(size / rng.uniform(2.6, 3.4, n)))
 
     # Coordinates clustered by township; enterprises and communities nearer the township seat.
@@ -302,32 +519,45 @@ def build_registry(preset: str, n_units: int | None, rng: np.random.Generator) -
         s = pd.Series(np.where(np.isnan(x), 0, x).astype(np.int64), dtype="Int64")
         return s.mask(np.isnan(x)) if mask is None else s.mask(mask)
 
-    units = pd.DataFrame({
-        "unit_id": pd.array(unit_id.astype(str), dtype="string"),
-        "unit_name": pd.array(names.astype(str), dtype="string"),
-        "unit_type": pd.array(np.asarray(TYPES)[type_idx], dtype="string"),
-        "township": pd.array(towns.township.to_numpy()[town_idx], dtype="string"),
-        "county": pd.array(county_name.astype(str), dtype="string"),
-        "city": pd.array(counties.city.to_numpy()[county_idx].astype(str), dtype="string"),
-        "lat": lat.round(5), "lon": lon.round(5),
-        "population": int_col(np.where(is_e, np.nan, size)),
-        "households": int_col(households),
-        "migrant_ratio": migrant.round(3),
-        "elderly_ratio": elderly.round(3),
-        "left_behind": int_col(left),
-        "mediators": int_col(mediators.astype(float)),
-        "grid_workers": int_col(grid.astype(float)),
-        "industry": pd.array(industry.astype(str), dtype="string"),
-        "employees": int_col(np.where(is_e, size, np.nan)),
-        "moral_bank": int_col(moral.astype(float)),
-    })
+    units = pd.DataFrame(
+        {
+            "unit_id": pd.array(unit_id.astype(str), dtype="string"),
+            "unit_name": pd.array(names.astype(str), dtype="string"),
+            "unit_type": pd.array(np.asarray(TYPES)[type_idx], dtype="string"),
+            "township": pd.array(towns.township.to_numpy()[town_idx], dtype="string"),
+            "county": pd.array(county_name.astype(str), dtype="string"),
+            "city": pd.array(counties.city.to_numpy()[county_idx].astype(str), dtype="string"),
+            "lat": lat.round(5),
+            "lon": lon.round(5),
+            "population": int_col(np.where(is_e, np.nan, size)),
+            "households": int_col(households),
+            "migrant_ratio": migrant.round(3),
+            "elderly_ratio": elderly.round(3),
+            "left_behind": int_col(left),
+            "mediators": int_col(mediators.astype(float)),
+            "grid_workers": int_col(grid.astype(float)),
+            "industry": pd.array(industry.astype(str), dtype="string"),
+            "employees": int_col(np.where(is_e, size, np.nan)),
+            "moral_bank": int_col(moral.astype(float)),
+        }
+    )
     per_1000 = 1000.0 / size
     reg = Registry(
-        type_idx=type_idx, township_idx=town_idx, county_idx=county_idx,
-        township_county=towns.county_idx.to_numpy(), industry_idx=industry_idx,
-        size=size, migrant_ratio=migrant, elderly_ratio=np.nan_to_num(elderly),
-        left_behind_share=np.nan_to_num(left / size), mediators_per_1000=mediators * per_1000,
-        grid_per_1000=grid * per_1000, moral_bank=moral.astype(float), lat=lat, lon=lon,
-        n_townships=len(towns), n_counties=len(counties),
+        type_idx=type_idx,
+        township_idx=town_idx,
+        county_idx=county_idx,
+        township_county=towns.county_idx.to_numpy(),
+        industry_idx=industry_idx,
+        size=size,
+        migrant_ratio=migrant,
+        elderly_ratio=np.nan_to_num(elderly),
+        left_behind_share=np.nan_to_num(left / size),
+        mediators_per_1000=mediators * per_1000,
+        grid_per_1000=grid * per_1000,
+        moral_bank=moral.astype(float),
+        lat=lat,
+        lon=lon,
+        n_townships=len(towns),
+        n_counties=len(counties),
     )
     return units, reg

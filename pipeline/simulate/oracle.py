@@ -11,11 +11,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtr
 
-from pipeline.simulate.params import C
+from sanling.pipeline.simulate.params import C
 
 
 def open_at_month_end(
-    month_days: int, p_never: np.ndarray, p_slow: np.ndarray, fast_mean: float, slow_median: float,
+    month_days: int,
+    p_never: np.ndarray,
+    p_slow: np.ndarray,
+    fast_mean: float,
+    slow_median: float,
     slow_sigma: float,
 ) -> np.ndarray:
     """P(a dispute occurring on a uniform day of a ``month_days``-day month is still open at its end).
@@ -32,8 +36,13 @@ def open_at_month_end(
     return p_never + p_slow * s_slow + (1.0 - p_never - p_slow) * s_fast
 
 
-def tier_probabilities(lam: np.ndarray, escalation: np.ndarray, q_accident: np.ndarray, q_fire: np.ndarray,
-                       open_share: np.ndarray) -> np.ndarray:
+def tier_probabilities(
+    lam: np.ndarray,
+    escalation: np.ndarray,
+    q_accident: np.ndarray,
+    q_fire: np.ndarray,
+    open_share: np.ndarray,
+) -> np.ndarray:
     """Next-month P(blue, yellow, orange, red) for every unit.
 
     Takes the month's Poisson rates ``lam`` (units × categories, order of ``params.CATS``), the
@@ -45,7 +54,12 @@ def tier_probabilities(lam: np.ndarray, escalation: np.ndarray, q_accident: np.n
     ≤yellow ⇔ no criminal, petition, public-security case, accident or fire, and ≤ 1 open dispute
     blue   ⇔ additionally no dispute and no hazard at all
     """
-    d, pet, ps, cr = lam[:, C["dispute"]], lam[:, C["petition"]], lam[:, C["public_security"]], lam[:, C["criminal"]]
+    d, pet, ps, cr = (
+        lam[:, C["dispute"]],
+        lam[:, C["petition"]],
+        lam[:, C["public_security"]],
+        lam[:, C["criminal"]],
+    )
     acc, fire, hz = lam[:, C["safety_accident"]], lam[:, C["fire"]], lam[:, C["hazard"]]
     le_orange = np.exp(-(cr + pet * escalation + acc * q_accident + fire * q_fire))
     open_rate = d * open_share

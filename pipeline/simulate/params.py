@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-CATS: tuple[str, ...] = ("dispute", "petition", "public_security", "criminal", "safety_accident", "fire", "hazard")
+CATS: tuple[str, ...] = (
+    "dispute",
+    "petition",
+    "public_security",
+    "criminal",
+    "safety_accident",
+    "fire",
+    "hazard",
+)
 C = {name: i for i, name in enumerate(CATS)}
 TYPES: tuple[str, ...] = ("village", "community", "enterprise")
 START = np.datetime64("2018-01", "M")
@@ -21,13 +29,24 @@ INDUSTRY_SHARE: tuple[float, ...] = (0.08, 0.05, 0.12, 0.20, 0.22, 0.18, 0.07, 0
 INSTITUTIONS = frozenset({"教育", "医疗卫生"})  # 事业单位: credit code 12…, not 91…
 
 DISPUTE_SUBTYPES: tuple[str, ...] = (
-    "邻里纠纷", "土地承包", "山林水利权属", "婚姻家庭", "劳资纠纷", "征地拆迁", "物业纠纷",
-    "建筑质量", "医患纠纷", "环境污染", "村(社区)务管理", "经济债务", "其他纠纷",
+    "邻里纠纷",
+    "土地承包",
+    "山林水利权属",
+    "婚姻家庭",
+    "劳资纠纷",
+    "征地拆迁",
+    "物业纠纷",
+    "建筑质量",
+    "医患纠纷",
+    "环境污染",
+    "村(社区)务管理",
+    "经济债务",
+    "其他纠纷",
 )
-# Subtype mix by unit type (DOMAIN.md: rural 邻里 28 %, land 24 %, 婚姻家庭 11 %; urban 劳资 up to a quarter).
+# Subtype mix by unit type (docs/simulator.md: rural 邻里 28 %, land 24 %, 婚姻家庭 11 %; urban 劳资 up to a quarter).
 DISPUTE_MIX: dict[str, tuple[float, ...]] = {
-    "village":    (0.28, 0.18, 0.06, 0.11, 0.05, 0.06, 0.00, 0.02, 0.01, 0.04, 0.08, 0.07, 0.04),
-    "community":  (0.16, 0.00, 0.00, 0.12, 0.22, 0.08, 0.18, 0.05, 0.03, 0.04, 0.03, 0.06, 0.03),
+    "village": (0.28, 0.18, 0.06, 0.11, 0.05, 0.06, 0.00, 0.02, 0.01, 0.04, 0.08, 0.07, 0.04),
+    "community": (0.16, 0.00, 0.00, 0.12, 0.22, 0.08, 0.18, 0.05, 0.03, 0.04, 0.03, 0.06, 0.03),
     "enterprise": (0.02, 0.00, 0.00, 0.00, 0.55, 0.00, 0.00, 0.07, 0.05, 0.08, 0.00, 0.15, 0.08),
 }
 _FLAT = (1.0,) * 12
@@ -35,8 +54,18 @@ _PRE_FESTIVAL = (1.8, 1.5, 0.9, 0.8, 0.8, 0.8, 0.9, 0.9, 0.9, 0.9, 1.1, 1.5)  # 
 _FARM_SPRING = (0.8, 0.8, 1.4, 1.6, 1.5, 1.1, 1.0, 1.0, 1.0, 1.0, 0.9, 0.8)  # land disputes in spring
 DISPUTE_SEASON: tuple[tuple[float, ...], ...] = (
     (0.9, 1.0, 1.0, 1.0, 1.0, 1.05, 1.1, 1.1, 1.0, 1.0, 0.95, 0.9),  # 邻里
-    _FARM_SPRING, _FARM_SPRING, _FLAT, _PRE_FESTIVAL, _FLAT, _FLAT, _FLAT, _FLAT, _FLAT, _FLAT,
-    _PRE_FESTIVAL, _FLAT,
+    _FARM_SPRING,
+    _FARM_SPRING,
+    _FLAT,
+    _PRE_FESTIVAL,
+    _FLAT,
+    _FLAT,
+    _FLAT,
+    _FLAT,
+    _FLAT,
+    _FLAT,
+    _PRE_FESTIVAL,
+    _FLAT,
 )
 SEASON: dict[str, tuple[float, ...]] = {  # month-of-year multipliers (normalised to mean 1 at use)
     "petition": (1.15, 1.1, 1.25, 1.0, 1.0, 0.95, 0.95, 0.95, 0.95, 1.05, 1.0, 1.05),  # 两会 in March
@@ -48,14 +77,22 @@ SEASON: dict[str, tuple[float, ...]] = {  # month-of-year multipliers (normalise
 }
 
 OTHER_SUBTYPES: dict[str, tuple[tuple[str, ...], tuple[float, ...]]] = {
-    "public_security": (("打架斗殴", "盗窃", "赌博", "扰乱公共秩序", "诈骗", "其他治安"),
-                        (0.30, 0.25, 0.12, 0.13, 0.10, 0.10)),
-    "criminal": (("盗窃", "诈骗", "故意伤害", "寻衅滋事", "交通肇事", "非法采矿", "其他刑事"),
-                 (0.30, 0.30, 0.12, 0.10, 0.06, 0.04, 0.08)),
-    "safety_accident": (("生产安全事故", "交通事故", "建筑施工事故", "燃气事故", "农机事故", "其他事故"),
-                        (0.30, 0.30, 0.12, 0.10, 0.10, 0.08)),
-    "fire": (("居民住宅火灾", "电气火灾", "秸秆山林火灾", "厂房仓库火灾", "其他火灾"),
-             (0.35, 0.25, 0.15, 0.15, 0.10)),
+    "public_security": (
+        ("打架斗殴", "盗窃", "赌博", "扰乱公共秩序", "诈骗", "其他治安"),
+        (0.30, 0.25, 0.12, 0.13, 0.10, 0.10),
+    ),
+    "criminal": (
+        ("盗窃", "诈骗", "故意伤害", "寻衅滋事", "交通肇事", "非法采矿", "其他刑事"),
+        (0.30, 0.30, 0.12, 0.10, 0.06, 0.04, 0.08),
+    ),
+    "safety_accident": (
+        ("生产安全事故", "交通事故", "建筑施工事故", "燃气事故", "农机事故", "其他事故"),
+        (0.30, 0.30, 0.12, 0.10, 0.10, 0.08),
+    ),
+    "fire": (
+        ("居民住宅火灾", "电气火灾", "秸秆山林火灾", "厂房仓库火灾", "其他火灾"),
+        (0.35, 0.25, 0.15, 0.15, 0.10),
+    ),
 }
 CRIMINAL_WITH_CASUALTIES = ("故意伤害", "交通肇事")
 PETITION_ESCALATED = (("越级访", "集体访", "重复访"), (0.45, 0.30, 0.25))
@@ -85,13 +122,15 @@ class WorldParams:
     beta_grid: tuple[float, ...] = (0.03, 0.0, -0.05, -0.05, -0.10, -0.08, 0.15)  # more hazards *reported*
     beta_moral_bank: tuple[float, ...] = (-0.15, -0.30, -0.15, -0.20, 0.0, 0.0, 0.0)
     # Enterprise industry multipliers (INDUSTRIES order) for dispute, petition, accident, fire, hazard.
-    industry_mult: dict[str, tuple[float, ...]] = field(default_factory=lambda: {
-        "dispute":         (1.2, 1.0, 2.0, 1.0, 0.8, 0.8, 0.7, 0.6, 1.5),
-        "petition":        (1.3, 1.0, 2.5, 1.0, 0.7, 0.7, 0.8, 0.8, 1.5),
-        "safety_accident": (4.0, 3.0, 3.0, 1.5, 0.5, 0.5, 0.8, 0.3, 0.4),
-        "fire":            (1.5, 4.0, 1.0, 1.5, 1.2, 1.0, 0.8, 0.4, 0.6),
-        "hazard":          (2.5, 2.5, 1.8, 1.2, 0.7, 0.7, 0.7, 0.6, 0.9),
-    })
+    industry_mult: dict[str, tuple[float, ...]] = field(
+        default_factory=lambda: {
+            "dispute": (1.2, 1.0, 2.0, 1.0, 0.8, 0.8, 0.7, 0.6, 1.5),
+            "petition": (1.3, 1.0, 2.5, 1.0, 0.7, 0.7, 0.8, 0.8, 1.5),
+            "safety_accident": (4.0, 3.0, 3.0, 1.5, 0.5, 0.5, 0.8, 0.3, 0.4),
+            "fire": (1.5, 4.0, 1.0, 1.5, 1.2, 1.0, 0.8, 0.4, 0.6),
+            "hazard": (2.5, 2.5, 1.8, 1.2, 0.7, 0.7, 0.7, 0.6, 0.9),
+        }
+    )
     # Unit-level gamma frailties (mean 1): one for the social categories (dispute … criminal),
     # one for the safety categories (accident, fire, hazard).
     frailty_shape_social: float = 2.0
@@ -135,13 +174,15 @@ class WorldParams:
     hazard_p_never: float = 0.03
     # Other resolution times (median days, sigma, P(never)): petition, public_security, criminal,
     # safety_accident, fire.
-    other_resolution: dict[str, tuple[float, float, float]] = field(default_factory=lambda: {
-        "petition": (20.0, 0.7, 0.02),
-        "public_security": (10.0, 0.8, 0.03),
-        "criminal": (60.0, 1.0, 0.10),
-        "safety_accident": (30.0, 0.8, 0.05),
-        "fire": (7.0, 0.8, 0.02),
-    })
+    other_resolution: dict[str, tuple[float, float, float]] = field(
+        default_factory=lambda: {
+            "petition": (20.0, 0.7, 0.02),
+            "public_security": (10.0, 0.8, 0.03),
+            "criminal": (60.0, 1.0, 0.10),
+            "safety_accident": (30.0, 0.8, 0.05),
+            "fire": (7.0, 0.8, 0.02),
+        }
+    )
 
     def arr(self, name: str) -> np.ndarray:
         return np.asarray(getattr(self, name), dtype=np.float64)

@@ -12,9 +12,9 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from pipeline.simulate.geography import Registry
-from pipeline.simulate.oracle import open_at_month_end, tier_probabilities
-from pipeline.simulate.params import (
+from sanling.pipeline.simulate.geography import Registry
+from sanling.pipeline.simulate.oracle import open_at_month_end, tier_probabilities
+from sanling.pipeline.simulate.params import (
     BURN_IN_MONTHS,
     CATS,
     DISPUTE_MIX,
@@ -79,9 +79,13 @@ def unit_process(reg: Registry, p: WorldParams, rng: np.random.Generator) -> Uni
     base = np.asarray(p.base)[t].copy()
     base[:, C["criminal"]] *= kappa
     log_mu = np.log(base) + p.arr("size_elasticity") * np.log(reg.size / p.arr("ref_size")[t])[:, None]
-    for name, x in (("beta_migrant", reg.migrant_ratio), ("beta_elderly", reg.elderly_ratio),
-                    ("beta_left_behind", reg.left_behind_share), ("beta_mediators", reg.mediators_per_1000),
-                    ("beta_grid", reg.grid_per_1000)):
+    for name, x in (
+        ("beta_migrant", reg.migrant_ratio),
+        ("beta_elderly", reg.elderly_ratio),
+        ("beta_left_behind", reg.left_behind_share),
+        ("beta_mediators", reg.mediators_per_1000),
+        ("beta_grid", reg.grid_per_1000),
+    ):
         log_mu += _zscore(x, t)[:, None] * p.arr(name)
     log_mu += reg.moral_bank[:, None] * p.arr("beta_moral_bank")
     ent = reg.industry_idx >= 0
@@ -96,12 +100,22 @@ def unit_process(reg: Registry, p: WorldParams, rng: np.random.Generator) -> Uni
     town_county = reg.township_county
     sums = np.zeros((reg.n_counties, 2))
     np.add.at(sums, town_county, town_eff)
-    town_eff -= (sums / np.maximum(np.bincount(town_county, minlength=reg.n_counties), 1)[:, None])[town_county]
+    town_eff -= (sums / np.maximum(np.bincount(town_county, minlength=reg.n_counties), 1)[:, None])[
+        town_county
+    ]
     county, town = county_eff[reg.county_idx], town_eff[reg.township_idx]
-    frailty = np.stack([rng.gamma(p.frailty_shape_social, 1 / p.frailty_shape_social, n),
-                        rng.gamma(p.frailty_shape_safety, 1 / p.frailty_shape_safety, n)], axis=1)
-    log_mu += np.where(social, (county + town)[:, [0]] + np.log(frailty[:, [0]]),
-                       (county + town)[:, [1]] + np.log(frailty[:, [1]]))
+    frailty = np.stack(
+        [
+            rng.gamma(p.frailty_shape_social, 1 / p.frailty_shape_social, n),
+            rng.gamma(p.frailty_shape_safety, 1 / p.frailty_shape_safety, n),
+        ],
+        axis=1,
+    )
+    log_mu += np.where(
+        social,
+        (county + town)[:, [0]] + np.log(frailty[:, [0]]),
+        (county + town)[:, [1]] + np.log(frailty[:, [1]]),
+    )
     ind_cas = np.where(ent, np.asarray(p.industry_casualty)[np.maximum(reg.industry_idx, 0)], 1.0)
     q_acc = 1.0 - (1.0 - np.minimum(p.arr("casualty_accident")[t] * ind_cas, 0.95)) ** kappa
     q_fire = 1.0 - (1.0 - np.minimum(p.arr("casualty_fire")[t] * ind_cas, 0.95)) ** kappa
@@ -116,13 +130,22 @@ def unit_process(reg: Registry, p: WorldParams, rng: np.random.Generator) -> Uni
         nb = nb.reshape(n, k + 1)
         own = nb == np.arange(n)[:, None]
         # Drop the unit itself (usually column 0; ties at equal coordinates may move it).
-        nb = np.where(own.any(axis=1)[:, None], nb[np.arange(n)[:, None], np.argsort(own, axis=1, kind="stable")],
-                      nb)[:, :k]
+        nb = np.where(
+            own.any(axis=1)[:, None], nb[np.arange(n)[:, None], np.argsort(own, axis=1, kind="stable")], nb
+        )[:, :k]
     else:
         nb = np.zeros((n, 0), dtype=np.int64)
-    return UnitProcess(log_mu=log_mu, eta=p.arr("escalation_eta")[t] * kappa, q_accident=q_acc, q_fire=q_fire,
-                       p_slow=p_slow, p_never=np.broadcast_to(p_never, n).copy(), neighbours=nb, type_idx=t,
-                       frailty=frailty)
+    return UnitProcess(
+        log_mu=log_mu,
+        eta=p.arr("escalation_eta")[t] * kappa,
+        q_accident=q_acc,
+        q_fire=q_fire,
+        p_slow=p_slow,
+        p_never=np.broadcast_to(p_never, n).copy(),
+        neighbours=nb,
+        type_idx=t,
+        frailty=frailty,
+    )
 
 
 def calendar_effects(p: WorldParams, months: np.ndarray) -> np.ndarray:
@@ -142,13 +165,22 @@ def calendar_effects(p: WorldParams, months: np.ndarray) -> np.ndarray:
     return eff
 
 
-def _durations(rng: np.random.Generator, n: int, median: float, sigma: float, p_never: np.ndarray | float) -> np.ndarray:
+def _durations(
+    rng: np.random.Generator, n: int, median: float, sigma: float, p_never: np.ndarray | float
+) -> np.ndarray:
     d = 1 + np.floor(rng.lognormal(np.log(median), sigma, n)).astype(np.int64)
     return np.where(rng.random(n) < p_never, NEVER, d)
 
 
-def simulate(up: UnitProcess, p: WorldParams, months: int, rng: np.random.Generator, *,
-             progress: bool = False, keep_events: bool = True) -> Simulation:
+def simulate(
+    up: UnitProcess,
+    p: WorldParams,
+    months: int,
+    rng: np.random.Generator,
+    *,
+    progress: bool = False,
+    keep_events: bool = True,
+) -> Simulation:
     """Run ``BURN_IN_MONTHS`` unwritten months then ``months`` data months from 2018-01.
 
     Takes the unit process, parameters, month count and generator; returns the events, the oracle
@@ -179,8 +211,9 @@ def simulate(up: UnitProcess, p: WorldParams, months: int, rng: np.random.Genera
     resolve_h = np.zeros((n, steps + 1), dtype=np.int32)
     truth = np.empty((max(months - 1, 0), n, 4))
     red_counts = np.zeros((months, n), dtype=np.int32)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in
-                                        ("unit", "category", "month", "day", "duration", "escalated", "casualties", "major")}
+    out: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("unit", "category", "month", "day", "duration", "escalated", "casualties", "major")
+    }
 
     for s in tqdm(range(steps), desc="simulating months", unit="month", disable=not progress, leave=False):
         log_lam = up.log_mu + eff[s][up.type_idx]
@@ -190,8 +223,14 @@ def simulate(up: UnitProcess, p: WorldParams, months: int, rng: np.random.Genera
         esc = 1.0 - np.exp(-up.eta * (1.0 + backlog) ** p.escalation_backlog)
         data_month = s - BURN_IN_MONTHS
         if data_month >= 1:
-            share = open_at_month_end(int(lengths[s]), up.p_never, up.p_slow, p.dispute_fast_mean_days,
-                                      p.dispute_slow_median_days, p.dispute_slow_sigma)
+            share = open_at_month_end(
+                int(lengths[s]),
+                up.p_never,
+                up.p_slow,
+                p.dispute_fast_mean_days,
+                p.dispute_slow_median_days,
+                p.dispute_slow_sigma,
+            )
             truth[data_month - 1] = tier_probabilities(lam, esc, up.q_accident, up.q_fire, share)
 
         counts = rng.poisson(lam)
@@ -210,8 +249,9 @@ def simulate(up: UnitProcess, p: WorldParams, months: int, rng: np.random.Genera
         u_d = unit[sl["dispute"]]
         v = rng.random(len(u_d))
         fast = 1 + np.floor(rng.exponential(p.dispute_fast_mean_days, len(u_d))).astype(np.int64)
-        slow = 1 + np.floor(rng.lognormal(np.log(p.dispute_slow_median_days), p.dispute_slow_sigma,
-                                          len(u_d))).astype(np.int64)
+        slow = 1 + np.floor(
+            rng.lognormal(np.log(p.dispute_slow_median_days), p.dispute_slow_sigma, len(u_d))
+        ).astype(np.int64)
         pn, ps_ = up.p_never[u_d], up.p_slow[u_d]
         duration[sl["dispute"]] = np.where(v < pn, NEVER, np.where(v < pn + ps_, slow, fast))
         escalated[sl["dispute"]] = rng.random(len(u_d)) < p.dispute_escalated
@@ -229,8 +269,10 @@ def simulate(up: UnitProcess, p: WorldParams, months: int, rng: np.random.Genera
         major[sl["hazard"]] = is_major
         hz_median = np.where(is_major, p.hazard_median_days[1], p.hazard_median_days[0])
         duration[sl["hazard"]] = np.where(
-            rng.random(len(u_h)) < p.hazard_p_never, NEVER,
-            1 + np.floor(hz_median * rng.lognormal(0.0, p.hazard_sigma, len(u_h))).astype(np.int64))
+            rng.random(len(u_h)) < p.hazard_p_never,
+            NEVER,
+            1 + np.floor(hz_median * rng.lognormal(0.0, p.hazard_sigma, len(u_h))).astype(np.int64),
+        )
 
         # State at the end of month s (what the rates of month s+1 depend on).
         occurred = starts[s] + day - 1
@@ -256,11 +298,17 @@ def simulate(up: UnitProcess, p: WorldParams, months: int, rng: np.random.Genera
             red |= casualties > 0
             red_counts[data_month] = np.bincount(unit[red], minlength=n)
             if keep_events:
-                for k, a in (("unit", unit), ("category", cat), ("day", day), ("duration", duration),
-                             ("escalated", escalated), ("casualties", casualties), ("major", major)):
+                for k, a in (
+                    ("unit", unit),
+                    ("category", cat),
+                    ("day", day),
+                    ("duration", duration),
+                    ("escalated", escalated),
+                    ("casualties", casualties),
+                    ("major", major),
+                ):
                     out[k].append(a)
                 out["month"].append(np.full(m, data_month, dtype=np.int16))
 
     ev = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in out.items()}
     return Simulation(truth=truth, red_counts=red_counts, **ev)
-

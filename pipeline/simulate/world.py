@@ -13,11 +13,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from pipeline.errors import ConfigError
-from pipeline.simulate.events import events_frame
-from pipeline.simulate.geography import build_registry
-from pipeline.simulate.params import BURN_IN_MONTHS, START, TYPES, WorldParams
-from pipeline.simulate.process import simulate, unit_process
+from sanling.core.errors import ConfigError
+from sanling.pipeline.simulate.events import events_frame
+from sanling.pipeline.simulate.geography import build_registry
+from sanling.pipeline.simulate.params import BURN_IN_MONTHS, START, TYPES, WorldParams
+from sanling.pipeline.simulate.process import simulate, unit_process
 
 FORMATS = ("parquet", "csv")
 MAX_MONTHS = 240
@@ -38,16 +38,28 @@ def truth_frame(truth: np.ndarray, unit_ids: np.ndarray) -> pd.DataFrame:
     t, n = truth.shape[:2]
     as_of = (START + np.arange(t)).astype(str)
     flat = truth.reshape(t * n, 4)
-    return pd.DataFrame({
-        "unit_id": np.tile(unit_ids.astype(str), t),
-        "as_of": np.repeat(as_of, n),
-        "horizon_months": np.ones(t * n, dtype=np.int64),
-        "p_blue": flat[:, 0], "p_yellow": flat[:, 1], "p_orange": flat[:, 2], "p_red": flat[:, 3],
-    })
+    return pd.DataFrame(
+        {
+            "unit_id": np.tile(unit_ids.astype(str), t),
+            "as_of": np.repeat(as_of, n),
+            "horizon_months": np.ones(t * n, dtype=np.int64),
+            "p_blue": flat[:, 0],
+            "p_yellow": flat[:, 1],
+            "p_orange": flat[:, 2],
+            "p_red": flat[:, 3],
+        }
+    )
 
 
-def build_world(*, preset: str = "county", n_units: int | None = None, months: int = 60, seed: int = 0,
-                params: WorldParams | None = None, progress: bool = False) -> World:
+def build_world(
+    *,
+    preset: str = "county",
+    n_units: int | None = None,
+    months: int = 60,
+    seed: int = 0,
+    params: WorldParams | None = None,
+    progress: bool = False,
+) -> World:
     """Simulate a world in memory (no files). Same arguments → identical frames."""
     if not 2 <= months <= MAX_MONTHS:
         raise ConfigError(f"--months must be between 2 and {MAX_MONTHS}, got {months}")
@@ -58,7 +70,9 @@ def build_world(*, preset: str = "county", n_units: int | None = None, months: i
     sim = simulate(up, params, months, rng, progress=progress)
     unit_ids = units.unit_id.to_numpy(dtype=str)
     events = events_frame(sim, unit_ids, reg.type_idx, months, rng)
-    return World(units=units, events=events, truth=truth_frame(sim.truth, unit_ids), red_counts=sim.red_counts)
+    return World(
+        units=units, events=events, truth=truth_frame(sim.truth, unit_ids), red_counts=sim.red_counts
+    )
 
 
 def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
@@ -72,8 +86,16 @@ def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
     pacsv.write_csv(table, path)  # UTF-8, English headers
 
 
-def simulate_world(out: Path, *, preset: str = "county", n_units: int | None = None, months: int = 60,
-                   seed: int = 0, fmt: str = "parquet", progress: bool = True) -> str:
+def simulate_world(
+    out: Path,
+    *,
+    preset: str = "county",
+    n_units: int | None = None,
+    months: int = 60,
+    seed: int = 0,
+    fmt: str = "parquet",
+    progress: bool = True,
+) -> str:
     """Write a simulated world to ``out``: ``units.<fmt>``, ``events.<fmt>``, ``truth.parquet`` and
     ``world.json`` (parameters and seed). Returns a one-line human summary."""
     if fmt not in FORMATS:
@@ -83,21 +105,34 @@ def simulate_world(out: Path, *, preset: str = "county", n_units: int | None = N
         raise ConfigError(f"--out {out} exists and is not a directory")
     t0 = time.perf_counter()
     params = WorldParams()
-    world = build_world(preset=preset, n_units=n_units, months=months, seed=seed, params=params, progress=progress)
+    world = build_world(
+        preset=preset, n_units=n_units, months=months, seed=seed, params=params, progress=progress
+    )
     out.mkdir(parents=True, exist_ok=True)
     _write(world.units, out / f"units.{fmt}", fmt)
     _write(world.events, out / f"events.{fmt}", fmt)
     world.truth.to_parquet(out / "truth.parquet", index=False)
     n_by_type = world.units.unit_type.value_counts()
     meta = {
-        "generator": "sanling simulate", "preset": preset, "n_units": len(world.units), "months": months,
-        "seed": seed, "format": fmt, "start": str(START), "end": str(START + months - 1),
-        "burn_in_months": BURN_IN_MONTHS, "units_by_type": {t: int(n_by_type.get(t, 0)) for t in TYPES},
-        "n_events": len(world.events), "n_truth_rows": len(world.truth), "params": dataclasses.asdict(params),
+        "generator": "sanling simulate",
+        "preset": preset,
+        "n_units": len(world.units),
+        "months": months,
+        "seed": seed,
+        "format": fmt,
+        "start": str(START),
+        "end": str(START + months - 1),
+        "burn_in_months": BURN_IN_MONTHS,
+        "units_by_type": {t: int(n_by_type.get(t, 0)) for t in TYPES},
+        "n_events": len(world.events),
+        "n_truth_rows": len(world.truth),
+        "params": dataclasses.asdict(params),
     }
     (out / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     secs = time.perf_counter() - t0
     plural = {"village": "villages", "community": "communities", "enterprise": "enterprises"}
     mix = ", ".join(f"{n_by_type.get(t, 0):,} {plural[t]}" for t in TYPES)
-    return (f"wrote {len(world.units):,} units ({mix}), {len(world.events):,} events "
-            f"{meta['start']}…{meta['end']} and {len(world.truth):,} oracle rows to {out} in {secs:.1f} s")
+    return (
+        f"wrote {len(world.units):,} units ({mix}), {len(world.events):,} events "
+        f"{meta['start']}…{meta['end']} and {len(world.truth):,} oracle rows to {out} in {secs:.1f} s"
+    )

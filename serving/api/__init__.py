@@ -1,1 +1,1 @@
-"""The JSON API of CONTRACT §5: routes, named dependencies, request and response models."""
+"""The JSON API of docs/operations.md: routes, named dependencies, request and response models."""

@@ -11,9 +11,9 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from serving.scorer import Scorer
-from serving.security import SESSION_COOKIE, read_session
-from serving.store.tokens import Principal, principal_for, principal_for_id
+from sanling.serving.scorer import Scorer
+from sanling.serving.security import SESSION_COOKIE, read_session
+from sanling.serving.store.tokens import Principal, principal_for, principal_for_id
 
 
 def _finish(session: Session, ok: bool) -> None:
@@ -100,7 +100,8 @@ def get_scorer(request: Request) -> Scorer:
     scorer = getattr(request.app.state, "scorer", None)
     if scorer is None:
         raise HTTPException(
-            503, "no model loaded: train and promote one (sanling train, sanling promote), then restart the server"
+            503,
+            "no model loaded: train and promote one (sanling train, sanling promote), then restart the server",
         )
     return scorer
 

@@ -24,12 +24,17 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "sanling_http_requests", "HTTP requests by route template and status",
-            ["method", "route", "status"], registry=self.registry,
+            "sanling_http_requests",
+            "HTTP requests by route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.latency = Histogram(
-            "sanling_http_request_duration_seconds", "HTTP request latency by route template",
-            ["method", "route"], buckets=_BUCKETS, registry=self.registry,
+            "sanling_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
         )
 
 
@@ -71,14 +76,23 @@ class ObservabilityMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
-            error_log.exception("unhandled error in %s %s (request_id=%s)", scope["method"], scope["path"], request_id)
+            error_log.exception(
+                "unhandled error in %s %s (request_id=%s)", scope["method"], scope["path"], request_id
+            )
             status = 500
             if started:  # the body is half sent: nothing sensible left to do but let the server close it
                 raise
             body = json.dumps({"detail": "internal error", "request_id": request_id}).encode()
-            await send_wrapper({"type": "http.response.start", "status": 500,
-                                "headers": [(b"content-type", b"application/json"),
-                                            (b"content-length", str(len(body)).encode())]})
+            await send_wrapper(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - start
@@ -88,8 +102,16 @@ class ObservabilityMiddleware:
             self.metrics.latency.labels(method, route).observe(elapsed)
             principal = state.get("principal")
             if access_log.isEnabledFor(logging.INFO):
-                access_log.info(json.dumps({
-                    "method": method, "route": route, "status": status, "ms": round(elapsed * 1000, 2),
-                    "role": getattr(principal, "role", None), "token_id": getattr(principal, "token_id", None),
-                    "request_id": request_id,
-                }))
+                access_log.info(
+                    json.dumps(
+                        {
+                            "method": method,
+                            "route": route,
+                            "status": status,
+                            "ms": round(elapsed * 1000, 2),
+                            "role": getattr(principal, "role", None),
+                            "token_id": getattr(principal, "token_id", None),
+                            "request_id": request_id,
+                        }
+                    )
+                )

@@ -1,4 +1,4 @@
-"""Request and response models of the JSON API (CONTRACT §5). Response models may carry more fields
+"""Request and response models of the JSON API (docs/operations.md). Response models may carry more fields
 than the contract names, never fewer."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Probabilities(BaseModel):
 
 
 class ExplainedScore(BaseModel):
-    """CONTRACT §5 explained score, plus unit_type, county, protective factors and month-on-month change."""
+    """docs/operations.md explained score, plus unit_type, county, protective factors and month-on-month change."""
 
     unit_id: str
     unit_name: str
@@ -50,7 +50,8 @@ class ExplainedScore(BaseModel):
     responsible_person: str | None = None
     previous_tier: Tier | None = None
     change: Literal["up", "down", "same", "new"] | None = Field(
-        None, description="tier against the previous month's score: up, down, same, or new (no previous score)"
+        None,
+        description="tier against the previous month's score: up, down, same, or new (no previous score)",
     )
     risk_score_change: float | None = None
 
@@ -67,7 +68,9 @@ class ScoreRequest(BaseModel):
         if not v:
             raise ValueError("give at least one unit id")
         if len(v) > MAX_SCORE_IDS:
-            raise ValueError(f"at most {MAX_SCORE_IDS:,} unit ids per request (got {len(v):,}); split the request")
+            raise ValueError(
+                f"at most {MAX_SCORE_IDS:,} unit ids per request (got {len(v):,}); split the request"
+            )
         return list(dict.fromkeys(v))  # duplicates would be scored twice for nothing
 
 
@@ -85,8 +88,3 @@ class ModelInfo(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
-
-
-class ErrorBody(BaseModel):
-    detail: str
-    request_id: str | None = None

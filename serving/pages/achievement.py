@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.contract import UNIT_TYPE_ZH, UNIT_TYPES
+from sanling.core.vocabulary import UNIT_TYPE_ZH, UNIT_TYPES
 
 RED_RULE_CATEGORIES: tuple[str, ...] = ("criminal", "petition_escalated", "casualties")
 
@@ -41,15 +41,20 @@ def achievement_rates(units: pd.DataFrame, event_months: pd.DataFrame, as_of: st
     )
 
     def _rates(keys: list[str]) -> list[dict]:
-        g = u.groupby(keys, sort=True).agg(n_units=("unit_id", "size"), rate=("ok", "mean"),
-                                            rate_last=("ok_last", "mean")).reset_index()
+        g = (
+            u.groupby(keys, sort=True)
+            .agg(n_units=("unit_id", "size"), rate=("ok", "mean"), rate_last=("ok_last", "mean"))
+            .reset_index()
+        )
         g["unit_type_zh"] = g["unit_type"].map(UNIT_TYPE_ZH)
         order = {t: i for i, t in enumerate(UNIT_TYPES)}
         g = g.sort_values(keys, key=lambda s: s.map(order) if s.name == "unit_type" else s)
         return g.to_dict("records")
 
     return {
-        "year": year, "through": as_of, "last_year": year - 1,
+        "year": year,
+        "through": as_of,
+        "last_year": year - 1,
         "by_type": _rates(["unit_type"]),
         "by_city": _rates(["city", "unit_type"]),
     }

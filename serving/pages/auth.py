@@ -18,8 +18,8 @@ from urllib.parse import urlsplit
 from fastapi import Request
 from sqlalchemy.orm import Session
 
-from serving.security import SESSION_COOKIE, read_session
-from serving.store.tokens import Principal, principal_for, principal_for_id
+from sanling.serving.security import SESSION_COOKIE, read_session
+from sanling.serving.store.tokens import Principal, principal_for, principal_for_id
 
 LOGIN_CSRF_COOKIE = "sanling_login_csrf"
 PAGE_ROLES: tuple[str, ...] = ("analyst", "township")

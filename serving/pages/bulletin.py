@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipeline.contract import TIER_ZH, TIERS, UNIT_TYPE_ZH
+from sanling.core.vocabulary import TIER_ZH, TIERS, UNIT_TYPE_ZH
 
 DONE_STATUSES: tuple[str, ...] = ("已整改", "误报")
 FOLLOWUP_STATUSES: tuple[str, ...] = ("待排查", "排查中", "已整改", "误报")
@@ -37,8 +37,12 @@ class Bulletin:
     as_of: str
     previous_as_of: str | None
     tier_counts: list[dict]  # tier, tier_zh, n, n_prev, delta
-    townships: list[dict]  # township, n_units, n_red, n_orange, hot_share, n_screened, n_done, completion, rank_hot, rank_done
-    new_red: list[dict]  # unit_id, unit_name, township, unit_type_zh, risk_score, prev_tier_zh, reasons (text_zh list)
+    townships: list[
+        dict
+    ]  # township, n_units, n_red, n_orange, hot_share, n_screened, n_done, completion, rank_hot, rank_done
+    new_red: list[
+        dict
+    ]  # unit_id, unit_name, township, unit_type_zh, risk_score, prev_tier_zh, reasons (text_zh list)
     n_units: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -85,7 +89,9 @@ def build_bulletin(
     has_prev = len(prev) > 0
     tier_counts = [
         {
-            "tier": t, "tier_zh": TIER_ZH[t], "n": int(n_now[t]),
+            "tier": t,
+            "tier_zh": TIER_ZH[t],
+            "n": int(n_now[t]),
             "n_prev": int(n_prev[t]) if has_prev else None,
             "delta": int(n_now[t] - n_prev[t]) if has_prev else None,
         }
@@ -100,14 +106,16 @@ def build_bulletin(
     cur["screened"] = cur["hot"] & (cur["status"] != NOT_SCREENED)
     cur["done"] = cur["hot"] & cur["status"].isin(DONE_STATUSES)
     g = cur.groupby("township", sort=True)
-    town = pd.DataFrame({
-        "n_units": g.size(),
-        "n_red": g["tier"].agg(lambda s: int((s == "red").sum())),
-        "n_orange": g["tier"].agg(lambda s: int((s == "orange").sum())),
-        "n_hot": g["hot"].sum(),
-        "n_screened": g["screened"].sum(),
-        "n_done": g["done"].sum(),
-    }).reset_index()
+    town = pd.DataFrame(
+        {
+            "n_units": g.size(),
+            "n_red": g["tier"].agg(lambda s: int((s == "red").sum())),
+            "n_orange": g["tier"].agg(lambda s: int((s == "orange").sum())),
+            "n_hot": g["hot"].sum(),
+            "n_screened": g["screened"].sum(),
+            "n_done": g["done"].sum(),
+        }
+    ).reset_index()
     town["hot_share"] = town["n_hot"] / town["n_units"]
     town["completion"] = (town["n_done"] / town["n_hot"]).where(town["n_hot"] > 0)
     town["coverage"] = (town["n_screened"] / town["n_hot"]).where(town["n_hot"] > 0)
@@ -127,7 +135,9 @@ def build_bulletin(
     )
     new_red_rows = [
         {
-            "unit_id": r["unit_id"], "unit_name": r["unit_name"], "township": r["township"],
+            "unit_id": r["unit_id"],
+            "unit_name": r["unit_name"],
+            "township": r["township"],
             "unit_type_zh": UNIT_TYPE_ZH.get(r["unit_type"], r["unit_type"]),
             "risk_score": float(r["risk_score"]),
             "prev_tier_zh": TIER_ZH.get(r["prev_tier"], "新") if isinstance(r["prev_tier"], str) else "新",
@@ -138,9 +148,14 @@ def build_bulletin(
     ]
     notes = [] if has_prev else ["无上月评分，环比变化不可计算。"]
     return Bulletin(
-        county=county, as_of=as_of, previous_as_of=previous_as_of if has_prev else None,
-        tier_counts=tier_counts, townships=townships, new_red=new_red_rows,
-        n_units=len(cur), notes=notes,
+        county=county,
+        as_of=as_of,
+        previous_as_of=previous_as_of if has_prev else None,
+        tier_counts=tier_counts,
+        townships=townships,
+        new_red=new_red_rows,
+        n_units=len(cur),
+        notes=notes,
     )
 
 
@@ -164,17 +179,51 @@ def bulletin_xlsx(b: Bulletin) -> bytes:
     ws.append(["合计", b.n_units])
 
     ws = wb.create_sheet("乡镇排名")
-    ws.append(["红橙占比排名", "乡镇（街道）", "单位数", "红色", "橙色", "红橙占比",
-               "已排查", "已整改/误报", "整改完成率", "完成率排名"])
+    ws.append(
+        [
+            "红橙占比排名",
+            "乡镇（街道）",
+            "单位数",
+            "红色",
+            "橙色",
+            "红橙占比",
+            "已排查",
+            "已整改/误报",
+            "整改完成率",
+            "完成率排名",
+        ]
+    )
     for r in b.townships:
-        ws.append([r["rank_hot"], r["township"], r["n_units"], r["n_red"], r["n_orange"],
-                   _pct(r["hot_share"]), r["n_screened"], r["n_done"], _pct(r["completion"]), r["rank_done"]])
+        ws.append(
+            [
+                r["rank_hot"],
+                r["township"],
+                r["n_units"],
+                r["n_red"],
+                r["n_orange"],
+                _pct(r["hot_share"]),
+                r["n_screened"],
+                r["n_done"],
+                _pct(r["completion"]),
+                r["rank_done"],
+            ]
+        )
 
     ws = wb.create_sheet("新增红色预警")
     ws.append(["单位编码", "单位名称", "乡镇（街道）", "类型", "风险分", "上月等级", "排查状态", "主要原因"])
     for r in b.new_red:
-        ws.append([r["unit_id"], r["unit_name"], r["township"], r["unit_type_zh"], round(r["risk_score"], 1),
-                   r["prev_tier_zh"], r["status"], "；".join(r["reasons"])])
+        ws.append(
+            [
+                r["unit_id"],
+                r["unit_name"],
+                r["township"],
+                r["unit_type_zh"],
+                round(r["risk_score"], 1),
+                r["prev_tier_zh"],
+                r["status"],
+                "；".join(r["reasons"]),
+            ]
+        )
     for sheet in wb.worksheets:
         for col, width in zip("ABCDEFGHIJ", (14, 22, 16, 10, 10, 10, 10, 12, 12, 10), strict=True):
             sheet.column_dimensions[col].width = width

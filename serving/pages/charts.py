@@ -9,16 +9,7 @@ from html import escape
 
 from markupsafe import Markup
 
-from pipeline.contract import CATEGORIES_ZH, TIER_ZH
-
-TIER_COLOURS: dict[str, str] = {"red": "#d93025", "orange": "#f08c00", "yellow": "#f2c200", "blue": "#1f6fd1"}
-
-
-def months_back(as_of: str, n: int) -> list[str]:
-    """The ``n`` months ending at ``as_of`` (``YYYY-MM``), oldest first."""
-    y, m = int(as_of[:4]), int(as_of[5:7])
-    idx = y * 12 + (m - 1)
-    return [f"{(i // 12):04d}-{(i % 12) + 1:02d}" for i in range(idx - n + 1, idx + 1)]
+from sanling.core.vocabulary import CATEGORIES_ZH, TIER_COLOURS, TIER_ZH
 
 
 def contribution_chart(reasons: list[dict], protective: list[dict]) -> Markup:
@@ -46,7 +37,7 @@ def contribution_chart(reasons: list[dict], protective: list[dict]) -> Markup:
         parts.append(
             f'<div class="crow {kind}" title="{text}（{sym}{c:.2f}）"><div class="clabel">{text}</div>'
             f'<div class="cbar"><span class="zero"></span><span class="bar {kind}" style="{place};width:{w:.1f}%">'
-            f'<em>{sym}{c:.2f}</em></span></div></div>'
+            f"<em>{sym}{c:.2f}</em></span></div></div>"
         )
     parts.append("</div>")
     return Markup("".join(parts))
@@ -66,7 +57,9 @@ def tier_strip_svg(history: dict[str, str], months: list[str]) -> Markup:
         t = history.get(m)
         fill = TIER_COLOURS.get(t, "#e3e7ed")
         label = f"{m}：{TIER_ZH[t]}色" if t in TIER_ZH else f"{m}：未评分"
-        parts.append(f'<rect x="{10 * i + 0.5}" y="0" width="9" height="10" fill="{fill}"><title>{label}</title></rect>')
+        parts.append(
+            f'<rect x="{10 * i + 0.5}" y="0" width="9" height="10" fill="{fill}"><title>{label}</title></rect>'
+        )
         if i == 0 or m.endswith("-01"):
             labels.append(f'<span style="left:{100 * i / n:.2f}%">{m}</span>')
     parts.append("</svg>")
@@ -90,9 +83,15 @@ def event_grid(rows: list[dict], months: list[str], categories: dict[str, str] |
         cells = [counts.get((cat, m), 0) for m in months]
         if not any(cells):
             continue
-        out.append({
-            "category": cat, "category_zh": zh, "total": sum(cells),
-            "cells": [{"month": m, "n": v, "level": 0 if v == 0 else 1 + min(3, int(3 * v / top))}
-                      for m, v in zip(months, cells, strict=True)],
-        })
+        out.append(
+            {
+                "category": cat,
+                "category_zh": zh,
+                "total": sum(cells),
+                "cells": [
+                    {"month": m, "n": v, "level": 0 if v == 0 else 1 + min(3, int(3 * v / top))}
+                    for m, v in zip(months, cells, strict=True)
+                ],
+            }
+        )
     return {"months": months, "rows": out}

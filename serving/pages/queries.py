@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from pipeline.contract import TIER_ZH, TIERS, UNIT_TYPE_ZH
-from serving.pages.auth import PagePrincipal
-from serving.store import followups, scores, units
-from serving.store.errors import RecordNotFound
-from serving.store.tables import (
+from sanling.core.vocabulary import TIER_ZH, TIERS, UNIT_TYPE_ZH
+from sanling.serving.pages.auth import PagePrincipal
+from sanling.serving.store import followups, scores, units
+from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.tables import (
     FOLLOWUP_STATUSES,
     EventMonth,
     Followup,
@@ -50,6 +50,7 @@ class ListFilters:
 
 # --- scope --------------------------------------------------------------------------------------
 
+
 def _scoped_units(stmt: Select, p: PagePrincipal) -> Select:
     return stmt.where(Unit.township == p.township) if p.role == "township" else stmt
 
@@ -64,11 +65,14 @@ def get_unit(session: Session, p: PagePrincipal, unit_id: str) -> Unit:
 
 def places(session: Session, p: PagePrincipal) -> list[tuple[str, str]]:
     """(county, township) pairs within scope, sorted — the selectors' options."""
-    stmt = _scoped_units(select(Unit.county, Unit.township).distinct(), p).order_by(Unit.county, Unit.township)
+    stmt = _scoped_units(select(Unit.county, Unit.township).distinct(), p).order_by(
+        Unit.county, Unit.township
+    )
     return [(c, t) for c, t in session.execute(stmt)]
 
 
 # --- runs ---------------------------------------------------------------------------------------
+
 
 def current_run(session: Session, as_of: str | None = None) -> Run | None:
     """The run the pages show for ``as_of`` (default: the latest scored month) — the store's choice,
@@ -80,8 +84,10 @@ def current_run(session: Session, as_of: str | None = None) -> Run | None:
 def previous_run(session: Session, run: Run) -> Run | None:
     """The run of the latest month before ``run`` (the comparison month), or ``None``."""
     row = session.execute(
-        select(ScoreRun.as_of, ScoreRun.model_version).where(ScoreRun.as_of < run.as_of)
-        .order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc()).limit(1)
+        select(ScoreRun.as_of, ScoreRun.model_version)
+        .where(ScoreRun.as_of < run.as_of)
+        .order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc())
+        .limit(1)
     ).first()
     return Run(row[0], row[1]) if row else None
 
@@ -92,6 +98,7 @@ def scored_months(session: Session) -> list[str]:
 
 
 # --- the risk list ------------------------------------------------------------------------------
+
 
 def _latest_followup_ids():
     return select(func.max(Followup.id).label("fid"), Followup.unit_id).group_by(Followup.unit_id).subquery()
@@ -112,8 +119,14 @@ def change_of(tier: str, prev_tier: str | None, has_prev_run: bool) -> tuple[str
 
 
 def risk_rows(
-    session: Session, p: PagePrincipal, run: Run, prev: Run | None, f: ListFilters,
-    limit: int = 50, offset: int = 0, n_reasons: int = 3,
+    session: Session,
+    p: PagePrincipal,
+    run: Run,
+    prev: Run | None,
+    f: ListFilters,
+    limit: int = 50,
+    offset: int = 0,
+    n_reasons: int = 3,
 ) -> tuple[list[dict], int]:
     """The filtered risk list of ``run``, sorted by risk (highest first): one page of rows and the
     total. Each row: unit fields, tier, risk_score, prev_tier, the first ``n_reasons`` reason texts,
@@ -122,14 +135,26 @@ def risk_rows(
     latest = _latest_followup_ids()
     stmt = (
         select(Unit, Score, prev_s.tier, Followup.status, Followup.id)
-        .join(Score, and_(Score.unit_id == Unit.unit_id, Score.as_of == run.as_of,
-                          Score.model_version == run.model_version))
+        .join(
+            Score,
+            and_(
+                Score.unit_id == Unit.unit_id,
+                Score.as_of == run.as_of,
+                Score.model_version == run.model_version,
+            ),
+        )
         .outerjoin(latest, latest.c.unit_id == Unit.unit_id)
         .outerjoin(Followup, Followup.id == latest.c.fid)
     )
     if prev is not None:
-        stmt = stmt.outerjoin(prev_s, and_(prev_s.unit_id == Unit.unit_id, prev_s.as_of == prev.as_of,
-                                           prev_s.model_version == prev.model_version))
+        stmt = stmt.outerjoin(
+            prev_s,
+            and_(
+                prev_s.unit_id == Unit.unit_id,
+                prev_s.as_of == prev.as_of,
+                prev_s.model_version == prev.model_version,
+            ),
+        )
     else:
         stmt = stmt.outerjoin(prev_s, and_(prev_s.unit_id == Unit.unit_id, prev_s.as_of.is_(None)))
     stmt = _scoped_units(stmt, p)
@@ -138,7 +163,7 @@ def risk_rows(
     if f.township:
         stmt = stmt.where(Unit.township == f.township)
     if f.tier in TIERS:
-        stmt = stmt.where(Score.tier.in_(TIERS[TIERS.index(f.tier):]))
+        stmt = stmt.where(Score.tier.in_(TIERS[TIERS.index(f.tier) :]))
     if f.unit_type:
         stmt = stmt.where(Unit.unit_type == f.unit_type)
     if f.status == NOT_SCREENED:
@@ -146,30 +171,43 @@ def risk_rows(
     elif f.status in FOLLOWUP_STATUSES:
         stmt = stmt.where(Followup.status == f.status)
     if f.q:
-        stmt = stmt.where(or_(Unit.unit_name.contains(f.q.strip(), autoescape=True),
-                              Unit.unit_id == f.q.strip()))
+        stmt = stmt.where(
+            or_(Unit.unit_name.contains(f.q.strip(), autoescape=True), Unit.unit_id == f.q.strip())
+        )
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = session.execute(stmt.order_by(Score.risk_score.desc(), Unit.unit_id).limit(limit).offset(offset))
     rows = []
     for unit, score, prev_tier, status, fid in page:
-        rows.append({
-            "unit_id": unit.unit_id, "unit_name": unit.unit_name, "unit_type": unit.unit_type,
-            "unit_type_zh": UNIT_TYPE_ZH.get(unit.unit_type, unit.unit_type),
-            "township": unit.township, "county": unit.county,
-            "tier": score.tier, "risk_score": float(score.risk_score), "prev_tier": prev_tier,
-            "reasons": [r.get("text_zh", "") for r in (score.reasons or [])[:n_reasons]],
-            "responsible_person": unit.responsible_person,
-            "status": status or NOT_SCREENED, "followup_id": fid,
-        })
+        rows.append(
+            {
+                "unit_id": unit.unit_id,
+                "unit_name": unit.unit_name,
+                "unit_type": unit.unit_type,
+                "unit_type_zh": UNIT_TYPE_ZH.get(unit.unit_type, unit.unit_type),
+                "township": unit.township,
+                "county": unit.county,
+                "tier": score.tier,
+                "risk_score": float(score.risk_score),
+                "prev_tier": prev_tier,
+                "reasons": [r.get("text_zh", "") for r in (score.reasons or [])[:n_reasons]],
+                "responsible_person": unit.responsible_person,
+                "status": status or NOT_SCREENED,
+                "followup_id": fid,
+            }
+        )
     return rows, int(total)
 
 
-def tier_counts(session: Session, p: PagePrincipal, run: Run, county: str | None = None,
-                township: str | None = None) -> dict[str, int]:
+def tier_counts(
+    session: Session, p: PagePrincipal, run: Run, county: str | None = None, township: str | None = None
+) -> dict[str, int]:
     """Units per tier of ``run`` within scope (and the county/township chosen)."""
     stmt = _scoped_units(
-        select(Score.tier, func.count()).join(Unit, Unit.unit_id == Score.unit_id)
-        .where(Score.as_of == run.as_of, Score.model_version == run.model_version), p)
+        select(Score.tier, func.count())
+        .join(Unit, Unit.unit_id == Score.unit_id)
+        .where(Score.as_of == run.as_of, Score.model_version == run.model_version),
+        p,
+    )
     if county:
         stmt = stmt.where(Unit.county == county)
     if township:
@@ -180,6 +218,7 @@ def tier_counts(session: Session, p: PagePrincipal, run: Run, county: str | None
 
 # --- one unit -----------------------------------------------------------------------------------
 
+
 def unit_score(session: Session, unit_id: str, run: Run | None) -> Score | None:
     if run is None:
         return None
@@ -189,7 +228,8 @@ def unit_score(session: Session, unit_id: str, run: Run | None) -> Score | None:
 def tier_history(session: Session, unit_id: str, months: list[str]) -> dict[str, str]:
     """``YYYY-MM`` → tier over ``months``; where several model versions scored a month, the latest wins."""
     rows = session.execute(
-        select(Score.as_of, Score.tier).where(Score.unit_id == unit_id, Score.as_of.in_(months))
+        select(Score.as_of, Score.tier)
+        .where(Score.unit_id == unit_id, Score.as_of.in_(months))
         .order_by(Score.as_of, Score.created_at)
     )
     return {m: t for m, t in rows}
@@ -197,26 +237,33 @@ def tier_history(session: Session, unit_id: str, months: list[str]) -> dict[str,
 
 def event_month_rows(session: Session, unit_id: str, months: list[str]) -> list[dict]:
     rows = session.execute(
-        select(EventMonth.month, EventMonth.category, EventMonth.n)
-        .where(EventMonth.unit_id == unit_id, EventMonth.month.in_(months))
+        select(EventMonth.month, EventMonth.category, EventMonth.n).where(
+            EventMonth.unit_id == unit_id, EventMonth.month.in_(months)
+        )
     )
     return [{"month": m, "category": c, "n": n} for m, c, n in rows]
 
 
 def open_events(session: Session, unit_id: str) -> list[OpenEvent]:
-    return list(session.scalars(
-        select(OpenEvent).where(OpenEvent.unit_id == unit_id).order_by(OpenEvent.occurred_at.desc())
-    ))
+    return list(
+        session.scalars(
+            select(OpenEvent).where(OpenEvent.unit_id == unit_id).order_by(OpenEvent.occurred_at.desc())
+        )
+    )
 
 
 def unit_followups(session: Session, unit_id: str) -> list[Followup]:
-    return list(session.scalars(
-        select(Followup).where(Followup.unit_id == unit_id)
-        .order_by(Followup.screened_on.desc(), Followup.id.desc())
-    ))
+    return list(
+        session.scalars(
+            select(Followup)
+            .where(Followup.unit_id == unit_id)
+            .order_by(Followup.screened_on.desc(), Followup.id.desc())
+        )
+    )
 
 
 # --- writes, with audit -------------------------------------------------------------------------
+
 
 def get_followup(session: Session, p: PagePrincipal, followup_id: int) -> dict:
     """The follow-up, if within scope (township users: their own township only)."""
@@ -243,14 +290,30 @@ def set_responsible(session: Session, p: PagePrincipal, unit_id: str, person: st
 
 # --- bulletin and province inputs ---------------------------------------------------------------
 
+
 def county_score_rows(session: Session, p: PagePrincipal, county: str, run: Run) -> list[dict]:
     """The county's scores of ``run`` (within scope) as dicts for :func:`bulletin.build_bulletin`."""
     stmt = _scoped_units(
-        select(Unit.unit_id, Unit.unit_name, Unit.unit_type, Unit.township, Score.tier, Score.risk_score,
-               Score.reasons)
-        .join(Score, and_(Score.unit_id == Unit.unit_id, Score.as_of == run.as_of,
-                          Score.model_version == run.model_version))
-        .where(Unit.county == county), p)
+        select(
+            Unit.unit_id,
+            Unit.unit_name,
+            Unit.unit_type,
+            Unit.township,
+            Score.tier,
+            Score.risk_score,
+            Score.reasons,
+        )
+        .join(
+            Score,
+            and_(
+                Score.unit_id == Unit.unit_id,
+                Score.as_of == run.as_of,
+                Score.model_version == run.model_version,
+            ),
+        )
+        .where(Unit.county == county),
+        p,
+    )
     return [dict(r._mapping) for r in session.execute(stmt)]
 
 
@@ -258,8 +321,12 @@ def latest_followup_rows(session: Session, p: PagePrincipal, county: str) -> lis
     """The latest follow-up (``unit_id, status``) of each unit of the county within scope."""
     latest = _latest_followup_ids()
     stmt = _scoped_units(
-        select(Followup.unit_id, Followup.status).join(latest, latest.c.fid == Followup.id)
-        .join(Unit, Unit.unit_id == Followup.unit_id).where(Unit.county == county), p)
+        select(Followup.unit_id, Followup.status)
+        .join(latest, latest.c.fid == Followup.id)
+        .join(Unit, Unit.unit_id == Followup.unit_id)
+        .where(Unit.county == county),
+        p,
+    )
     return [dict(r._mapping) for r in session.execute(stmt)]
 
 
@@ -268,12 +335,18 @@ def province_frames(session: Session, months: list[str]):
     red-rule categories and ``months``."""
     import pandas as pd
 
-    from serving.pages.achievement import RED_RULE_CATEGORIES
+    from sanling.serving.pages.achievement import RED_RULE_CATEGORIES
 
-    unit_frame = pd.DataFrame(session.execute(select(Unit.unit_id, Unit.unit_type, Unit.city)).all(),
-                         columns=["unit_id", "unit_type", "city"])
-    ev = pd.DataFrame(session.execute(
-        select(EventMonth.unit_id, EventMonth.month, EventMonth.category, EventMonth.n)
-        .where(EventMonth.category.in_(RED_RULE_CATEGORIES), EventMonth.month.in_(months), EventMonth.n > 0)
-    ).all(), columns=["unit_id", "month", "category", "n"])
+    unit_frame = pd.DataFrame(
+        session.execute(select(Unit.unit_id, Unit.unit_type, Unit.city)).all(),
+        columns=["unit_id", "unit_type", "city"],
+    )
+    ev = pd.DataFrame(
+        session.execute(
+            select(EventMonth.unit_id, EventMonth.month, EventMonth.category, EventMonth.n).where(
+                EventMonth.category.in_(RED_RULE_CATEGORIES), EventMonth.month.in_(months), EventMonth.n > 0
+            )
+        ).all(),
+        columns=["unit_id", "month", "category", "n"],
+    )
     return unit_frame, ev.astype({"unit_id": str, "month": str, "category": str, "n": "int64"})

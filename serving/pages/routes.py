@@ -1,4 +1,4 @@
-"""The township staff pages (CONTRACT §5 ``GET /``): sign-in, the risk list, unit pages, follow-up
+"""The township staff pages (docs/operations.md ``GET /``): sign-in, the risk list, unit pages, follow-up
 records, the monthly bulletin and the province view. Server-rendered Jinja2, Chinese throughout,
 no external resources. The store work lives in :mod:`serving.pages.queries`; this module only parses
 requests, checks the session and CSRF, and renders."""
@@ -16,11 +16,12 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from pipeline.contract import CATEGORIES_ZH, TIER_ZH, TIERS, UNIT_TYPE_ZH, UNIT_TYPES
-from serving.api.deps import SessionDep
-from serving.pages import queries as q
-from serving.pages.achievement import achievement_rates
-from serving.pages.auth import (
+from sanling.core.months import months_back
+from sanling.core.vocabulary import CATEGORIES_ZH, TIER_COLOURS, TIER_ZH, TIERS, UNIT_TYPE_ZH, UNIT_TYPES
+from sanling.serving.api.deps import SessionDep
+from sanling.serving.pages import queries as q
+from sanling.serving.pages.achievement import achievement_rates
+from sanling.serving.pages.auth import (
     LOGIN_CSRF_COOKIE,
     PagePrincipal,
     csrf_for_session,
@@ -29,16 +30,21 @@ from serving.pages.auth import (
     principal_from_request,
     principal_from_token,
 )
-from serving.pages.bulletin import build_bulletin, bulletin_xlsx
-from serving.pages.charts import TIER_COLOURS, contribution_chart, event_grid, months_back, tier_strip_svg
-from serving.security import SESSION_COOKIE, SESSION_MAX_AGE, sign_session
-from serving.store.audit import record_audit
-from serving.store.errors import RecordNotFound
-from serving.store.tables import FOLLOWUP_STATUSES
+from sanling.serving.pages.bulletin import build_bulletin, bulletin_xlsx
+from sanling.serving.pages.charts import (
+    contribution_chart,
+    event_grid,
+    tier_strip_svg,
+)
+from sanling.serving.security import SESSION_COOKIE, SESSION_MAX_AGE, sign_session
+from sanling.serving.store.audit import record_audit
+from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.tables import FOLLOWUP_STATUSES
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["tier_colours"] = TIER_COLOURS  # one palette: the CSS variables come from it
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
@@ -86,13 +92,27 @@ def render(request: Request, name: str, p: PagePrincipal | None, status: int = 2
 
 def not_found(request: Request, p: PagePrincipal | None) -> HTMLResponse:
     """The 404 page — the same for a unit that does not exist and one outside the user's township."""
-    return render(request, "error.html", p, status=404, title="未找到", heading="未找到该页面或单位",
-                  message="该单位不存在，或不在您的管辖范围内。")
+    return render(
+        request,
+        "error.html",
+        p,
+        status=404,
+        title="未找到",
+        heading="未找到该页面或单位",
+        message="该单位不存在，或不在您的管辖范围内。",
+    )
 
 
 def forbidden_csrf(request: Request, p: PagePrincipal | None) -> HTMLResponse:
-    return render(request, "error.html", p, status=403, title="请求被拒绝", heading="请求被拒绝",
-                  message="表单已过期或来源不明（CSRF 校验失败）。请返回页面后重新提交。")
+    return render(
+        request,
+        "error.html",
+        p,
+        status=403,
+        title="请求被拒绝",
+        heading="请求被拒绝",
+        message="表单已过期或来源不明（CSRF 校验失败）。请返回页面后重新提交。",
+    )
 
 
 @router.get("/static/pages/{path:path}", name="pages_static")
@@ -105,11 +125,19 @@ def pages_static(path: str) -> FileResponse:
 
 # --- sign-in ------------------------------------------------------------------------------------
 
+
 def _login_form(request: Request, error: str | None = None, status: int = 200) -> HTMLResponse:
     token = new_login_csrf()
     resp = render(request, "login.html", None, status=status, title="登录", csrf=token, error=error)
-    resp.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                    secure=_cookie_secure(request), max_age=3600)
+    resp.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        path="/login",
+        secure=_cookie_secure(request),
+        max_age=3600,
+    )
     return resp
 
 
@@ -126,8 +154,9 @@ def login_page(request: Request, session: DB) -> Response:
 
 
 @router.post("/login")
-def login(request: Request, session: DB, token: Annotated[str, Form()] = "",
-          csrf_token: Annotated[str, Form()] = "") -> Response:
+def login(
+    request: Request, session: DB, token: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = ""
+) -> Response:
     if not csrf_ok(request, csrf_token, login=True):
         return _login_form(request, "登录表单已过期，请重试。", status=403)
     p, reason = principal_from_token(session, token)
@@ -136,9 +165,15 @@ def login(request: Request, session: DB, token: Annotated[str, Form()] = "",
     record_audit(session, p.actor, "login", "tokens", p.token_id, {"via": "pages"})
     session.commit()
     resp = RedirectResponse("/list", status_code=303)
-    resp.set_cookie(SESSION_COOKIE, sign_session(p.token_id, request.app.state.secret_key),
-                    httponly=True, samesite="lax", secure=_cookie_secure(request),
-                    max_age=SESSION_MAX_AGE, path="/")
+    resp.set_cookie(
+        SESSION_COOKIE,
+        sign_session(p.token_id, request.app.state.secret_key),
+        httponly=True,
+        samesite="lax",
+        secure=_cookie_secure(request),
+        max_age=SESSION_MAX_AGE,
+        path="/",
+    )
     resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return resp
 
@@ -154,54 +189,117 @@ def logout(request: Request, p: User, csrf_token: Annotated[str, Form()] = "") -
 
 # --- the risk list ------------------------------------------------------------------------------
 
+
 @router.get("/", response_class=HTMLResponse)
 @router.get("/list", response_class=HTMLResponse)
 def risk_list_page(
-    request: Request, session: DB, p: User,
-    county: str = "", township: str = "", tier: str = "", unit_type: str = "", status: str = "",
-    page: int = 1, as_of: str = "",
+    request: Request,
+    session: DB,
+    p: User,
+    county: str = "",
+    township: str = "",
+    tier: str = "",
+    unit_type: str = "",
+    status: str = "",
+    page: int = 1,
+    as_of: str = "",
 ) -> HTMLResponse:
     search = request.query_params.get("q", "")  # ``q`` names the queries module here
     f = q.ListFilters(
-        county=county or None, township=(township or None) if p.role != "township" else None,
-        tier=tier if tier in TIERS else None, unit_type=unit_type if unit_type in UNIT_TYPES else None,
-        status=status or None, q=search.strip() or None,
+        county=county or None,
+        township=(township or None) if p.role != "township" else None,
+        tier=tier if tier in TIERS else None,
+        unit_type=unit_type if unit_type in UNIT_TYPES else None,
+        status=status or None,
+        q=search.strip() or None,
     )
     run = q.current_run(session, as_of or None)
     place_rows = q.places(session, p)
     counties = sorted({c for c, _ in place_rows})
     ctx = {
-        "title": "风险清单", "active": "list", "f": f, "counties": counties, "townships": place_rows,
+        "title": "风险清单",
+        "active": "list",
+        "f": f,
+        "counties": counties,
+        "townships": place_rows,
         "unit_types": [(t, UNIT_TYPE_ZH[t]) for t in UNIT_TYPES],
         "statuses": [*FOLLOWUP_STATUSES, q.NOT_SCREENED],
         "scope_label": p.township if p.role == "township" else (f.township or f.county or "全部"),
     }
     if run is None:
-        return render(request, "list.html", p, **ctx, as_of=None, previous_as_of=None, rows=[], total=0,
-                      tier_counts=[], pages=0, page=1, first=0, last=0, export_url="#", page_url=str)
+        return render(
+            request,
+            "list.html",
+            p,
+            **ctx,
+            as_of=None,
+            previous_as_of=None,
+            rows=[],
+            total=0,
+            tier_counts=[],
+            pages=0,
+            page=1,
+            first=0,
+            last=0,
+            export_url="#",
+            page_url=str,
+        )
     prev = q.previous_run(session, run)
     page = max(1, page)
     rows, total = q.risk_rows(session, p, run, prev, f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     for r in rows:
         r["tier_zh"] = TIER_ZH[r["tier"]]
-        r["change"], r["change_symbol"], r["change_title"] = q.change_of(r["tier"], r["prev_tier"], prev is not None)
+        r["change"], r["change_symbol"], r["change_title"] = q.change_of(
+            r["tier"], r["prev_tier"], prev is not None
+        )
     counts = q.tier_counts(session, p, run, f.county, f.township)
-    params = {k: v for k, v in {"county": f.county, "township": f.township, "tier": f.tier,
-                                 "unit_type": f.unit_type, "status": f.status, "q": f.q}.items() if v}
-    export = {"as_of": run.as_of,
-              **{k: v for k, v in {"county": f.county, "township": f.township or p.township,
-                                   "min_tier": f.tier, "unit_type": f.unit_type}.items() if v}}
+    params = {
+        k: v
+        for k, v in {
+            "county": f.county,
+            "township": f.township,
+            "tier": f.tier,
+            "unit_type": f.unit_type,
+            "status": f.status,
+            "q": f.q,
+        }.items()
+        if v
+    }
+    export = {
+        "as_of": run.as_of,
+        **{
+            k: v
+            for k, v in {
+                "county": f.county,
+                "township": f.township or p.township,
+                "min_tier": f.tier,
+                "unit_type": f.unit_type,
+            }.items()
+            if v
+        },
+    }
     return render(
-        request, "list.html", p, **ctx, as_of=run.as_of, previous_as_of=prev.as_of if prev else None,
-        rows=rows, total=total, page=page, pages=max(1, math.ceil(total / PAGE_SIZE)),
-        first=(page - 1) * PAGE_SIZE + 1 if total else 0, last=(page - 1) * PAGE_SIZE + len(rows),
+        request,
+        "list.html",
+        p,
+        **ctx,
+        as_of=run.as_of,
+        previous_as_of=prev.as_of if prev else None,
+        rows=rows,
+        total=total,
+        page=page,
+        pages=max(1, math.ceil(total / PAGE_SIZE)),
+        first=(page - 1) * PAGE_SIZE + 1 if total else 0,
+        last=(page - 1) * PAGE_SIZE + len(rows),
         tier_counts=[{"tier": t, "tier_zh": TIER_ZH[t], "n": counts[t]} for t in reversed(TIERS)],
-        export_url="/v1/risk-list.xlsx?" + urlencode(export), export_partial=bool(f.status or f.q),
+        export_url="/v1/risk-list.xlsx?" + urlencode(export),
+        export_partial=bool(f.status or f.q),
         page_url=lambda n: "/list?" + urlencode({**params, "page": n}),
     )
 
 
 # --- one unit -----------------------------------------------------------------------------------
+
 
 def _unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
     unit = q.get_unit(session, p, unit_id)
@@ -211,32 +309,61 @@ def _unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
     prev_score = q.unit_score(session, unit_id, prev)
     as_of = run.as_of if run else date.today().strftime("%Y-%m")
     months = months_back(as_of, HISTORY_MONTHS)
-    change = q.change_of(score.tier, prev_score.tier if prev_score else None, prev is not None) if score else ("same", "", "")
+    change = (
+        q.change_of(score.tier, prev_score.tier if prev_score else None, prev is not None)
+        if score
+        else ("same", "", "")
+    )
     open_ev = [
-        {"occurred_at": e.occurred_at.date().isoformat() if e.occurred_at else "—",
-         "category_zh": CATEGORIES_ZH.get(e.category, e.category), "subtype": e.subtype,
-         "severity_zh": SEVERITY_ZH.get(e.severity, "—"), "escalated": e.escalated}
+        {
+            "occurred_at": e.occurred_at.date().isoformat() if e.occurred_at else "—",
+            "category_zh": CATEGORIES_ZH.get(e.category, e.category),
+            "subtype": e.subtype,
+            "severity_zh": SEVERITY_ZH.get(e.severity, "—"),
+            "escalated": e.escalated,
+        }
         for e in q.open_events(session, unit_id)
     ]
     return {
-        "title": unit.unit_name, "active": "list",
-        "unit": {"unit_id": unit.unit_id, "unit_name": unit.unit_name, "township": unit.township,
-                 "county": unit.county, "city": unit.city, "responsible_person": unit.responsible_person,
-                 "unit_type_zh": UNIT_TYPE_ZH.get(unit.unit_type, unit.unit_type)},
-        "score": None if score is None else {
-            "as_of": score.as_of, "tier": score.tier, "tier_zh": TIER_ZH[score.tier],
-            "risk_score": score.risk_score, "model_version": score.model_version},
-        "change": change[0], "change_symbol": change[1], "change_title": change[2],
-        "probs": [] if score is None else [
+        "title": unit.unit_name,
+        "active": "list",
+        "unit": {
+            "unit_id": unit.unit_id,
+            "unit_name": unit.unit_name,
+            "township": unit.township,
+            "county": unit.county,
+            "city": unit.city,
+            "responsible_person": unit.responsible_person,
+            "unit_type_zh": UNIT_TYPE_ZH.get(unit.unit_type, unit.unit_type),
+        },
+        "score": None
+        if score is None
+        else {
+            "as_of": score.as_of,
+            "tier": score.tier,
+            "tier_zh": TIER_ZH[score.tier],
+            "risk_score": score.risk_score,
+            "model_version": score.model_version,
+        },
+        "change": change[0],
+        "change_symbol": change[1],
+        "change_title": change[2],
+        "probs": []
+        if score is None
+        else [
             {"tier": t, "tier_zh": TIER_ZH[t], "p": getattr(score, f"p_{t}"), "colour": TIER_COLOURS[t]}
-            for t in reversed(TIERS)],
-        "contribution_chart": contribution_chart(score.reasons or [], score.protective or []) if score else "",
+            for t in reversed(TIERS)
+        ],
+        "contribution_chart": contribution_chart(score.reasons or [], score.protective or [])
+        if score
+        else "",
         "months": months,
         "tier_strip": tier_strip_svg(q.tier_history(session, unit_id, months), months),
         "grid": event_grid(q.event_month_rows(session, unit_id, months), months),
         "open_events": open_ev,
         "followups": q.unit_followups(session, unit_id),
-        "statuses": FOLLOWUP_STATUSES, "today": date.today().isoformat(),
+        "statuses": FOLLOWUP_STATUSES,
+        "today": date.today().isoformat(),
     }
 
 
@@ -251,6 +378,7 @@ def unit_page(request: Request, unit_id: str, session: DB, p: User) -> HTMLRespo
 
 def _parse_followup(form: dict) -> tuple[dict, str | None]:
     """Form fields → follow-up values, or the first problem in Chinese."""
+
     def day(name: str, label: str, required: bool) -> date | None:
         raw = (form.get(name) or "").strip()
         if not raw:
@@ -290,8 +418,15 @@ async def add_followup(request: Request, unit_id: str, session: DB, p: User) -> 
     try:
         values, error = _parse_followup(form)
         if error:
-            return render(request, "unit.html", p, status=400, flash=error, flash_kind="error",
-                          **_unit_context(session, p, unit_id))
+            return render(
+                request,
+                "unit.html",
+                p,
+                status=400,
+                flash=error,
+                flash_kind="error",
+                **_unit_context(session, p, unit_id),
+            )
         q.create_followup(session, p, unit_id, values)
     except RecordNotFound:
         return not_found(request, p)
@@ -306,8 +441,17 @@ def edit_followup_page(request: Request, followup_id: int, session: DB, p: User)
         unit = q.get_unit(session, p, fu["unit_id"])
     except RecordNotFound:
         return not_found(request, p)
-    return render(request, "followup_edit.html", p, title="修改排查记录", active="list", fu=fu,
-                  unit=unit, statuses=FOLLOWUP_STATUSES, today=date.today().isoformat())
+    return render(
+        request,
+        "followup_edit.html",
+        p,
+        title="修改排查记录",
+        active="list",
+        fu=fu,
+        unit=unit,
+        statuses=FOLLOWUP_STATUSES,
+        today=date.today().isoformat(),
+    )
 
 
 @router.post("/followups/{followup_id}")
@@ -319,9 +463,19 @@ async def edit_followup(request: Request, followup_id: int, session: DB, p: User
         fu = q.get_followup(session, p, followup_id)
         values, error = _parse_followup(form)
         if error:
-            return render(request, "followup_edit.html", p, status=400, title="修改排查记录", active="list",
-                          fu=fu, unit=q.get_unit(session, p, fu["unit_id"]), statuses=FOLLOWUP_STATUSES,
-                          flash=error, flash_kind="error")
+            return render(
+                request,
+                "followup_edit.html",
+                p,
+                status=400,
+                title="修改排查记录",
+                active="list",
+                fu=fu,
+                unit=q.get_unit(session, p, fu["unit_id"]),
+                statuses=FOLLOWUP_STATUSES,
+                flash=error,
+                flash_kind="error",
+            )
         q.update_followup(session, p, followup_id, values)
     except RecordNotFound:
         return not_found(request, p)
@@ -344,6 +498,7 @@ async def set_responsible(request: Request, unit_id: str, session: DB, p: User) 
 
 # --- bulletin and province ----------------------------------------------------------------------
 
+
 def _bulletin(session: Session, p: PagePrincipal, county: str, as_of: str):
     places = q.places(session, p)
     counties = sorted({c for c, _ in places})
@@ -355,9 +510,12 @@ def _bulletin(session: Session, p: PagePrincipal, county: str, as_of: str):
         return None, counties
     prev = q.previous_run(session, run)
     b = build_bulletin(
-        county, run.as_of, q.county_score_rows(session, p, county, run),
+        county,
+        run.as_of,
+        q.county_score_rows(session, p, county, run),
         q.county_score_rows(session, p, county, prev) if prev else [],
-        q.latest_followup_rows(session, p, county), previous_as_of=prev.as_of if prev else None,
+        q.latest_followup_rows(session, p, county),
+        previous_as_of=prev.as_of if prev else None,
     )
     return b, counties
 
@@ -366,11 +524,27 @@ def _bulletin(session: Session, p: PagePrincipal, county: str, as_of: str):
 def bulletin_page(request: Request, session: DB, p: User, county: str = "", as_of: str = "") -> HTMLResponse:
     b, counties = _bulletin(session, p, county, as_of)
     if b is None:
-        return render(request, "error.html", p, status=404, title="月度通报", active="bulletin",
-                      heading="暂无通报", message="所选县区或月份尚无评分。")
-    return render(request, "bulletin.html", p, title="月度通报", active="bulletin", b=b, counties=counties,
-                  months=q.scored_months(session),
-                  download_url="/bulletin.xlsx?" + urlencode({"county": b.county, "as_of": b.as_of}))
+        return render(
+            request,
+            "error.html",
+            p,
+            status=404,
+            title="月度通报",
+            active="bulletin",
+            heading="暂无通报",
+            message="所选县区或月份尚无评分。",
+        )
+    return render(
+        request,
+        "bulletin.html",
+        p,
+        title="月度通报",
+        active="bulletin",
+        b=b,
+        counties=counties,
+        months=q.scored_months(session),
+        download_url="/bulletin.xlsx?" + urlencode({"county": b.county, "as_of": b.as_of}),
+    )
 
 
 @router.get("/bulletin.xlsx")
@@ -394,10 +568,24 @@ def province_page(request: Request, session: DB, p: User) -> HTMLResponse:
         return not_found(request, p)
     run = q.current_run(session)
     if run is None:
-        return render(request, "error.html", p, status=404, title="全省三零达标", active="province",
-                      heading="暂无数据", message="尚无评分。")
+        return render(
+            request,
+            "error.html",
+            p,
+            status=404,
+            title="全省三零达标",
+            active="province",
+            heading="暂无数据",
+            message="尚无评分。",
+        )
     year = int(run.as_of[:4])
     months = [f"{y}-{m:02d}" for y in (year - 1, year) for m in range(1, 13)]
     units, ev = q.province_frames(session, months)
-    return render(request, "province.html", p, title="全省三零达标", active="province",
-                  r=achievement_rates(units, ev, run.as_of))
+    return render(
+        request,
+        "province.html",
+        p,
+        title="全省三零达标",
+        active="province",
+        r=achievement_rates(units, ev, run.as_of),
+    )

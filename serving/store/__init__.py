@@ -6,10 +6,10 @@ Readers: the API and the pages. Open with :func:`serving.store.db.init_db` and
 :func:`serving.store.db.session_scope`.
 """
 
-from serving.store.audit import list_audit, record_audit
-from serving.store.db import init_db, make_engine, session_scope
-from serving.store.errors import RecordNotFound
-from serving.store.followups import (
+from sanling.serving.store.audit import list_audit, record_audit
+from sanling.serving.store.db import init_db, make_engine, session_scope
+from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.followups import (
     create_followup,
     delete_followup,
     get_followup,
@@ -17,8 +17,8 @@ from serving.store.followups import (
     list_followups,
     update_followup,
 )
-from serving.store.history import event_months_for, open_events_for, replace_event_history
-from serving.store.scores import (
+from sanling.serving.store.history import event_months_for, open_events_for, replace_event_history
+from sanling.serving.store.scores import (
     get_score,
     latest_as_of,
     latest_run,
@@ -28,7 +28,7 @@ from serving.store.scores import (
     save_scores,
     unit_history,
 )
-from serving.store.tokens import (
+from sanling.serving.store.tokens import (
     Principal,
     create_token,
     list_tokens,
@@ -36,7 +36,7 @@ from serving.store.tokens import (
     principal_for_id,
     revoke_token,
 )
-from serving.store.units import (
+from sanling.serving.store.units import (
     existing_unit_ids,
     get_unit,
     list_townships,

@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from pipeline.errors import ConfigError
+from sanling.core.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,7 +25,7 @@ def normalise_url(url: str) -> str:
     """Pin PostgreSQL URLs to the installed psycopg 3 driver (a bare ``postgresql://`` would ask for psycopg2)."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -63,7 +63,9 @@ def make_engine(url: str) -> Engine:
     try:
         return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
     except (NoSuchModuleError, ImportError) as e:
-        raise ConfigError(f"database URL {parsed.render_as_string(hide_password=True)}: driver not available ({e})") from None
+        raise ConfigError(
+            f"database URL {parsed.render_as_string(hide_password=True)}: driver not available ({e})"
+        ) from None
 
 
 def _alembic_config() -> AlembicConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.errors import DataError
+from sanling.core.errors import DataError
 
 
 class RecordNotFound(DataError):

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from pipeline.errors import DataError
-from serving.store.audit import record_audit
-from serving.store.errors import RecordNotFound
-from serving.store.tables import FOLLOWUP_STATUSES, Followup, Unit, utcnow
+from sanling.core.errors import DataError
+from sanling.serving.store.audit import record_audit
+from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.tables import FOLLOWUP_STATUSES, Followup, Unit, utcnow
 
 EDITABLE = ("screened_on", "person", "findings", "measures", "status", "deadline")
 _CHUNK = 5000
@@ -49,9 +49,18 @@ def _clean(changes: dict[str, Any]) -> dict[str, Any]:
 
 def followup_dict(f: Followup) -> dict:
     return {
-        "id": f.id, "unit_id": f.unit_id, "township": f.township, "screened_on": f.screened_on,
-        "person": f.person, "findings": f.findings, "measures": f.measures, "status": f.status,
-        "deadline": f.deadline, "created_by": f.created_by, "created_at": f.created_at, "updated_at": f.updated_at,
+        "id": f.id,
+        "unit_id": f.unit_id,
+        "township": f.township,
+        "screened_on": f.screened_on,
+        "person": f.person,
+        "findings": f.findings,
+        "measures": f.measures,
+        "status": f.status,
+        "deadline": f.deadline,
+        "created_by": f.created_by,
+        "created_at": f.created_at,
+        "updated_at": f.updated_at,
     }
 
 
@@ -66,7 +75,9 @@ def _get(session: Session, followup_id: int, township: str | None) -> Followup:
     return f
 
 
-def create_followup(session: Session, unit_id: str, *, actor: str, township: str | None = None, **fields: Any) -> dict:
+def create_followup(
+    session: Session, unit_id: str, *, actor: str, township: str | None = None, **fields: Any
+) -> dict:
     """Record a screening of ``unit_id`` (fields: screened_on, person, findings, measures, status,
     deadline); returns it as a dict. ``township`` restricts to that township's units (others are
     :class:`RecordNotFound`, like missing ones). The follow-up takes the unit's township."""
@@ -75,10 +86,14 @@ def create_followup(session: Session, unit_id: str, *, actor: str, township: str
         raise RecordNotFound(f"unit {unit_id!r} not found")
     values = _clean({"status": "待排查", **fields})
     now = utcnow()
-    f = Followup(unit_id=unit_id, township=unit.township, created_by=actor, created_at=now, updated_at=now, **values)
+    f = Followup(
+        unit_id=unit_id, township=unit.township, created_by=actor, created_at=now, updated_at=now, **values
+    )
     session.add(f)
     session.flush()
-    record_audit(session, actor, "create", "followups", f.id, {"unit_id": unit_id, "after": _jsonable(values)})
+    record_audit(
+        session, actor, "create", "followups", f.id, {"unit_id": unit_id, "after": _jsonable(values)}
+    )
     return followup_dict(f)
 
 
@@ -94,8 +109,14 @@ def update_followup(
         for k, v in after.items():
             setattr(f, k, v)
         f.updated_at = utcnow()
-        record_audit(session, actor, "update", "followups", f.id,
-                     {"unit_id": f.unit_id, "before": _jsonable(before), "after": _jsonable(after)})
+        record_audit(
+            session,
+            actor,
+            "update",
+            "followups",
+            f.id,
+            {"unit_id": f.unit_id, "before": _jsonable(before), "after": _jsonable(after)},
+        )
         session.flush()
     return followup_dict(f)
 
@@ -103,8 +124,14 @@ def update_followup(
 def delete_followup(session: Session, followup_id: int, *, actor: str, township: str | None = None) -> None:
     """Delete a follow-up, keeping its last values in the audit trail."""
     f = _get(session, followup_id, township)
-    record_audit(session, actor, "delete", "followups", f.id,
-                 {"unit_id": f.unit_id, "before": _jsonable({k: getattr(f, k) for k in EDITABLE})})
+    record_audit(
+        session,
+        actor,
+        "delete",
+        "followups",
+        f.id,
+        {"unit_id": f.unit_id, "before": _jsonable({k: getattr(f, k) for k in EDITABLE})},
+    )
     session.delete(f)
     session.flush()
 
@@ -117,7 +144,10 @@ def get_followup(session: Session, followup_id: int, township: str | None = None
 
 
 def list_followups(
-    session: Session, township: str | None = None, unit_id: str | None = None, status: str | None = None,
+    session: Session,
+    township: str | None = None,
+    unit_id: str | None = None,
+    status: str | None = None,
     limit: int | None = 500,
 ) -> list[dict]:
     """Follow-ups, newest screening first, filtered by township, unit and status."""
@@ -133,7 +163,9 @@ def list_followups(
     return [followup_dict(f) for f in session.scalars(q)]
 
 
-def latest_followups(session: Session, unit_ids: list[str] | None = None, township: str | None = None) -> dict[str, dict]:
+def latest_followups(
+    session: Session, unit_ids: list[str] | None = None, township: str | None = None
+) -> dict[str, dict]:
     """The most recently recorded follow-up of each unit: ``{unit_id: followup}``."""
     latest = select(func.max(Followup.id))
     if township is not None:

@@ -8,8 +8,8 @@ import pandas as pd
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
-from pipeline.errors import DataError
-from serving.store.tables import EventMonth, OpenEvent
+from sanling.core.errors import DataError
+from sanling.serving.store.tables import EventMonth, OpenEvent
 
 _CHUNK = 5000
 EVENT_MONTH_COLUMNS = ("unit_id", "month", "category", "n")
@@ -31,7 +31,9 @@ def _datetimes(s: pd.Series) -> list[datetime | None]:
     return [None if pd.isna(t) else t.to_pydatetime() for t in ts]
 
 
-def replace_event_history(session: Session, event_months: pd.DataFrame, open_events: pd.DataFrame) -> tuple[int, int]:
+def replace_event_history(
+    session: Session, event_months: pd.DataFrame, open_events: pd.DataFrame
+) -> tuple[int, int]:
     """Replace both tables with the given frames; returns the rows written (event_months, open_events).
 
     ``event_months``: unit_id, month (YYYY-MM), category, n. ``open_events``: event_id, unit_id,
@@ -43,19 +45,38 @@ def replace_event_history(session: Session, event_months: pd.DataFrame, open_eve
     session.execute(delete(OpenEvent))
     months = [
         {"unit_id": u, "month": m, "category": c, "n": int(n)}
-        for u, m, c, n in zip(_strings(event_months["unit_id"]), _strings(event_months["month"]),
-                              _strings(event_months["category"]), event_months["n"].to_numpy().tolist(), strict=True)
+        for u, m, c, n in zip(
+            _strings(event_months["unit_id"]),
+            _strings(event_months["month"]),
+            _strings(event_months["category"]),
+            event_months["n"].to_numpy().tolist(),
+            strict=True,
+        )
     ]
     k = len(open_events)
     sev = open_events["severity"] if "severity" in open_events else pd.Series([None] * k, dtype=object)
     esc = open_events["escalated"] if "escalated" in open_events else pd.Series([False] * k)
     sub = open_events["subtype"] if "subtype" in open_events else pd.Series([None] * k, dtype=object)
     opens = [
-        {"event_id": e, "unit_id": u, "category": c, "subtype": s, "occurred_at": t,
-         "severity": None if pd.isna(v) else int(v), "escalated": bool(x) if not pd.isna(x) else False}
+        {
+            "event_id": e,
+            "unit_id": u,
+            "category": c,
+            "subtype": s,
+            "occurred_at": t,
+            "severity": None if pd.isna(v) else int(v),
+            "escalated": bool(x) if not pd.isna(x) else False,
+        }
         for e, u, c, s, t, v, x in zip(
-            _strings(open_events["event_id"]), _strings(open_events["unit_id"]), _strings(open_events["category"]),
-            _strings(sub), _datetimes(open_events["occurred_at"]), sev.tolist(), esc.tolist(), strict=True)
+            _strings(open_events["event_id"]),
+            _strings(open_events["unit_id"]),
+            _strings(open_events["category"]),
+            _strings(sub),
+            _datetimes(open_events["occurred_at"]),
+            sev.tolist(),
+            esc.tolist(),
+            strict=True,
+        )
     ]
     for i in range(0, len(months), _CHUNK):
         session.execute(insert(EventMonth), months[i : i + _CHUNK])
@@ -66,7 +87,11 @@ def replace_event_history(session: Session, event_months: pd.DataFrame, open_eve
 
 def event_months_for(session: Session, unit_id: str) -> list[dict]:
     """The unit's monthly event counts, oldest month first."""
-    q = select(EventMonth).where(EventMonth.unit_id == unit_id).order_by(EventMonth.month, EventMonth.category)
+    q = (
+        select(EventMonth)
+        .where(EventMonth.unit_id == unit_id)
+        .order_by(EventMonth.month, EventMonth.category)
+    )
     return [{"month": r.month, "category": r.category, "n": r.n} for r in session.scalars(q)]
 
 
@@ -74,7 +99,13 @@ def open_events_for(session: Session, unit_id: str) -> list[dict]:
     """The unit's disputes and hazards still open at the as-of date, oldest first."""
     q = select(OpenEvent).where(OpenEvent.unit_id == unit_id).order_by(OpenEvent.occurred_at)
     return [
-        {"event_id": r.event_id, "category": r.category, "subtype": r.subtype, "occurred_at": r.occurred_at,
-         "severity": r.severity, "escalated": r.escalated}
+        {
+            "event_id": r.event_id,
+            "category": r.category,
+            "subtype": r.subtype,
+            "occurred_at": r.occurred_at,
+            "severity": r.severity,
+            "escalated": r.escalated,
+        }
         for r in session.scalars(q)
     ]

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import Integer, Select, bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from pipeline.contract import TIER_ZH, TIERS
-from pipeline.errors import DataError
-from serving.store.tables import Score, ScoreRun, Unit, utcnow
+from sanling.core.errors import DataError
+from sanling.core.vocabulary import TIER_ZH, TIERS
+from sanling.serving.store.tables import Score, ScoreRun, Unit, utcnow
 
 AS_OF = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _REASON_KEYS = ("feature", "value", "contribution", "text_zh", "group")
@@ -42,10 +42,19 @@ def _score_record(row: dict, as_of: str, version: str, now) -> dict:
     probs = row.get("probabilities") or {t: row.get(f"p_{t}") for t in TIERS}
     tier = row.get("tier")
     if tier not in _RANK:
-        raise DataError(f"score for unit {row.get('unit_id')!r}: tier {tier!r} is not one of {', '.join(TIERS)}")
-    rec = {"unit_id": str(row["unit_id"]), "as_of": as_of, "model_version": version, "tier": tier,
-           "risk_score": float(row["risk_score"]), "reasons": _factors(row.get("reasons")),
-           "protective": _factors(row.get("protective")), "created_at": now}
+        raise DataError(
+            f"score for unit {row.get('unit_id')!r}: tier {tier!r} is not one of {', '.join(TIERS)}"
+        )
+    rec = {
+        "unit_id": str(row["unit_id"]),
+        "as_of": as_of,
+        "model_version": version,
+        "tier": tier,
+        "risk_score": float(row["risk_score"]),
+        "reasons": _factors(row.get("reasons")),
+        "protective": _factors(row.get("protective")),
+        "created_at": now,
+    }
     for t in TIERS:
         rec[f"p_{t}"] = float(probs[t])
     return rec
@@ -70,8 +79,12 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
     session.execute(delete(Score).where(Score.as_of == as_of, Score.model_version == version))
     session.execute(delete(ScoreRun).where(ScoreRun.as_of == as_of, ScoreRun.model_version == version))
     score_run = ScoreRun(
-        as_of=as_of, model_version=version, data_dir=None if run.get("data_dir") is None else str(run["data_dir"]),
-        n_units=len(records), created_at=now, drift_warnings=[str(w) for w in run.get("drift_warnings") or []],
+        as_of=as_of,
+        model_version=version,
+        data_dir=None if run.get("data_dir") is None else str(run["data_dir"]),
+        n_units=len(records),
+        created_at=now,
+        drift_warnings=[str(w) for w in run.get("drift_warnings") or []],
     )
     session.add(score_run)
     for i in range(0, len(records), _CHUNK):
@@ -80,7 +93,9 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
     return score_run.id
 
 
-def current_run(session: Session, as_of: str | None = None, model_version: str | None = None) -> ScoreRun | None:
+def current_run(
+    session: Session, as_of: str | None = None, model_version: str | None = None
+) -> ScoreRun | None:
     """The run readers use: the most recent run of ``as_of`` (default: the latest month scored)."""
     q = select(ScoreRun).order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc()).limit(1)
     if as_of is not None:
@@ -91,7 +106,12 @@ def current_run(session: Session, as_of: str | None = None, model_version: str |
 
 
 def _previous_run(session: Session, as_of: str) -> ScoreRun | None:
-    q = select(ScoreRun).where(ScoreRun.as_of < as_of).order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc()).limit(1)
+    q = (
+        select(ScoreRun)
+        .where(ScoreRun.as_of < as_of)
+        .order_by(ScoreRun.as_of.desc(), ScoreRun.id.desc())
+        .limit(1)
+    )
     return session.scalars(q).first()
 
 
@@ -102,8 +122,15 @@ def latest_as_of(session: Session, model_version: str | None = None) -> str | No
 
 
 def run_dict(run: ScoreRun) -> dict:
-    return {"id": run.id, "as_of": run.as_of, "model_version": run.model_version, "data_dir": run.data_dir,
-            "n_units": run.n_units, "created_at": run.created_at, "drift_warnings": list(run.drift_warnings or [])}
+    return {
+        "id": run.id,
+        "as_of": run.as_of,
+        "model_version": run.model_version,
+        "data_dir": run.data_dir,
+        "n_units": run.n_units,
+        "created_at": run.created_at,
+        "drift_warnings": list(run.drift_warnings or []),
+    }
 
 
 def latest_run(session: Session) -> dict | None:
@@ -126,16 +153,25 @@ def _change(tier: str, prev_tier: str | None) -> str:
 
 
 def explained(score: Any, unit: Any, prev_tier: str | None = None, prev_risk: float | None = None) -> dict:
-    """The CONTRACT §5 explained score (plus unit_type, county, protective, responsible person and the
+    """The docs/operations.md explained score (plus unit_type, county, protective, responsible person and the
     change since the previous month: ``change`` is up / down / same by tier, or new)."""
     return {
-        "unit_id": unit.unit_id, "unit_name": unit.unit_name, "unit_type": unit.unit_type,
-        "township": unit.township, "county": unit.county, "as_of": score.as_of,
-        "tier": score.tier, "tier_zh": TIER_ZH[score.tier], "risk_score": score.risk_score,
+        "unit_id": unit.unit_id,
+        "unit_name": unit.unit_name,
+        "unit_type": unit.unit_type,
+        "township": unit.township,
+        "county": unit.county,
+        "as_of": score.as_of,
+        "tier": score.tier,
+        "tier_zh": TIER_ZH[score.tier],
+        "risk_score": score.risk_score,
         "probabilities": {t: getattr(score, f"p_{t}") for t in TIERS},
-        "reasons": score.reasons or [], "protective": score.protective or [],
-        "model_version": score.model_version, "responsible_person": unit.responsible_person,
-        "previous_tier": prev_tier, "previous_risk_score": prev_risk,
+        "reasons": score.reasons or [],
+        "protective": score.protective or [],
+        "model_version": score.model_version,
+        "responsible_person": unit.responsible_person,
+        "previous_tier": prev_tier,
+        "previous_risk_score": prev_risk,
         "risk_score_change": None if prev_risk is None else round(score.risk_score - prev_risk, 4),
         "change": _change(score.tier, prev_tier),
     }
@@ -163,18 +199,36 @@ def _unit_statement(by_month: bool, by_township: bool) -> Select:
     cur_id = select(runs.c.id).order_by(runs.c.as_of.desc(), runs.c.id.desc()).limit(1)
     if by_month:
         cur_id = cur_id.where(runs.c.as_of == bindparam("as_of"))
-    prev_id = (select(earlier.c.id).where(earlier.c.as_of < cur.c.as_of)
-               .order_by(earlier.c.as_of.desc(), earlier.c.id.desc()).limit(1).correlate(cur).scalar_subquery())
+    prev_id = (
+        select(earlier.c.id)
+        .where(earlier.c.as_of < cur.c.as_of)
+        .order_by(earlier.c.as_of.desc(), earlier.c.id.desc())
+        .limit(1)
+        .correlate(cur)
+        .scalar_subquery()
+    )
     q = (
-        select(*s.c, *(c for c in u.c if c.name not in s.c), p.c.tier.label("prev_tier"),
-               p.c.risk_score.label("prev_risk"))
+        select(
+            *s.c,
+            *(c for c in u.c if c.name not in s.c),
+            p.c.tier.label("prev_tier"),
+            p.c.risk_score.label("prev_risk"),
+        )
         .select_from(s)
-        .join(cur, (cur.c.id == cur_id.scalar_subquery()) & (cur.c.as_of == s.c.as_of)
-              & (cur.c.model_version == s.c.model_version))
+        .join(
+            cur,
+            (cur.c.id == cur_id.scalar_subquery())
+            & (cur.c.as_of == s.c.as_of)
+            & (cur.c.model_version == s.c.model_version),
+        )
         .join(u, u.c.unit_id == s.c.unit_id)
         .outerjoin(prev_run, prev_run.c.id == prev_id)
-        .outerjoin(p, (p.c.unit_id == s.c.unit_id) & (p.c.as_of == prev_run.c.as_of)
-                   & (p.c.model_version == prev_run.c.model_version))
+        .outerjoin(
+            p,
+            (p.c.unit_id == s.c.unit_id)
+            & (p.c.as_of == prev_run.c.as_of)
+            & (p.c.model_version == prev_run.c.model_version),
+        )
         .where(s.c.unit_id == bindparam("unit_id"))
     )
     if by_township:
@@ -182,7 +236,9 @@ def _unit_statement(by_month: bool, by_township: bool) -> Select:
     return q
 
 
-def get_score(session: Session, unit_id: str, as_of: str | None = None, township: str | None = None) -> dict | None:
+def get_score(
+    session: Session, unit_id: str, as_of: str | None = None, township: str | None = None
+) -> dict | None:
     """One unit's explained score at ``as_of`` (default: the latest month), or ``None`` when there is
     none — also when the unit lies outside ``township``, which must look the same to the caller."""
     params = {"unit_id": unit_id}
@@ -198,9 +254,12 @@ def get_score(session: Session, unit_id: str, as_of: str | None = None, township
 
 def unit_history(session: Session, unit_id: str) -> list[dict]:
     """The unit's score per month (the most recent run of each month), oldest first."""
-    q = (select(Score.as_of, Score.model_version, Score.tier, Score.risk_score, ScoreRun.id)
-         .join(ScoreRun, (ScoreRun.as_of == Score.as_of) & (ScoreRun.model_version == Score.model_version))
-         .where(Score.unit_id == unit_id).order_by(Score.as_of, ScoreRun.id))
+    q = (
+        select(Score.as_of, Score.model_version, Score.tier, Score.risk_score, ScoreRun.id)
+        .join(ScoreRun, (ScoreRun.as_of == Score.as_of) & (ScoreRun.model_version == Score.model_version))
+        .where(Score.unit_id == unit_id)
+        .order_by(Score.as_of, ScoreRun.id)
+    )
     by_month: dict[str, dict] = {}
     for as_of, version, tier, risk, _ in session.execute(q):
         by_month[as_of] = {"as_of": as_of, "model_version": version, "tier": tier, "risk_score": risk}
@@ -225,12 +284,17 @@ def risk_list(
     if min_tier is not None and min_tier not in _RANK:
         raise DataError(f"min_tier {min_tier!r} is not one of {', '.join(TIERS)}")
     prev_run = _previous_run(session, run.as_of)
-    params = {"as_of": run.as_of, "version": run.model_version,
-              "prev_as_of": prev_run.as_of if prev_run else "", "prev_version": prev_run.model_version if prev_run else "",
-              "offset": offset, "limit": 2**31 - 1 if limit is None else limit}
+    params = {
+        "as_of": run.as_of,
+        "version": run.model_version,
+        "prev_as_of": prev_run.as_of if prev_run else "",
+        "prev_version": prev_run.model_version if prev_run else "",
+        "offset": offset,
+        "limit": 2**31 - 1 if limit is None else limit,
+    }
     filters = {"township": township, "county": county, "unit_type": unit_type}
     params.update({k: v for k, v in filters.items() if v is not None})
-    tiers = None if min_tier is None else TIERS[_RANK[min_tier]:]
+    tiers = None if min_tier is None else TIERS[_RANK[min_tier] :]
     if tiers is not None:
         params["tiers"] = list(tiers)
     q = _list_statement(*(v is not None for v in filters.values()), tiers is not None)
@@ -247,12 +311,20 @@ def _list_statement(by_township: bool, by_county: bool, by_unit_type: bool, by_t
     a township list of 50 went from 3.7 ms to well under half of it)."""
     s, u, p = Score.__table__, Unit.__table__, Score.__table__.alias("prev")
     q = (
-        select(*(c for c in s.c if c.name != "created_at"), *(u.c[n] for n in _LIST_UNIT_COLUMNS),
-               p.c.tier.label("prev_tier"), p.c.risk_score.label("prev_risk"))
+        select(
+            *(c for c in s.c if c.name != "created_at"),
+            *(u.c[n] for n in _LIST_UNIT_COLUMNS),
+            p.c.tier.label("prev_tier"),
+            p.c.risk_score.label("prev_risk"),
+        )
         .select_from(s)
         .join(u, u.c.unit_id == s.c.unit_id)
-        .outerjoin(p, (p.c.unit_id == s.c.unit_id) & (p.c.as_of == bindparam("prev_as_of"))
-                   & (p.c.model_version == bindparam("prev_version")))
+        .outerjoin(
+            p,
+            (p.c.unit_id == s.c.unit_id)
+            & (p.c.as_of == bindparam("prev_as_of"))
+            & (p.c.model_version == bindparam("prev_version")),
+        )
         .where(s.c.as_of == bindparam("as_of"), s.c.model_version == bindparam("version"))
     )
     if by_township:
@@ -263,5 +335,8 @@ def _list_statement(by_township: bool, by_county: bool, by_unit_type: bool, by_t
         q = q.where(u.c.unit_type == bindparam("unit_type"))
     if by_tier:
         q = q.where(s.c.tier.in_(bindparam("tiers", expanding=True)))
-    return (q.order_by(s.c.risk_score.desc(), s.c.unit_id)
-            .limit(bindparam("limit", type_=Integer)).offset(bindparam("offset", type_=Integer)))
+    return (
+        q.order_by(s.c.risk_score.desc(), s.c.unit_id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )

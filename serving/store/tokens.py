@@ -8,9 +8,9 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from pipeline.errors import ConfigError
-from serving.security import hash_token, new_token
-from serving.store.tables import ROLES, Token, utcnow
+from sanling.core.errors import ConfigError
+from sanling.serving.security import hash_token, new_token
+from sanling.serving.store.tables import ROLES, Token, utcnow
 
 # Writing last_used_at on every request would turn each read into a write; a few minutes' precision
 # is enough to see which tokens are in use.
@@ -48,7 +48,9 @@ def create_token(session: Session, role: str, township: str | None = None, name:
     if role != "township" and township is not None:
         raise ConfigError(f"--township applies only to township tokens, not to role {role}")
     raw = new_token()
-    session.add(Token(token_hash=hash_token(raw), role=role, township=township, name=name, created_at=utcnow()))
+    session.add(
+        Token(token_hash=hash_token(raw), role=role, township=township, name=name, created_at=utcnow())
+    )
     session.flush()
     return raw
 
@@ -56,9 +58,11 @@ def create_token(session: Session, role: str, township: str | None = None, name:
 # Built once: constructing a statement costs more than running it, and this runs on every request.
 _T = Token.__table__
 _BY_HASH = select(_T.c.id, _T.c.role, _T.c.township, _T.c.name, _T.c.last_used_at).where(
-    _T.c.token_hash == bindparam("h"), _T.c.revoked_at.is_(None))
+    _T.c.token_hash == bindparam("h"), _T.c.revoked_at.is_(None)
+)
 _BY_ID = select(_T.c.id, _T.c.role, _T.c.township, _T.c.name, _T.c.last_used_at).where(
-    _T.c.id == bindparam("i"), _T.c.revoked_at.is_(None))
+    _T.c.id == bindparam("i"), _T.c.revoked_at.is_(None)
+)
 _TOUCH = update(_T).where(_T.c.id == bindparam("i")).values(last_used_at=bindparam("now"))
 
 
@@ -99,7 +103,14 @@ def revoke_token(session: Session, token_id: int) -> bool:
 def list_tokens(session: Session) -> list[dict]:
     """Every token's metadata (never the token itself)."""
     return [
-        {"id": t.id, "role": t.role, "township": t.township, "name": t.name, "created_at": t.created_at,
-         "revoked_at": t.revoked_at, "last_used_at": t.last_used_at}
+        {
+            "id": t.id,
+            "role": t.role,
+            "township": t.township,
+            "name": t.name,
+            "created_at": t.created_at,
+            "revoked_at": t.revoked_at,
+            "last_used_at": t.last_used_at,
+        }
         for t in session.scalars(select(Token).order_by(Token.id))
     ]

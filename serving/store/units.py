@@ -7,11 +7,11 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from pipeline.contract import UNIT_REQUIRED
-from pipeline.errors import DataError
-from serving.store.audit import record_audit
-from serving.store.errors import RecordNotFound
-from serving.store.tables import Unit, utcnow
+from sanling.core.errors import DataError
+from sanling.core.vocabulary import UNIT_REQUIRED
+from sanling.serving.store.audit import record_audit
+from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.tables import Unit, utcnow
 
 _CHUNK = 5000
 
@@ -21,7 +21,7 @@ def _column(frame: pd.DataFrame, name: str) -> list:
 
 
 def upsert_units(session: Session, units: pd.DataFrame) -> int:
-    """Insert or update units from the normalised registry (CONTRACT §1 columns).
+    """Insert or update units from the normalised registry (docs/data-contract.md columns).
 
     Takes the units frame (extra columns ignored); returns the number of rows written. The
     ``responsible_person`` typed in by staff is kept unless the frame carries that column.
@@ -34,7 +34,9 @@ def upsert_units(session: Session, units: pd.DataFrame) -> int:
     if any(v is None for v in values["unit_id"]):
         raise DataError("units table for the store has an empty unit_id")
     now = utcnow()
-    records = [dict(zip(cols, row, strict=True), updated_at=now) for row in zip(*values.values(), strict=True)]
+    records = [
+        dict(zip(cols, row, strict=True), updated_at=now) for row in zip(*values.values(), strict=True)
+    ]
     if not records:
         return 0
     dialect = session.get_bind().dialect.name
@@ -65,9 +67,14 @@ def get_unit(session: Session, unit_id: str, township: str | None = None) -> dic
 
 def unit_dict(unit: Unit) -> dict:
     return {
-        "unit_id": unit.unit_id, "unit_name": unit.unit_name, "unit_type": unit.unit_type,
-        "township": unit.township, "county": unit.county, "city": unit.city,
-        "responsible_person": unit.responsible_person, "updated_at": unit.updated_at,
+        "unit_id": unit.unit_id,
+        "unit_name": unit.unit_name,
+        "unit_type": unit.unit_type,
+        "township": unit.township,
+        "county": unit.county,
+        "city": unit.city,
+        "responsible_person": unit.responsible_person,
+        "updated_at": unit.updated_at,
     }
 
 
@@ -84,7 +91,11 @@ def existing_unit_ids(session: Session, unit_ids: list[str], township: str | Non
 
 def list_townships(session: Session, county: str | None = None) -> list[dict]:
     """Distinct (city, county, township) triples, sorted — for the analysts' selectors."""
-    q = select(Unit.city, Unit.county, Unit.township).distinct().order_by(Unit.city, Unit.county, Unit.township)
+    q = (
+        select(Unit.city, Unit.county, Unit.township)
+        .distinct()
+        .order_by(Unit.city, Unit.county, Unit.township)
+    )
     if county is not None:
         q = q.where(Unit.county == county)
     return [{"city": c, "county": k, "township": t} for c, k, t in session.execute(q)]
@@ -102,7 +113,13 @@ def set_responsible_person(
     before = unit.responsible_person
     unit.responsible_person = person
     unit.updated_at = utcnow()
-    record_audit(session, actor, "update", "units", unit_id,
-                 {"before": {"responsible_person": before}, "after": {"responsible_person": person}})
+    record_audit(
+        session,
+        actor,
+        "update",
+        "units",
+        unit_id,
+        {"before": {"responsible_person": before}, "after": {"responsible_person": person}},
+    )
     session.flush()
     return unit_dict(unit)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from reference import reference_features, reference_outcomes, reference_tiers
+from worlds import random_events, random_units, yearly_events
 
-from features.build import build_frame, feature_names, registry_for
-from features.grid import labelled_as_of
-from features.panel import build_panel
-from pipeline.config import Config, FeatureParams
-from pipeline.errors import DataError
-
-from .reference import reference_features, reference_outcomes, reference_tiers
-from .worlds import random_events, random_units, yearly_events
+from sanling.core.config import Config, FeatureParams
+from sanling.core.errors import DataError
+from sanling.features.build import build_frame, feature_names, registry_for
+from sanling.features.grid import labelled_as_of
+from sanling.features.panel import build_panel
 
 CFG = Config()
 # Decays and trigonometry go through different float operations in the two paths.
@@ -52,9 +51,17 @@ def test_fast_path_equals_reference(seed: int, horizon: int) -> None:
     assert frame["as_of"].tolist() == ref["as_of"].tolist()
     _assert_matches_reference(frame, ref, registry)
     # The world really exercises the features (a comparison of zeros would prove nothing).
-    for name in ("dispute_unresolved_backlog", "dispute_backlog_age_months", "petition_escalated_count_12m",
-                 "peer_knn_dispute_count_12m", "criminal_max_severity_12m", "dispute_per_1k_12m",
-                 "dispute_rate_all", "tier_share_yellow_all", "tier_months_orange_12m"):
+    for name in (
+        "dispute_unresolved_backlog",
+        "dispute_backlog_age_months",
+        "petition_escalated_count_12m",
+        "peer_knn_dispute_count_12m",
+        "criminal_max_severity_12m",
+        "dispute_per_1k_12m",
+        "dispute_rate_all",
+        "tier_share_yellow_all",
+        "tier_months_orange_12m",
+    ):
         assert (frame[name].fillna(0) > 0).any(), name
 
 
@@ -62,11 +69,14 @@ def test_fast_path_equals_reference(seed: int, horizon: int) -> None:
 def test_labels_equal_reference(horizon: int) -> None:
     units, events, panel = _world(3)
     as_of = labelled_as_of(panel, horizon, 4)
-    frame = build_frame(panel, [*as_of, panel.last_month], tier_rules=CFG.tiers, horizon_months=horizon,
-                        params=CFG.features)
+    frame = build_frame(
+        panel, [*as_of, panel.last_month], tier_rules=CFG.tiers, horizon_months=horizon, params=CFG.features
+    )
     seen = set()
     for label in as_of:
-        want = reference_tiers(reference_outcomes(units, events, list(CFG.categories), label, horizon), CFG.tiers)
+        want = reference_tiers(
+            reference_outcomes(units, events, list(CFG.categories), label, horizon), CFG.tiers
+        )
         got = frame.loc[frame["as_of"] == label, "tier"].to_numpy(dtype=np.int8)
         np.testing.assert_array_equal(got, want, err_msg=label)
         seen |= set(got.tolist())
@@ -88,14 +98,22 @@ def test_yearly_data_on_december_31st() -> None:
     _assert_matches_reference(frame[frame["as_of"].isin(as_of[-3:])].reset_index(drop=True), ref, registry)
     for label in as_of:
         want = reference_tiers(reference_outcomes(units, events, list(CFG.categories), label, 12), CFG.tiers)
-        np.testing.assert_array_equal(frame.loc[frame["as_of"] == label, "tier"].to_numpy(dtype=np.int8), want)
-    assert frame.loc[frame["as_of"] == "2019-12", "dispute_count_12m"].sum() == events.loc[
-        (events["category"] == "dispute") & (events["occurred_at"].dt.year == 2019), "count"].sum()
+        np.testing.assert_array_equal(
+            frame.loc[frame["as_of"] == label, "tier"].to_numpy(dtype=np.int8), want
+        )
+    assert (
+        frame.loc[frame["as_of"] == "2019-12", "dispute_count_12m"].sum()
+        == events.loc[
+            (events["category"] == "dispute") & (events["occurred_at"].dt.year == 2019), "count"
+        ].sum()
+    )
 
 
 def test_frame_layout_and_types() -> None:
     units, _events, panel = _world(4)
-    frame = build_frame(panel, [panel.last_month], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features)
+    frame = build_frame(
+        panel, [panel.last_month], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features
+    )
     names = feature_names(frame)
     assert names == feature_names(registry_for(panel, CFG.features))
     assert list(frame.columns[:5]) == ["unit_id", "as_of", "unit_type", "township", "county"]
@@ -113,20 +131,35 @@ def test_frame_layout_and_types() -> None:
 
 def test_single_unit_rows_equal_full_frame() -> None:
     units, _events, panel = _world(5)
-    full = build_frame(panel, ["2020-06", panel.last_month], tier_rules=CFG.tiers, horizon_months=1,
-                       params=CFG.features)
+    full = build_frame(
+        panel, ["2020-06", panel.last_month], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features
+    )
     pick = [units["unit_id"].iloc[7], units["unit_id"].iloc[2]]
-    part = build_frame(panel, ["2020-06", panel.last_month], tier_rules=CFG.tiers, horizon_months=1,
-                       params=CFG.features, unit_ids=pick)
-    want = full.set_index(["as_of", "unit_id"]).loc[[(a, u) for a in ("2020-06", panel.last_month) for u in pick]]
+    part = build_frame(
+        panel,
+        ["2020-06", panel.last_month],
+        tier_rules=CFG.tiers,
+        horizon_months=1,
+        params=CFG.features,
+        unit_ids=pick,
+    )
+    want = full.set_index(["as_of", "unit_id"]).loc[
+        [(a, u) for a in ("2020-06", panel.last_month) for u in pick]
+    ]
     pd.testing.assert_frame_equal(part.set_index(["as_of", "unit_id"]), want)
 
 
 def test_bad_requests_name_the_problem() -> None:
     _, _, panel = _world(6)
     with pytest.raises(DataError, match="nope"):
-        build_frame(panel, [panel.last_month], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features,
-                    unit_ids=["nope"])
+        build_frame(
+            panel,
+            [panel.last_month],
+            tier_rules=CFG.tiers,
+            horizon_months=1,
+            params=CFG.features,
+            unit_ids=["nope"],
+        )
     with pytest.raises(DataError, match="2030-01"):
         build_frame(panel, ["2030-01"], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features)
     with pytest.raises(DataError, match="YYYY-MM"):
@@ -141,8 +174,12 @@ def test_added_category_flows_through() -> None:
     panel = build_panel(units, events, cats)
     frame = build_frame(panel, ["2020-06"], tier_rules=CFG.tiers, horizon_months=1, params=FeatureParams())
     assert "traffic_count_12m" in frame and "peer_county_traffic_count_12m" in frame
-    want = events.loc[(events["category"] == "traffic") & (events["occurred_at"] >= "2019-07-01")
-                      & (events["occurred_at"] < "2020-07-01"), "count"].sum()
+    want = events.loc[
+        (events["category"] == "traffic")
+        & (events["occurred_at"] >= "2019-07-01")
+        & (events["occurred_at"] < "2020-07-01"),
+        "count",
+    ].sum()
     assert frame["traffic_count_12m"].sum() == want > 0
     with pytest.raises(DataError, match="traffic"):
         build_panel(units, events, CFG.categories)
@@ -150,10 +187,12 @@ def test_added_category_flows_through() -> None:
 
 # --- leakage ----------------------------------------------------------------------------------------
 
+
 def _features_at(units, events, as_of: str) -> pd.DataFrame:
     panel = build_panel(units, events, CFG.categories)
-    frame = build_frame(panel, [as_of], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features,
-                        with_labels=False)
+    frame = build_frame(
+        panel, [as_of], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features, with_labels=False
+    )
     return frame.drop(columns=["tier"], errors="ignore")
 
 
@@ -173,12 +212,21 @@ def test_events_after_as_of_move_no_feature(seed: int) -> None:
     changed.loc[idx, "count"] = changed.loc[idx, "count"] + 3
     changed.loc[idx, "category"] = "criminal"
     changed.loc[idx, "escalated"] = ~changed.loc[idx, "escalated"]
-    added = pd.concat([events, random_events(rng, units, n=200, start="2020-04", months=6).assign(
-        event_id=lambda d: "N" + d["event_id"])], ignore_index=True)
+    added = pd.concat(
+        [
+            events,
+            random_events(rng, units, n=200, start="2020-04", months=6).assign(
+                event_id=lambda d: "N" + d["event_id"]
+            ),
+        ],
+        ignore_index=True,
+    )
     # Open at the as-of date, resolved later: moving the resolution to another later date changes nothing.
     moved = events.copy()
     open_then = (moved["occurred_at"] < cut) & ~(moved["resolved_at"] < cut)
-    moved.loc[open_then, "resolved_at"] = cut + pd.to_timedelta(rng.integers(0, 400, open_then.sum()), unit="D")
+    moved.loc[open_then, "resolved_at"] = cut + pd.to_timedelta(
+        rng.integers(0, 400, open_then.sum()), unit="D"
+    )
 
     assert open_then.sum() > 10 and later.sum() > 10
     for variant in (removed, changed, added, moved):
@@ -191,9 +239,19 @@ def test_label_does_change_with_the_next_month() -> None:
     panel = build_panel(units, events, CFG.categories)
     before = build_frame(panel, [as_of], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features)
     target = before.loc[before["tier"] < 3, "unit_id"].iloc[0]
-    extra = pd.DataFrame({"event_id": ["X1"], "unit_id": [target], "occurred_at": [pd.Timestamp("2020-04-30 23:00")],
-                          "category": ["criminal"], "count": [1], "escalated": [False], "casualties": [0],
-                          "resolved_at": [pd.NaT], "severity": pd.array([pd.NA], dtype="Int8")})
+    extra = pd.DataFrame(
+        {
+            "event_id": ["X1"],
+            "unit_id": [target],
+            "occurred_at": [pd.Timestamp("2020-04-30 23:00")],
+            "category": ["criminal"],
+            "count": [1],
+            "escalated": [False],
+            "casualties": [0],
+            "resolved_at": [pd.NaT],
+            "severity": pd.array([pd.NA], dtype="Int8"),
+        }
+    )
     panel2 = build_panel(units, pd.concat([events, extra], ignore_index=True), CFG.categories)
     after = build_frame(panel2, [as_of], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features)
     row = after["unit_id"] == target

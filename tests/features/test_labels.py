@@ -5,20 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from worlds import random_units
 
-from features.grid import labelled_as_of, scoring_as_of
-from features.labels import (
+from sanling.core.config import Config, TierRules
+from sanling.core.errors import ConfigError, DataError
+from sanling.features.grid import labelled_as_of, scoring_as_of
+from sanling.features.labels import (
     evaluate_rule,
     outcome_names,
     tiers_from_outcomes,
     validate_tier_rules,
     window_outcomes,
 )
-from features.panel import build_panel
-from pipeline.config import Config, TierRules
-from pipeline.errors import ConfigError, DataError
-
-from .worlds import random_units
+from sanling.features.panel import build_panel
 
 CFG = Config()
 
@@ -26,19 +25,24 @@ CFG = Config()
 def test_precedence_and_comparisons() -> None:
     v = {"a": np.array([0, 1, 2, 3]), "b": np.array([1, 0, 1, 0])}
     np.testing.assert_array_equal(evaluate_rule("a >= 2 or b == 1 and a < 1", v), [True, False, True, True])
-    np.testing.assert_array_equal(evaluate_rule("(a >= 2 or b == 1) and a < 3", v), [True, False, True, False])
+    np.testing.assert_array_equal(
+        evaluate_rule("(a >= 2 or b == 1) and a < 3", v), [True, False, True, False]
+    )
     np.testing.assert_array_equal(evaluate_rule("not a > 0.5 or a != 3 and b", v), [True, False, True, False])
     np.testing.assert_array_equal(evaluate_rule("a > 1.5", v), [False, False, True, True])
 
 
-@pytest.mark.parametrize(("rule", "needle"), [
-    ("dispute >= 1 or murder >= 1", "unknown name 'murder'"),
-    ("__import__('os')", "unexpected character"),
-    ("dispute >=", "expected a name"),
-    ("(dispute >= 1", "expected ')'"),
-    ("dispute 1", "expected 'and', 'or'"),
-    ("", "empty"),
-])
+@pytest.mark.parametrize(
+    ("rule", "needle"),
+    [
+        ("dispute >= 1 or murder >= 1", "unknown name 'murder'"),
+        ("__import__('os')", "unexpected character"),
+        ("dispute >=", "expected a name"),
+        ("(dispute >= 1", "expected ')'"),
+        ("dispute 1", "expected 'and', 'or'"),
+        ("", "empty"),
+    ],
+)
 def test_bad_rules_raise_config_errors_naming_the_rule(rule: str, needle: str) -> None:
     with pytest.raises(ConfigError, match="red") as err:
         validate_tier_rules(TierRules(red=rule), list(CFG.categories))
@@ -61,17 +65,25 @@ def _hand_world():
     units = random_units(np.random.default_rng(0), 4)
     u0 = units["unit_id"].iloc[0]
     ts = pd.Timestamp
-    events = pd.DataFrame({
-        "event_id": ["a", "b", "c", "d", "e"],
-        "unit_id": [u0] * 5,
-        "occurred_at": [ts("2020-01-05"), ts("2020-02-29 22:00"), ts("2020-02-10"), ts("2020-02-03"), ts("2020-04-01")],
-        "category": ["dispute", "dispute", "dispute", "petition", "dispute"],
-        "count": [1, 2, 1, 1, 1],
-        "escalated": [False, False, False, True, False],
-        "casualties": [0, 0, 0, 0, 0],
-        # b resolved exactly on the window's last day, c the day after, a never.
-        "resolved_at": [pd.NaT, ts("2020-02-29 23:00"), ts("2020-03-01"), pd.NaT, pd.NaT],
-    })
+    events = pd.DataFrame(
+        {
+            "event_id": ["a", "b", "c", "d", "e"],
+            "unit_id": [u0] * 5,
+            "occurred_at": [
+                ts("2020-01-05"),
+                ts("2020-02-29 22:00"),
+                ts("2020-02-10"),
+                ts("2020-02-03"),
+                ts("2020-04-01"),
+            ],
+            "category": ["dispute", "dispute", "dispute", "petition", "dispute"],
+            "count": [1, 2, 1, 1, 1],
+            "escalated": [False, False, False, True, False],
+            "casualties": [0, 0, 0, 0, 0],
+            # b resolved exactly on the window's last day, c the day after, a never.
+            "resolved_at": [pd.NaT, ts("2020-02-29 23:00"), ts("2020-03-01"), pd.NaT, pd.NaT],
+        }
+    )
     return units, events
 
 

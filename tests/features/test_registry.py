@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from features.registry import FAMILIES, REGISTRY_VERSION, feature_registry
-from pipeline.config import Config, FeatureParams
-from pipeline.errors import DataError
+from sanling.core.config import Config, FeatureParams
+from sanling.core.errors import DataError
+from sanling.features.registry import FAMILIES, REGISTRY_VERSION, feature_registry
 
 CFG = Config()
 STATIC = {"population": "numeric", "households": "numeric", "industry": "category"}
@@ -24,10 +24,18 @@ def test_default_registry_shape() -> None:
     assert 120 <= len(reg) <= 220
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in names)
     assert {f.family for f in reg} == set(FAMILIES)
-    assert all(("{value}" in f.template_zh or "{value_pct}" in f.template_zh) and f.label_zh and f.description
-               for f in reg)
-    assert {"dispute_unresolved_backlog", "petition_escalated_count_12m", "dispute_decayed_hl3",
-            "peer_knn_dispute_count_12m", "dispute_per_1k_12m", "months_to_spring_festival"} <= set(names)
+    assert all(
+        ("{value}" in f.template_zh or "{value_pct}" in f.template_zh) and f.label_zh and f.description
+        for f in reg
+    )
+    assert {
+        "dispute_unresolved_backlog",
+        "petition_escalated_count_12m",
+        "dispute_decayed_hl3",
+        "peer_knn_dispute_count_12m",
+        "dispute_per_1k_12m",
+        "months_to_spring_festival",
+    } <= set(names)
     assert isinstance(REGISTRY_VERSION, str) and REGISTRY_VERSION
 
 
@@ -49,6 +57,8 @@ def test_static_name_clash_is_an_error() -> None:
 
 def test_docs_are_generated_from_the_registry() -> None:
     root = Path(__file__).resolve().parents[2]
-    out = subprocess.run([sys.executable, "-m", "features.docs"], cwd=root, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "sanling.features.docs"], cwd=root, capture_output=True, text=True, check=True
+    )
     assert "dispute_unresolved_backlog" in out.stdout and "未化解矛盾纠纷" in out.stdout
     assert REGISTRY_VERSION in out.stdout

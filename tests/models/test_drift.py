@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.panel import build_panel
-from models import drift as d
-from pipeline import drift_job as dj
-from pipeline.config import Config
-from pipeline.simulate.world import build_world
+from sanling.core.config import Config
+from sanling.features.panel import build_panel
+from sanling.models import drift as d
+from sanling.pipeline import drift_job as dj
+from sanling.pipeline.simulate.world import build_world
 
 EPS = d.PSI_FLOOR
 
@@ -147,15 +147,18 @@ def test_injected_faults_are_named(world):
     ref = dj.fallback_reference(build_panel(units, faulty, Config().categories), Config()).months
     natural = d.volume_drift(ev, ref, "2022-12", ("township",))
     town = natural[natural["ratio"] >= 1.0].sort_values("expected").iloc[-1]["township"]
-    twice = faulty[(faulty["occurred_at"].dt.to_period("M") == pd.Period("2022-12", "M"))
-                   & faulty["unit_id"].isin(units.loc[units["township"] == town, "unit_id"])].copy()
+    twice = faulty[
+        (faulty["occurred_at"].dt.to_period("M") == pd.Period("2022-12", "M"))
+        & faulty["unit_id"].isin(units.loc[units["township"] == town, "unit_id"])
+    ].copy()
     twice["event_id"] = twice["event_id"] + "-dup"
     faulty = pd.concat([faulty, twice], ignore_index=True)
     # 3) a unit of a township the reference never saw reports events
     new_unit = units.iloc[[0]].assign(unit_id="149999999999", unit_name="新设村", township="新设镇")
     new_events = twice.head(3).assign(unit_id="149999999999", event_id=lambda f: f["event_id"] + "-new")
-    result = _check(pd.concat([units, new_unit], ignore_index=True),
-                    pd.concat([faulty, new_events], ignore_index=True))
+    result = _check(
+        pd.concat([units, new_unit], ignore_index=True), pd.concat([faulty, new_events], ignore_index=True)
+    )
 
     text = "\n".join(result.warnings)
     assert f"{county}: 治安案件" in text and "public_security stopped being reported" in text
@@ -172,7 +175,13 @@ def test_injected_faults_are_named(world):
 def test_outputs_written(world, tmp_path):
     units, events = world
     summary = dj.write_outputs(_check(units, events), tmp_path)
-    for name in ("drift.json", "drift.md", "psi_top20.png", "volume_by_category.png", "volume_by_township.png"):
+    for name in (
+        "drift.json",
+        "drift.md",
+        "psi_top20.png",
+        "volume_by_category.png",
+        "volume_by_township.png",
+    ):
         assert (tmp_path / name).stat().st_size > 0, name
     on_disk = json.loads((tmp_path / "drift.json").read_text(encoding="utf-8"))
     assert on_disk["warnings"] == summary["warnings"]

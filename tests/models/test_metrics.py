@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from models import metrics as m
+from sanling.models import metrics as m
 
 
 def _onehot(y: np.ndarray) -> np.ndarray:
@@ -29,8 +29,16 @@ def _random_case(n: int = 3000, seed: int = 0):
 def test_perfect_forecast_scores_perfectly():
     y = np.array([0, 1, 2, 3, 3, 0])
     out = m.tier_metrics(y, _onehot(y), y)
-    assert out == {"rps": 0.0, "log_loss": pytest.approx(0.0, abs=1e-12), "qwk": 1.0, "macro_f1": 1.0,
-                   "red_recall": 1.0, "red_precision": 1.0, "red_pr_auc": 1.0, "ece": 0.0}
+    assert out == {
+        "rps": 0.0,
+        "log_loss": pytest.approx(0.0, abs=1e-12),
+        "qwk": 1.0,
+        "macro_f1": 1.0,
+        "red_recall": 1.0,
+        "red_precision": 1.0,
+        "red_pr_auc": 1.0,
+        "ece": 0.0,
+    }
 
 
 def test_tier_metrics_returns_exactly_the_contract_keys_as_floats():
@@ -187,7 +195,10 @@ def test_oracle_share_with_se_limits_and_agreement_with_scalar():
     scalar = m.oracle_share(m.rps(y, persistence), m.rps(y, model), m.rps(y, oracle))
     assert share == pytest.approx(scalar)
     assert 0 < share < 1 and 0 < se < 0.5
-    assert m.oracle_share_with_se(y, persistence, oracle, oracle, groups) == (pytest.approx(1.0), pytest.approx(0.0))
+    assert m.oracle_share_with_se(y, persistence, oracle, oracle, groups) == (
+        pytest.approx(1.0),
+        pytest.approx(0.0),
+    )
     assert m.oracle_share_with_se(y, persistence, persistence, oracle, groups)[0] == pytest.approx(0.0)
     sk, sk_se = m.skill_with_se(y, model, persistence, groups)
     assert sk == pytest.approx(m.skill(m.rps(y, model), m.rps(y, persistence)))
@@ -201,8 +212,9 @@ def _township_frame() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     # A: 10 units, risk 10..1, reds at risk ranks 1 and 4. B: 30 units, reds at ranks 2, 3 and 30.
     ids_a = [f"A{i:02d}" for i in range(10)]
     ids_b = [f"B{i:02d}" for i in range(30)]
-    meta = pd.DataFrame({"unit_id": ids_a + ids_b, "as_of": "2022-06",
-                         "township": ["甲镇"] * 10 + ["乙镇"] * 30})
+    meta = pd.DataFrame(
+        {"unit_id": ids_a + ids_b, "as_of": "2022-06", "township": ["甲镇"] * 10 + ["乙镇"] * 30}
+    )
     risk = np.r_[np.arange(10, 0, -1), np.arange(30, 0, -1)].astype(float)
     y = np.zeros(40, dtype=int)
     y[[0, 3]] = 3
@@ -234,7 +246,9 @@ def test_capacity_ties_broken_by_unit_id_whatever_the_row_order():
 
 
 def test_capacity_groups_by_as_of_as_well():
-    meta = pd.DataFrame({"unit_id": ["a", "b"] * 2, "as_of": ["2022-01"] * 2 + ["2022-02"] * 2, "township": "t"})
+    meta = pd.DataFrame(
+        {"unit_id": ["a", "b"] * 2, "as_of": ["2022-01"] * 2 + ["2022-02"] * 2, "township": "t"}
+    )
     table = m.capacity_table(meta, np.array([3, 0, 0, 3]), np.array([0.9, 0.1, 0.2, 0.8]), capacities=(0.5,))
     assert table.loc[0, "n_flagged"] == 2 and table.loc[0, "red_caught"] == 2
 
@@ -259,13 +273,23 @@ def test_capacity_by_township():
         (lambda: m.rps_per_row(np.array([0, 4]), np.full((2, 4), 0.25)), "tiers 0–3"),
         (lambda: m.rps_per_row(np.array([0.5, 1]), np.full((2, 4), 0.25)), "integer tiers"),
         (lambda: m.rps_per_row(np.array([[0, 1]]), np.full((2, 4), 0.25)), "1-D"),
-        (lambda: m.tier_metrics(np.array([0, 1]), np.full((2, 4), 0.25), np.array([0])), "decided has 1 rows"),
-        (lambda: m.tier_metrics(np.array([], dtype=int), np.empty((0, 4)), np.array([], dtype=int)), "no rows"),
+        (
+            lambda: m.tier_metrics(np.array([0, 1]), np.full((2, 4), 0.25), np.array([0])),
+            "decided has 1 rows",
+        ),
+        (
+            lambda: m.tier_metrics(np.array([], dtype=int), np.empty((0, 4)), np.array([], dtype=int)),
+            "no rows",
+        ),
         (lambda: m.log_loss(np.array([0]), np.array([[np.nan, 0.5, 0.25, 0.25]])), "NaN"),
         (lambda: m.reliability_table(np.array([0, 2]), np.array([0.1, 0.2])), "only 0 and 1"),
         (lambda: m.reliability_table(np.array([0, 1]), np.array([0.1, 1.2])), r"\[0, 1\]"),
-        (lambda: m.paired_rps_difference(np.array([0]), np.full((1, 4), 0.25), np.full((1, 4), 0.25),
-                                         np.array(["a", "b"])), "groups"),
+        (
+            lambda: m.paired_rps_difference(
+                np.array([0]), np.full((1, 4), 0.25), np.full((1, 4), 0.25), np.array(["a", "b"])
+            ),
+            "groups",
+        ),
     ],
 )
 def test_bad_input_raises_clear_value_error(call, message):

@@ -1,15 +1,18 @@
 """MLflow with a real SQLite backend store: log, register, alias, load whole, and the promotion gate."""
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 from tiny_frames import FEATURES, make_frame
 
-from models.bundle import ModelBundle
-from models.explain import ReasonSpec
-from models.tier_model import TierModel
-from pipeline import jobs
-from pipeline.config import Config, ModelParams, Settings
-from pipeline.errors import ModelError
+from sanling.core.config import Config, ModelParams, Settings
+from sanling.core.errors import ModelError
+from sanling.models.bundle import ModelBundle
+from sanling.models.explain import ReasonSpec
+from sanling.models.tier_model import TierModel
+from sanling.pipeline import jobs
 
 FAST = ModelParams(n_estimators=40, learning_rate=0.2, num_leaves=7, min_child_samples=20)
 
@@ -26,8 +29,16 @@ def setup(tmp_path_factory):
     versions = []
     for rps in ("0.100000", "0.120000", None):
         tags = {"data_fingerprint": "abc"} | ({"backtest_rps": rps} if rps else {})
-        versions.append(reg.log_model("sanling/test", bundle, params={"p": "1"}, metrics={"n": 1.0},
-                                      tags=tags, input_example=frame[FEATURES]))
+        versions.append(
+            reg.log_model(
+                "sanling/test",
+                bundle,
+                params={"p": "1"},
+                metrics={"n": 1.0},
+                tags=tags,
+                input_example=frame[FEATURES],
+            )
+        )
     return settings, reg, frame, bundle, versions
 
 
@@ -54,10 +65,10 @@ def test_promotion_gate(setup, capsys):
     jobs.promote("1", settings=settings)
     assert reg.alias_version("champion") == "1"
     with pytest.raises(ModelError, match="worse than the champion"):
-        jobs.promote("2", settings=settings)           # RPS 0.12 > 0.10
+        jobs.promote("2", settings=settings)  # RPS 0.12 > 0.10
     with pytest.raises(ModelError, match="no backtest RPS"):
         jobs.promote("3", settings=settings)
-    jobs.promote("2", alias="challenger", settings=settings)   # challengers are not gated
+    jobs.promote("2", alias="challenger", settings=settings)  # challengers are not gated
     assert reg.alias_version("challenger") == "2"
     jobs.promote("2", force=True, settings=settings)
     assert reg.alias_version("champion") == "2" and reg.alias_version("previous_champion") == "1"
@@ -71,3 +82,34 @@ def test_a_registry_does_not_redirect_later_settings(setup, tmp_path):
     assert other.tracking_uri.endswith(str((tmp_path / "other" / "mlflow.db").resolve()))
     jobs.registry(other)
     assert Settings(home=tmp_path / "third").tracking_uri.endswith("third/mlflow.db")
+
+
+def test_a_bundle_pickled_by_the_layout_before_sanling_still_loads_and_predicts_the_same():
+    """tests/fixtures/bundle_pre_sanling.pkl was written at commit 2e1e18a, when the modules were
+    imported as ``models.*`` / ``pipeline.*``: a registered version of that time must keep serving."""
+    import json
+    import pickle
+
+    from sanling.models.bundle import ModelBundle
+    from sanling.models.registry import read_bundle
+
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    raw = (fixtures / "bundle_pre_sanling.pkl").read_bytes()
+    assert b"models.tier_model" in raw and b"sanling.models" not in raw  # really the old names
+    with pytest.raises(ModuleNotFoundError):
+        pickle.loads(raw)  # a plain unpickler cannot find them any more
+    with open(fixtures / "bundle_pre_sanling.pkl", "rb") as fh:
+        bundle = read_bundle(fh)
+    assert isinstance(bundle, ModelBundle)
+    rows = pd.read_parquet(fixtures / "bundle_pre_sanling_rows.parquet")
+    expected = json.loads((fixtures / "bundle_pre_sanling_expected.json").read_text())["probabilities"]
+    np.testing.assert_allclose(bundle.model.predict_proba(rows), expected, rtol=0, atol=1e-9)
+    from sanling.models.explain import peer_means
+
+    explained = bundle.explained(rows, peer_means(rows, bundle.feature_names))
+    assert len(explained) == len(rows) and {e["tier"] for e in explained} <= {
+        "blue",
+        "yellow",
+        "orange",
+        "red",
+    }

@@ -8,35 +8,44 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models import metrics as m
-from models import report
+from sanling.models import metrics as m
+from sanling.models import reporting as report
 
 
 def _world(n_units: int = 60, n_months: int = 6, seed: int = 0):
     rng = np.random.default_rng(seed)
     n = n_units * n_months
-    meta = pd.DataFrame({
-        "unit_id": np.tile([f"14010{i:07d}" for i in range(n_units)], n_months),
-        "as_of": np.repeat([f"2022-{k:02d}" for k in range(1, n_months + 1)], n_units),
-        "township": np.tile([f"镇{i % 4}" for i in range(n_units)], n_months),
-        "county": "阳曲县",
-        "unit_type": "village",
-    })
+    meta = pd.DataFrame(
+        {
+            "unit_id": np.tile([f"14010{i:07d}" for i in range(n_units)], n_months),
+            "as_of": np.repeat([f"2022-{k:02d}" for k in range(1, n_months + 1)], n_units),
+            "township": np.tile([f"镇{i % 4}" for i in range(n_units)], n_months),
+            "county": "阳曲县",
+            "unit_type": "village",
+        }
+    )
     oracle = rng.dirichlet([3, 2, 1, 0.6], n)
     y = (oracle.cumsum(axis=1) < rng.uniform(size=(n, 1))).sum(axis=1)
     noisy = np.exp(np.log(oracle) + rng.normal(0, 0.5, oracle.shape))
-    probas = {"lightgbm": noisy / noisy.sum(axis=1, keepdims=True),
-              "persistence": np.tile(np.bincount(y, minlength=4) / n, (n, 1)),
-              "oracle": oracle}
+    probas = {
+        "lightgbm": noisy / noisy.sum(axis=1, keepdims=True),
+        "persistence": np.tile(np.bincount(y, minlength=4) / n, (n, 1)),
+        "oracle": oracle,
+    }
     predictions = {k: (p, p.argmax(axis=1)) for k, p in probas.items()}
-    metrics = {"horizon_months": 1, "models": {k: m.tier_metrics(y, p, d) for k, (p, d) in predictions.items()}}
+    metrics = {
+        "horizon_months": 1,
+        "models": {k: m.tier_metrics(y, p, d) for k, (p, d) in predictions.items()},
+    }
     return meta, y, predictions, metrics
 
 
 def _shap(rng_seed: int = 1, m_rows: int = 80, n_features: int = 25):
     rng = np.random.default_rng(rng_seed)
-    values = pd.DataFrame(rng.poisson(2, (m_rows, n_features)).astype(float),
-                          columns=[f"feature_{i}" for i in range(n_features)])
+    values = pd.DataFrame(
+        rng.poisson(2, (m_rows, n_features)).astype(float),
+        columns=[f"feature_{i}" for i in range(n_features)],
+    )
     values.iloc[0, 0] = np.nan  # a missing feature value must not break the colouring
     contrib = rng.normal(0, 1, (m_rows, n_features)) * np.linspace(1, 0.1, n_features)
     return contrib, values, [f"特征{i}" for i in range(n_features)]
@@ -44,13 +53,22 @@ def _shap(rng_seed: int = 1, m_rows: int = 80, n_features: int = 25):
 
 def test_report_writes_every_plot_and_the_html_links_each_one(tmp_path):
     meta, y, predictions, metrics = _world()
-    path = report.write_report(tmp_path / "out", meta=meta, y=y, predictions=predictions, metrics=metrics,
-                               shap=_shap())
+    path = report.write_report(
+        tmp_path / "out", meta=meta, y=y, predictions=predictions, metrics=metrics, shap=_shap()
+    )
     assert path == tmp_path / "out" / "report.html"
     text = path.read_text(encoding="utf-8")
     pngs = {p.name for p in path.parent.glob("*.png")}
-    expected = {"class_balance.png", "skill.png", "rps_by_month.png", "reliability.png", "confusion.png",
-                "pr_red.png", "capacity.png", "shap_summary.png"}
+    expected = {
+        "class_balance.png",
+        "skill.png",
+        "rps_by_month.png",
+        "reliability.png",
+        "confusion.png",
+        "pr_red.png",
+        "capacity.png",
+        "shap_summary.png",
+    }
     assert pngs == expected
     linked = set(re.findall(r'src="([^"]+)"', text))
     assert linked == expected
@@ -62,7 +80,9 @@ def test_report_writes_every_plot_and_the_html_links_each_one(tmp_path):
 
 
 def test_report_without_shap_or_oracle_in_english(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "cjk_font", lambda: None)
+    from sanling.models.reporting import style
+
+    monkeypatch.setattr(style, "cjk_font", lambda: None)
     meta, y, predictions, metrics = _world(seed=2)
     del predictions["oracle"], metrics["models"]["oracle"]
     path = report.write_report(tmp_path, meta=meta, y=y, predictions=predictions, metrics=metrics)
@@ -72,11 +92,13 @@ def test_report_without_shap_or_oracle_in_english(tmp_path, monkeypatch):
 
 
 def test_metrics_table_marks_the_best_real_model_not_the_oracle():
-    metrics = {"models": {
-        "oracle": dict.fromkeys(m.TIER_METRIC_KEYS, 0.01),
-        "persistence": {**dict.fromkeys(m.TIER_METRIC_KEYS, 0.5), "rps": 0.20, "qwk": 0.30},
-        "lightgbm": {**dict.fromkeys(m.TIER_METRIC_KEYS, 0.5), "rps": 0.15, "qwk": 0.20},
-    }}
+    metrics = {
+        "models": {
+            "oracle": dict.fromkeys(m.TIER_METRIC_KEYS, 0.01),
+            "persistence": {**dict.fromkeys(m.TIER_METRIC_KEYS, 0.5), "rps": 0.20, "qwk": 0.30},
+            "lightgbm": {**dict.fromkeys(m.TIER_METRIC_KEYS, 0.5), "rps": 0.15, "qwk": 0.20},
+        }
+    }
     frame, best, row_class = report.metrics_frame(metrics)
     assert list(frame["model"]) == ["lightgbm", "persistence", "oracle"]
     assert best["rps"] == {0}  # lower is better; the oracle's 0.01 is the ceiling, not a winner
@@ -90,9 +112,14 @@ def test_skill_table_against_each_reference():
     table = report.skill_table(y, meta["as_of"].to_numpy(), probas, "lightgbm")
     assert list(table["reference"]) == ["persistence"]
     row = table.iloc[0]
-    assert row["skill"] == pytest.approx(m.skill(m.rps(y, probas["lightgbm"]), m.rps(y, probas["persistence"])))
-    assert row["oracle_share"] == pytest.approx(m.oracle_share(
-        m.rps(y, probas["persistence"]), m.rps(y, probas["lightgbm"]), m.rps(y, probas["oracle"])))
+    assert row["skill"] == pytest.approx(
+        m.skill(m.rps(y, probas["lightgbm"]), m.rps(y, probas["persistence"]))
+    )
+    assert row["oracle_share"] == pytest.approx(
+        m.oracle_share(
+            m.rps(y, probas["persistence"]), m.rps(y, probas["lightgbm"]), m.rps(y, probas["oracle"])
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -100,8 +127,10 @@ def test_skill_table_against_each_reference():
     [
         (lambda meta, y, p, mt: (meta.drop(columns="township"), y, p, mt), "township"),
         (lambda meta, y, p, mt: (meta, y[:-1], p, mt), "rows"),
-        (lambda meta, y, p, mt: (meta, y, {**p, "lightgbm": (p["lightgbm"][0][:, :3], p["lightgbm"][1])}),
-         "lightgbm"),
+        (
+            lambda meta, y, p, mt: (meta, y, {**p, "lightgbm": (p["lightgbm"][0][:, :3], p["lightgbm"][1])}),
+            "lightgbm",
+        ),
         (lambda meta, y, p, mt: (meta, y, p, {"models": {}}), "models"),
     ],
 )
@@ -120,5 +149,11 @@ def test_shap_shapes_are_validated(tmp_path):
     meta, y, predictions, metrics = _world(n_units=8, n_months=2)
     contrib, values, labels = _shap()
     with pytest.raises(ValueError, match="labels"):
-        report.write_report(tmp_path, meta=meta, y=y, predictions=predictions, metrics=metrics,
-                            shap=(contrib, values, labels[:-1]))
+        report.write_report(
+            tmp_path,
+            meta=meta,
+            y=y,
+            predictions=predictions,
+            metrics=metrics,
+            shap=(contrib, values, labels[:-1]),
+        )

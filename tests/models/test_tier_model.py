@@ -2,12 +2,13 @@ import numpy as np
 import pytest
 from tiny_frames import FEATURES, make_frame
 
-from models.policy import cumulative
-from models.tier_model import TierModel
-from pipeline.config import ModelParams
+from sanling.core.config import ModelParams
+from sanling.models.policy import cumulative
+from sanling.models.tier_model import TierModel
 
-FAST = ModelParams(n_estimators=120, learning_rate=0.1, num_leaves=7, min_child_samples=20,
-                   validation_periods=3)
+FAST = ModelParams(
+    n_estimators=120, learning_rate=0.1, num_leaves=7, min_child_samples=20, validation_periods=3
+)
 
 
 def _split(frame):

@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline.config import Config, config_from_dict, load_config
-from pipeline.errors import ConfigError
+from sanling.core.config import Config, config_from_dict, load_config
+from sanling.core.errors import ConfigError
 
 
 def test_defaults_match_contract():
@@ -20,7 +20,9 @@ def test_error_names_the_key():
 
 def test_yaml_file(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text("horizon_months: 12\ncadence_months: 12\ncategories: {landslide: 地质灾害}\n", encoding="utf-8")
+    p.write_text(
+        "horizon_months: 12\ncadence_months: 12\ncategories: {landslide: 地质灾害}\n", encoding="utf-8"
+    )
     c = load_config(p)
     assert c.horizon_months == 12 and c.categories["landslide"] == "地质灾害" and "dispute" in c.categories
     p.write_text("- a list\n", encoding="utf-8")

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from openpyxl import Workbook
 
-from pipeline.errors import DataError
-from pipeline.ingest import Dataset, IngestReport, load_dataset, validate_dir
-from pipeline.ingest import dataset as dataset_module
-from pipeline.ingest.store import dataset_dir
+from sanling.core.errors import DataError
+from sanling.pipeline.ingest import Dataset, IngestReport, load_dataset, validate_dir
+from sanling.pipeline.ingest import dataset as dataset_module
+from sanling.pipeline.ingest.store import dataset_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -432,7 +432,7 @@ def test_summary_lists_counts_reasons_ranges_and_months(tmp_path):
 def _sanling(*args: str, home: Path) -> subprocess.CompletedProcess:
     env = os.environ | {"SANLING_HOME": str(home)}
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "sanling.pipeline.cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.contract import CATEGORIES_ZH
-from pipeline.errors import DataError
-from pipeline.ingest.normalise import REJECT_COLUMNS, normalise_events, normalise_units
+from sanling.core.errors import DataError
+from sanling.core.vocabulary import CATEGORIES_ZH
+from sanling.pipeline.ingest.normalise import REJECT_COLUMNS, normalise_events, normalise_units
 
 
 def units_frame(**override) -> pd.DataFrame:

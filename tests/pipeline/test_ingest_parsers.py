@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest.parsers import (
+from sanling.pipeline.ingest.parsers import (
     DATE_FORMATS,
     SEVERITY_WORDS,
     clean_text,

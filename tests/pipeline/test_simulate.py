@@ -1,5 +1,5 @@
 """The simulated world: determinism, the input contract, the oracle's exactness and the calibration
-to the seed (CONTRACT §6)."""
+to the seed (docs/simulator.md)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.contract import CATEGORIES_ZH, EVENT_COLUMNS, UNIT_REQUIRED
-from pipeline.errors import ConfigError
-from pipeline.simulate import build_world, simulate_world
-from pipeline.simulate.calibrate import SEED_SHARES, red_free_shares
-from pipeline.simulate.geography import build_registry
-from pipeline.simulate.oracle import open_at_month_end
-from pipeline.simulate.params import WorldParams
-from pipeline.simulate.process import simulate, unit_process
+from sanling.core.errors import ConfigError
+from sanling.core.vocabulary import CATEGORIES_ZH, EVENT_COLUMNS, UNIT_REQUIRED
+from sanling.pipeline.simulate import build_world, simulate_world
+from sanling.pipeline.simulate.calibrate import SEED_SHARES, red_free_shares
+from sanling.pipeline.simulate.geography import build_registry
+from sanling.pipeline.simulate.oracle import open_at_month_end
+from sanling.pipeline.simulate.params import WorldParams
+from sanling.pipeline.simulate.process import simulate, unit_process
 
 USCC = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
@@ -39,8 +39,10 @@ def test_same_seed_same_bytes_and_other_seed_differs(small_dir, tmp_path):
     simulate_world(other, n_units=150, months=14, seed=8, progress=False)
     for name in ("units.parquet", "events.parquet", "truth.parquet", "world.json"):
         assert _digest(small_dir / name) == _digest(again / name), name
-    frame_hash = [pd.util.hash_pandas_object(pd.read_parquet(d / "events.parquet"), index=False).sum()
-                  for d in (small_dir, again, other)]
+    frame_hash = [
+        pd.util.hash_pandas_object(pd.read_parquet(d / "events.parquet"), index=False).sum()
+        for d in (small_dir, again, other)
+    ]
     assert frame_hash[0] == frame_hash[1] != frame_hash[2]
     assert json.loads((small_dir / "world.json").read_text(encoding="utf-8"))["seed"] == 7
 
@@ -52,7 +54,11 @@ def test_output_passes_the_input_contract(small_dir):
     assert units.unit_id.is_unique and events.event_id.is_unique
     assert events.unit_id.isin(units.unit_id).all()
     assert set(events.category) <= set(CATEGORIES_ZH) and len(set(events.category)) == 7
-    assert events.severity.between(1, 4).all() and (events.casualties >= 0).all() and (events["count"] == 1).all()
+    assert (
+        events.severity.between(1, 4).all()
+        and (events.casualties >= 0).all()
+        and (events["count"] == 1).all()
+    )
     done = events.resolved_at.notna()
     assert (events.resolved_at[done] >= events.occurred_at[done]).all()
     assert 0.0 < done.mean() < 1.0  # some never resolved within the data
@@ -80,8 +86,10 @@ def test_codes_names_and_attributes_are_plausible():
     assert units.unit_name[units.unit_type == "community"].str.endswith("社区").all()
     assert (units.industry[ent] != "").all() and (units.industry[~ent] == "").all()
     assert units.employees[ent].gt(0).all() and units.employees[~ent].isna().all()
-    assert units.population[units.unit_type == "community"].median() > 3 * units.population[
-        units.unit_type == "village"].median()
+    assert (
+        units.population[units.unit_type == "community"].median()
+        > 3 * units.population[units.unit_type == "village"].median()
+    )
     assert set(units.moral_bank.unique()) == {0, 1}
 
 
@@ -108,6 +116,7 @@ def test_csv_is_utf8_with_the_same_rows(tmp_path):
 
 # --- the oracle -------------------------------------------------------------------------------------
 
+
 def realised_tiers(events: pd.DataFrame) -> pd.DataFrame:
     """Plain-pandas labeller with the system's semantics: window = calendar month; unresolved = open
     at the window's last day (resolved_at empty or later than that day); default tier rules."""
@@ -122,13 +131,15 @@ def realised_tiers(events: pd.DataFrame) -> pd.DataFrame:
         return e.n.where(mask, 0).groupby([e.unit_id, e.window]).sum()
 
     cat = e.category
-    t = pd.DataFrame({
-        "red": (count(cat == "criminal") + count((cat == "petition") & e.escalated)
-                + g.casualties.sum()) >= 1,
-        "orange": (count(cat.isin(["public_security", "petition", "safety_accident", "fire"])) >= 1)
-        | (count((cat == "dispute") & e.open) >= 2),
-        "yellow": count(cat.isin(["dispute", "hazard"])) >= 1,
-    })
+    t = pd.DataFrame(
+        {
+            "red": (count(cat == "criminal") + count((cat == "petition") & e.escalated) + g.casualties.sum())
+            >= 1,
+            "orange": (count(cat.isin(["public_security", "petition", "safety_accident", "fire"])) >= 1)
+            | (count((cat == "dispute") & e.open) >= 2),
+            "yellow": count(cat.isin(["dispute", "hazard"])) >= 1,
+        }
+    )
     tier = np.select([t.red, t.orange, t.yellow], [3, 2, 1], 0)
     out = pd.Series(tier, index=t.index, name="tier").reset_index()
     out["as_of"] = (out.window - 1).astype(str)
@@ -178,7 +189,9 @@ def test_oracle_mean_matches_observed_for_every_tier(oracle_rows):
         obs, mean, se = _within_3se(r[name], r.tier == k)
         assert abs(obs - mean) <= 3 * se, (name, obs, mean, se)
     mix = r.tier.value_counts(normalize=True)
-    assert mix[0] > 0.25 and mix[1] > 0.2 and mix[3] < mix[2] < mix[1]  # blue/yellow plentiful, red a minority
+    assert (
+        mix[0] > 0.25 and mix[1] > 0.2 and mix[3] < mix[2] < mix[1]
+    )  # blue/yellow plentiful, red a minority
     assert r[["p_blue", "p_yellow", "p_orange", "p_red"]].max(axis=1).mean() < 0.8  # far from certain
 
 
@@ -212,8 +225,14 @@ def test_open_at_month_end_matches_the_written_disputes(oracle_world):
     days = d.occurred_at.dt.days_in_month.to_numpy()
     expected = np.empty(len(d))
     for length in np.unique(days):
-        share = open_at_month_end(int(length), up.p_never, up.p_slow, params.dispute_fast_mean_days,
-                                  params.dispute_slow_median_days, params.dispute_slow_sigma)
+        share = open_at_month_end(
+            int(length),
+            up.p_never,
+            up.p_slow,
+            params.dispute_fast_mean_days,
+            params.dispute_slow_median_days,
+            params.dispute_slow_sigma,
+        )
         expected[days == length] = share[unit[days == length]]
     obs, mean, se = _within_3se(pd.Series(expected), pd.Series(observed))
     assert abs(obs - mean) <= 3 * se, (obs, mean, se)
@@ -244,6 +263,7 @@ def test_open_dispute_backlog_raises_next_month_red_risk(oracle_world, oracle_ro
 
 
 # --- calibration to the seed ------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_2020_red_free_shares_match_the_seed():

@@ -12,11 +12,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import Engine, text
 
-from pipeline.config import Settings
-from serving.store import create_token, revoke_token, save_scores, session_scope, upsert_units
-from serving.store.db import init_db, make_engine
-from serving.store.tables import Base
-from serving.store.tokens import principal_for
+from sanling.core.config import Settings
+from sanling.serving.store import create_token, revoke_token, save_scores, session_scope, upsert_units
+from sanling.serving.store.db import init_db, make_engine
+from sanling.serving.store.tables import Base
+from sanling.serving.store.tokens import principal_for
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -29,10 +29,13 @@ def pg_url() -> Iterator[str]:
 
     name = f"sanling_test_{secrets.token_hex(6)}"
     try:
-        admin = psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True,
-                                connect_timeout=5)
+        admin = psycopg.connect(
+            "host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True, connect_timeout=5
+        )
     except psycopg.OperationalError as e:
-        pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable (user postgres): {e}".strip(), pytrace=False)
+        pytest.fail(
+            f"PostgreSQL at 127.0.0.1:5432 is unreachable (user postgres): {e}".strip(), pytrace=False
+        )
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
@@ -64,40 +67,76 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 # --- a tiny world -------------------------------------------------------------------------------
 
-UNITS = pd.DataFrame({
-    "unit_id": ["140100001001", "140100001002", "140100002001", "91140100MA0001"],
-    "unit_name": ["东关村", "西街社区", "南庄村", "晋兴煤业有限公司"],
-    "unit_type": ["village", "community", "village", "enterprise"],
-    "township": ["城关镇", "城关镇", "河西乡", "河西乡"],
-    "county": ["清徐县", "清徐县", "清徐县", "清徐县"],
-    "city": ["太原市"] * 4,
-})
+UNITS = pd.DataFrame(
+    {
+        "unit_id": ["140100001001", "140100001002", "140100002001", "91140100MA0001"],
+        "unit_name": ["东关村", "西街社区", "南庄村", "晋兴煤业有限公司"],
+        "unit_type": ["village", "community", "village", "enterprise"],
+        "township": ["城关镇", "城关镇", "河西乡", "河西乡"],
+        "county": ["清徐县", "清徐县", "清徐县", "清徐县"],
+        "city": ["太原市"] * 4,
+    }
+)
 OWN, OTHER = "城关镇", "河西乡"
 
 
 def score_row(unit_id: str, tier: str, risk: float) -> dict:
     probs = {"blue": 0.1, "yellow": 0.2, "orange": 0.3, "red": 0.4}
     return {
-        "unit_id": unit_id, "tier": tier, "risk_score": risk, "probabilities": probs,
+        "unit_id": unit_id,
+        "tier": tier,
+        "risk_score": risk,
+        "probabilities": probs,
         "reasons": [
-            {"feature": "dispute_unresolved_90d", "value": 3, "contribution": 0.41,
-             "text_zh": "未化解矛盾纠纷3起，高于同类村庄平均0.4起", "group": "矛盾纠纷"},
-            {"feature": "petition_12m", "value": 1, "contribution": 0.2, "text_zh": "近12个月信访1件", "group": "信访"},
+            {
+                "feature": "dispute_unresolved_90d",
+                "value": 3,
+                "contribution": 0.41,
+                "text_zh": "未化解矛盾纠纷3起，高于同类村庄平均0.4起",
+                "group": "矛盾纠纷",
+            },
+            {
+                "feature": "petition_12m",
+                "value": 1,
+                "contribution": 0.2,
+                "text_zh": "近12个月信访1件",
+                "group": "信访",
+            },
         ],
-        "protective": [{"feature": "mediators", "value": 4, "contribution": -0.1, "text_zh": "调解员4名", "group": "基础"}],
+        "protective": [
+            {
+                "feature": "mediators",
+                "value": 4,
+                "contribution": -0.1,
+                "text_zh": "调解员4名",
+                "group": "基础",
+            }
+        ],
     }
 
 
 def seed_scores(session) -> None:
     upsert_units(session, UNITS)
-    save_scores(session, {"as_of": "2022-11", "model_version": "1"}, [
-        score_row("140100001001", "yellow", 40.0), score_row("140100001002", "red", 90.0),
-        score_row("140100002001", "blue", 5.0), score_row("91140100MA0001", "orange", 60.0),
-    ])
-    save_scores(session, {"as_of": "2022-12", "model_version": "1", "drift_warnings": ["事件量较训练期上升35%"]}, [
-        score_row("140100001001", "orange", 70.0), score_row("140100001002", "red", 85.0),
-        score_row("140100002001", "red", 95.0), score_row("91140100MA0001", "blue", 10.0),
-    ])
+    save_scores(
+        session,
+        {"as_of": "2022-11", "model_version": "1"},
+        [
+            score_row("140100001001", "yellow", 40.0),
+            score_row("140100001002", "red", 90.0),
+            score_row("140100002001", "blue", 5.0),
+            score_row("91140100MA0001", "orange", 60.0),
+        ],
+    )
+    save_scores(
+        session,
+        {"as_of": "2022-12", "model_version": "1", "drift_warnings": ["事件量较训练期上升35%"]},
+        [
+            score_row("140100001001", "orange", 70.0),
+            score_row("140100001002", "red", 85.0),
+            score_row("140100002001", "red", 95.0),
+            score_row("91140100MA0001", "blue", 10.0),
+        ],
+    )
 
 
 @dataclass
@@ -123,7 +162,7 @@ class StoreScorer:
         self.calls: list[list[str]] = []
 
     def score(self, unit_ids: list[str], as_of: str | None = None) -> list[dict]:
-        from serving.store import get_score
+        from sanling.serving.store import get_score
 
         self.calls.append(list(unit_ids))
         with session_scope(self.engine) as s:
@@ -134,7 +173,7 @@ class StoreScorer:
 
 
 def build_world(home: Path, db_url: str | None = None, with_scorer: bool = True) -> World:
-    from serving.app import create_app
+    from sanling.serving.app import create_app
 
     settings = Settings(home=home, database_url=db_url, secret_key="test-secret")
     engine = make_engine(settings.db_url)
@@ -146,7 +185,9 @@ def build_world(home: Path, db_url: str | None = None, with_scorer: bool = True)
     with session_scope(app.state.engine) as s:
         seed_scores(s)
         for label, role, township in [
-            ("analyst", "analyst", None), ("service", "service", None), ("township", "township", OWN),
+            ("analyst", "analyst", None),
+            ("service", "service", None),
+            ("township", "township", OWN),
             ("revoked", "analyst", None),
         ]:
             tokens[label] = create_token(s, role, township, name=f"测试{label}")

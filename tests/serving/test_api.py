@@ -9,11 +9,21 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.security import SESSION_COOKIE, sign_session
+from sanling.serving.security import SESSION_COOKIE, sign_session
 
 OWN_UNIT, OTHER_UNIT = "140100001001", "140100002001"  # 城关镇, 河西乡
-CONTRACT_KEYS = {"unit_id", "unit_name", "township", "as_of", "tier", "tier_zh", "risk_score",
-                 "probabilities", "reasons", "model_version"}
+CONTRACT_KEYS = {
+    "unit_id",
+    "unit_name",
+    "township",
+    "as_of",
+    "tier",
+    "tier_zh",
+    "risk_score",
+    "probabilities",
+    "reasons",
+    "model_version",
+}
 
 ROUTES = {
     "unit_own": ("GET", f"/v1/units/{OWN_UNIT}/risk", None),
@@ -28,12 +38,39 @@ ROUTES = {
 }
 # Expected status per route and caller. Anonymous, wrong and revoked tokens are 401 everywhere.
 EXPECTED = {
-    "analyst":  {"unit_own": 200, "unit_other": 200, "list": 200, "list_other_township": 200, "xlsx": 200,
-                 "score_own": 200, "score_other": 200, "model": 200, "metrics": 200},
-    "service":  {"unit_own": 200, "unit_other": 200, "list": 200, "list_other_township": 200, "xlsx": 200,
-                 "score_own": 200, "score_other": 200, "model": 200, "metrics": 200},
-    "township": {"unit_own": 200, "unit_other": 404, "list": 200, "list_other_township": 404, "xlsx": 200,
-                 "score_own": 200, "score_other": 404, "model": 403, "metrics": 403},
+    "analyst": {
+        "unit_own": 200,
+        "unit_other": 200,
+        "list": 200,
+        "list_other_township": 200,
+        "xlsx": 200,
+        "score_own": 200,
+        "score_other": 200,
+        "model": 200,
+        "metrics": 200,
+    },
+    "service": {
+        "unit_own": 200,
+        "unit_other": 200,
+        "list": 200,
+        "list_other_township": 200,
+        "xlsx": 200,
+        "score_own": 200,
+        "score_other": 200,
+        "model": 200,
+        "metrics": 200,
+    },
+    "township": {
+        "unit_own": 200,
+        "unit_other": 404,
+        "list": 200,
+        "list_other_township": 404,
+        "xlsx": 200,
+        "score_own": 200,
+        "score_other": 404,
+        "model": 403,
+        "metrics": 403,
+    },
 }
 CALLERS = ["anonymous", "wrong", "revoked", "analyst", "service", "township"]
 
@@ -72,7 +109,9 @@ def test_township_404_is_indistinguishable_from_a_missing_unit(client, world):
     foreign = client.get(f"/v1/units/{OTHER_UNIT}/risk", headers=h)
     missing = client.get("/v1/units/999999999999/risk", headers=h)
     assert foreign.status_code == missing.status_code == 404
-    assert foreign.json()["detail"].replace(OTHER_UNIT, "X") == missing.json()["detail"].replace("999999999999", "X")
+    assert foreign.json()["detail"].replace(OTHER_UNIT, "X") == missing.json()["detail"].replace(
+        "999999999999", "X"
+    )
     r = client.post("/v1/score", headers=h, json={"unit_ids": [OTHER_UNIT]})
     assert r.status_code == 404 and r.json() == {"detail": f"unit(s) not found: '{OTHER_UNIT}'"}
     assert world.app.state.scorer.calls == []  # nothing scored for a refused request
@@ -95,7 +134,12 @@ def test_session_cookie_authenticates_and_tampering_does_not(client, world):
 def test_explained_score_shape(client, world):
     body = client.get(f"/v1/units/{OWN_UNIT}/risk", headers=world.headers("service")).json()
     assert set(body) >= CONTRACT_KEYS
-    assert (body["as_of"], body["tier"], body["tier_zh"], body["risk_score"]) == ("2022-12", "orange", "橙", 70.0)
+    assert (body["as_of"], body["tier"], body["tier_zh"], body["risk_score"]) == (
+        "2022-12",
+        "orange",
+        "橙",
+        70.0,
+    )
     assert set(body["probabilities"]) == {"blue", "yellow", "orange", "red"}
     assert abs(sum(body["probabilities"].values()) - 1) < 1e-9
     assert {"feature", "value", "contribution", "text_zh"} <= set(body["reasons"][0])
@@ -106,7 +150,10 @@ def test_explained_score_shape(client, world):
     assert body["protective"][0]["contribution"] < 0
     old = client.get(f"/v1/units/{OWN_UNIT}/risk?as_of=2022-11", headers=world.headers("service")).json()
     assert (old["as_of"], old["tier"], old["change"]) == ("2022-11", "yellow", "new")
-    assert client.get(f"/v1/units/{OWN_UNIT}/risk?as_of=2020-01", headers=world.headers("service")).status_code == 404
+    assert (
+        client.get(f"/v1/units/{OWN_UNIT}/risk?as_of=2020-01", headers=world.headers("service")).status_code
+        == 404
+    )
     bad = client.get(f"/v1/units/{OWN_UNIT}/risk?as_of=2022-13", headers=world.headers("service"))
     assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "as_of"]
 
@@ -116,7 +163,9 @@ def test_risk_list_township_filtering_and_order(client, world):
     rows = client.get("/v1/risk-list", headers=h).json()
     assert {r["township"] for r in rows} == {world.own} and len(rows) == 2
     assert client.get(f"/v1/risk-list?township={world.own}", headers=h).json() == rows
-    assert client.get("/v1/risk-list?township=河西乡", headers=h).json() == {"detail": "township '河西乡' not found"}
+    assert client.get("/v1/risk-list?township=河西乡", headers=h).json() == {
+        "detail": "township '河西乡' not found"
+    }
     everything = client.get("/v1/risk-list", headers=world.headers("analyst")).json()
     assert [r["risk_score"] for r in everything] == [95.0, 85.0, 70.0, 10.0]
     other = client.get("/v1/risk-list?township=河西乡", headers=world.headers("analyst")).json()
@@ -152,7 +201,9 @@ def test_no_model_is_503_with_a_clear_message(client, world):
     r = client.post("/v1/score", headers=h, json={"unit_ids": [OWN_UNIT]})
     assert r.status_code == 503 and "no model loaded" in r.json()["detail"]
     assert client.get("/v1/model", headers=h).status_code == 503
-    assert client.get(f"/v1/units/{OWN_UNIT}/risk", headers=h).status_code == 200  # stored scores still served
+    assert (
+        client.get(f"/v1/units/{OWN_UNIT}/risk", headers=h).status_code == 200
+    )  # stored scores still served
 
 
 def test_model_info_includes_drift_warnings(client, world):
@@ -192,7 +243,9 @@ def test_metrics_count_by_route_template(client, world):
     client.get(f"/v1/units/{OWN_UNIT}/risk", headers=h)
     client.get("/v1/units/nope/risk", headers=h)
     text = client.get("/metrics", headers=world.headers("service")).text
-    assert 'sanling_http_requests_total{method="GET",route="/v1/units/{unit_id}/risk",status="200"} 1.0' in text
+    assert (
+        'sanling_http_requests_total{method="GET",route="/v1/units/{unit_id}/risk",status="200"} 1.0' in text
+    )
     assert 'route="/v1/units/{unit_id}/risk",status="404"} 1.0' in text
     assert "sanling_http_request_duration_seconds_bucket" in text
     assert "/v1/units/nope" not in text
@@ -200,28 +253,41 @@ def test_metrics_count_by_route_template(client, world):
 
 def test_access_log_is_one_structured_line_per_request(client, world, caplog):
     with caplog.at_level(logging.INFO, logger="sanling.access"):
-        r = client.get(f"/v1/units/{OWN_UNIT}/risk", headers={**world.headers("township"), "X-Request-ID": "abc-123"})
+        r = client.get(
+            f"/v1/units/{OWN_UNIT}/risk", headers={**world.headers("township"), "X-Request-ID": "abc-123"}
+        )
     lines = [json.loads(rec.getMessage()) for rec in caplog.records if rec.name == "sanling.access"]
     assert len(lines) == 1
     line = lines[0]
     assert r.headers["x-request-id"] == "abc-123"
     assert {k: line[k] for k in ("method", "route", "status", "role", "request_id")} == {
-        "method": "GET", "route": "/v1/units/{unit_id}/risk", "status": 200, "role": "township",
-        "request_id": "abc-123"}
+        "method": "GET",
+        "route": "/v1/units/{unit_id}/risk",
+        "status": 200,
+        "role": "township",
+        "request_id": "abc-123",
+    }
     assert line["ms"] >= 0
 
 
 def test_docs_are_public_and_list_every_api_route(client):
     assert client.get("/docs").status_code == 200
     paths = set(client.get("/openapi.json").json()["paths"])
-    assert {"/healthz", "/v1/units/{unit_id}/risk", "/v1/risk-list", "/v1/risk-list.xlsx", "/v1/score",
-            "/v1/model", "/metrics"} <= paths
+    assert {
+        "/healthz",
+        "/v1/units/{unit_id}/risk",
+        "/v1/risk-list",
+        "/v1/risk-list.xlsx",
+        "/v1/score",
+        "/v1/model",
+        "/metrics",
+    } <= paths
 
 
 def test_an_empty_store_answers_cleanly(tmp_path):
-    from pipeline.config import Settings
-    from serving.app import create_app
-    from serving.store import create_token, session_scope
+    from sanling.core.config import Settings
+    from sanling.serving.app import create_app
+    from sanling.serving.store import create_token, session_scope
 
     app = create_app(Settings(home=tmp_path, secret_key="k"))
     with session_scope(app.state.engine) as s:
@@ -229,7 +295,9 @@ def test_an_empty_store_answers_cleanly(tmp_path):
     with TestClient(app) as c:
         assert c.get("/v1/risk-list", headers=h).json() == []
         assert c.get(f"/v1/units/{OWN_UNIT}/risk", headers=h).status_code == 404
-        assert c.get("/v1/risk-list?as_of=2022-12", headers=h).json() == {"detail": "no scores for as_of 2022-12"}
+        assert c.get("/v1/risk-list?as_of=2022-12", headers=h).json() == {
+            "detail": "no scores for as_of 2022-12"
+        }
         assert c.post("/v1/score", headers=h, json={"unit_ids": [OWN_UNIT]}).status_code == 503
     app.state.engine.dispose()
 
@@ -241,7 +309,11 @@ def test_api_on_postgresql(pg_url, make_world, tmp_path):
         with TestClient(world.app) as client:
             h = world.headers("township")
             body = client.get(f"/v1/units/{OWN_UNIT}/risk", headers=h).json()
-            assert (body["tier"], body["previous_tier"], body["probabilities"]["red"]) == ("orange", "yellow", 0.4)
+            assert (body["tier"], body["previous_tier"], body["probabilities"]["red"]) == (
+                "orange",
+                "yellow",
+                0.4,
+            )
             assert client.get(f"/v1/units/{OTHER_UNIT}/risk", headers=h).status_code == 404
             assert [r["risk_score"] for r in client.get("/v1/risk-list", headers=h).json()] == [85.0, 70.0]
             assert client.get("/v1/risk-list", headers=world.headers("revoked")).status_code == 401

@@ -8,29 +8,73 @@ from urllib.parse import unquote
 
 from openpyxl import load_workbook
 
-from serving.ledger import COLUMNS, write_ledger
-from serving.store import create_followup, list_audit, session_scope
+from sanling.core.vocabulary import TIER_COLOURS
+from sanling.serving.ledger import COLUMNS, write_ledger
+from sanling.serving.store import create_followup, list_audit, session_scope
 
 
 def _rows() -> list[dict]:
     base = {"unit_type": "village", "township": "城关镇", "reasons": []}
     return [
-        {**base, "unit_id": "a", "unit_name": "=HYPERLINK(\"http://x\",\"点我\")", "tier": "red", "risk_score": 91.26,
-         "reasons": [{"text_zh": "未化解矛盾纠纷3起"}, {"text_zh": "-1+2"}, {"text_zh": "近期信访1件"}, {"text_zh": "第四条"}]},
-        {**base, "unit_id": "b", "unit_name": "南庄村", "tier": "orange", "risk_score": 60.0, "responsible_person": "李四"},
+        {
+            **base,
+            "unit_id": "a",
+            "unit_name": '=HYPERLINK("http://x","点我")',
+            "tier": "red",
+            "risk_score": 91.26,
+            "reasons": [
+                {"text_zh": "未化解矛盾纠纷3起"},
+                {"text_zh": "-1+2"},
+                {"text_zh": "近期信访1件"},
+                {"text_zh": "第四条"},
+            ],
+        },
+        {
+            **base,
+            "unit_id": "b",
+            "unit_name": "南庄村",
+            "tier": "orange",
+            "risk_score": 60.0,
+            "responsible_person": "李四",
+        },
         {**base, "unit_id": "c", "unit_name": "@SUM(A1)", "tier": "yellow", "risk_score": 30.0},
-        {**base, "unit_id": "d", "unit_name": "\tTAB", "unit_type": "enterprise", "tier": "blue", "risk_score": 3.0},
+        {
+            **base,
+            "unit_id": "d",
+            "unit_name": "\tTAB",
+            "unit_type": "enterprise",
+            "tier": "blue",
+            "risk_score": 3.0,
+        },
     ]
 
 
 def test_ledger_columns_colours_layout_and_formula_neutralisation():
     followups = [
-        {"id": 1, "unit_id": "a", "screened_on": date(2023, 1, 2), "person": "张三", "findings": "旧记录",
-         "measures": None, "status": "排查中", "deadline": None},
-        {"id": 2, "unit_id": "a", "screened_on": date(2023, 1, 9), "person": "张三", "findings": "+cmd",
-         "measures": "调解", "status": "已整改", "deadline": date(2023, 2, 1)},
+        {
+            "id": 1,
+            "unit_id": "a",
+            "screened_on": date(2023, 1, 2),
+            "person": "张三",
+            "findings": "旧记录",
+            "measures": None,
+            "status": "排查中",
+            "deadline": None,
+        },
+        {
+            "id": 2,
+            "unit_id": "a",
+            "screened_on": date(2023, 1, 9),
+            "person": "张三",
+            "findings": "+cmd",
+            "measures": "调解",
+            "status": "已整改",
+            "deadline": date(2023, 2, 1),
+        },
     ]
-    wb = load_workbook(io.BytesIO(write_ledger(_rows(), followups, title="城关镇风险隐患排查整治台账（2022-12）")))
+    wb = load_workbook(
+        io.BytesIO(write_ledger(_rows(), followups, title="城关镇风险隐患排查整治台账（2022-12）"))
+    )
     ws = wb.active
     assert [c.value for c in ws[1]] == list(COLUMNS)
     assert ws.max_row == 5
@@ -43,7 +87,8 @@ def test_ledger_columns_colours_layout_and_formula_neutralisation():
     assert c[1] == "'@SUM(A1)" and d[1] == "'\tTAB" and d[2] == "企事业单位"
     assert all(ws.cell(r, 2).data_type != "f" for r in range(2, 6))
     fills = [ws.cell(r, 5).fill.fgColor.rgb[-6:] for r in range(2, 6)]
-    assert fills == ["FF0000", "FFA500", "FFFF00", "0070C0"]
+    # the one palette of the vocabulary, as on the pages
+    assert fills == [TIER_COLOURS[t].lstrip("#").upper() for t in ("red", "orange", "yellow", "blue")]
     assert ws.freeze_panes == "A2"
     assert ws.page_setup.orientation == "landscape" and int(ws.page_setup.paperSize) == 9  # A4
     assert ws.page_setup.fitToWidth == 1 and ws.sheet_properties.pageSetUpPr.fitToPage
@@ -53,7 +98,9 @@ def test_ledger_columns_colours_layout_and_formula_neutralisation():
 
 def test_ledger_download_for_a_township(client, world):
     with session_scope(world.engine) as s:
-        create_followup(s, "140100001001", actor="t", screened_on="2023-01-03", person="王五", status="排查中")
+        create_followup(
+            s, "140100001001", actor="t", screened_on="2023-01-03", person="王五", status="排查中"
+        )
     r = client.get("/v1/risk-list.xlsx?min_tier=yellow", headers=world.headers("township"))
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")

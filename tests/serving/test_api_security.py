@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 import time
 
-from serving.security import hash_token, load_secret_key, new_token, read_session, sign_session
+from sanling.serving.security import hash_token, load_secret_key, new_token, read_session, sign_session
 
 
 def test_tokens_are_random_and_hashed():

@@ -3,44 +3,81 @@ through FastAPI's TestClient on the small seeded world (sign-in, scope, CSRF, fo
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import re
-import sys
-from pathlib import Path
 
+import pages_world as world
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from serving.pages.achievement import achievement_rates
-from serving.pages.bulletin import build_bulletin, bulletin_xlsx
-from serving.pages.charts import contribution_chart, event_grid, months_back, tier_strip_svg
-from serving.store import list_audit, session_scope
-
-_spec = importlib.util.spec_from_file_location("pages_conftest", Path(__file__).with_name("pages_conftest.py"))
-world = sys.modules.setdefault("pages_conftest", importlib.util.module_from_spec(_spec))
-if not hasattr(world, "seed"):
-    _spec.loader.exec_module(world)
-
+from sanling.core.months import months_back
+from sanling.serving.pages.achievement import achievement_rates
+from sanling.serving.pages.bulletin import build_bulletin, bulletin_xlsx
+from sanling.serving.pages.charts import contribution_chart, event_grid, tier_strip_svg
+from sanling.serving.store import list_audit, session_scope
 
 # --- pure functions -----------------------------------------------------------------------------
 
+
 def test_bulletin_counts_rankings_and_new_red():
     cur = [
-        {"unit_id": "a", "unit_name": "甲村", "unit_type": "village", "township": "T1", "tier": "red",
-         "risk_score": 90.0, "reasons": [{"text_zh": "r1"}, {"text_zh": "r2"}, {"text_zh": "r3"}, {"text_zh": "r4"}]},
-        {"unit_id": "b", "unit_name": "乙村", "unit_type": "village", "township": "T1", "tier": "orange",
-         "risk_score": 70.0, "reasons": []},
-        {"unit_id": "c", "unit_name": "丙村", "unit_type": "village", "township": "T2", "tier": "blue",
-         "risk_score": 5.0, "reasons": []},
-        {"unit_id": "d", "unit_name": "丁社区", "unit_type": "community", "township": "T2", "tier": "red",
-         "risk_score": 80.0, "reasons": []},
-        {"unit_id": "e", "unit_name": "戊村", "unit_type": "village", "township": "T3", "tier": "blue",
-         "risk_score": 1.0, "reasons": []},
+        {
+            "unit_id": "a",
+            "unit_name": "甲村",
+            "unit_type": "village",
+            "township": "T1",
+            "tier": "red",
+            "risk_score": 90.0,
+            "reasons": [{"text_zh": "r1"}, {"text_zh": "r2"}, {"text_zh": "r3"}, {"text_zh": "r4"}],
+        },
+        {
+            "unit_id": "b",
+            "unit_name": "乙村",
+            "unit_type": "village",
+            "township": "T1",
+            "tier": "orange",
+            "risk_score": 70.0,
+            "reasons": [],
+        },
+        {
+            "unit_id": "c",
+            "unit_name": "丙村",
+            "unit_type": "village",
+            "township": "T2",
+            "tier": "blue",
+            "risk_score": 5.0,
+            "reasons": [],
+        },
+        {
+            "unit_id": "d",
+            "unit_name": "丁社区",
+            "unit_type": "community",
+            "township": "T2",
+            "tier": "red",
+            "risk_score": 80.0,
+            "reasons": [],
+        },
+        {
+            "unit_id": "e",
+            "unit_name": "戊村",
+            "unit_type": "village",
+            "township": "T3",
+            "tier": "blue",
+            "risk_score": 1.0,
+            "reasons": [],
+        },
     ]
-    prev = [{"unit_id": "a", "tier": "orange"}, {"unit_id": "d", "tier": "red"}, {"unit_id": "b", "tier": "blue"}]
-    fu = [{"unit_id": "a", "status": "已整改"}, {"unit_id": "b", "status": "排查中"}, {"unit_id": "d", "status": "误报"}]
+    prev = [
+        {"unit_id": "a", "tier": "orange"},
+        {"unit_id": "d", "tier": "red"},
+        {"unit_id": "b", "tier": "blue"},
+    ]
+    fu = [
+        {"unit_id": "a", "status": "已整改"},
+        {"unit_id": "b", "status": "排查中"},
+        {"unit_id": "d", "status": "误报"},
+    ]
     b = build_bulletin("县", "2022-12", cur, prev, fu, previous_as_of="2022-11")
     counts = {r["tier"]: r for r in b.tier_counts}
     assert counts["red"]["n"] == 2 and counts["red"]["delta"] == 1
@@ -60,33 +97,57 @@ def test_bulletin_counts_rankings_and_new_red():
 
 
 def test_bulletin_without_previous_month_says_so():
-    cur = [{"unit_id": "a", "unit_name": "甲", "unit_type": "village", "township": "T", "tier": "red",
-            "risk_score": 9.0, "reasons": []}]
+    cur = [
+        {
+            "unit_id": "a",
+            "unit_name": "甲",
+            "unit_type": "village",
+            "township": "T",
+            "tier": "red",
+            "risk_score": 9.0,
+            "reasons": [],
+        }
+    ]
     b = build_bulletin("县", "2022-12", cur, [], [])
     assert b.tier_counts[0]["delta"] is None and b.notes
     assert b.new_red[0]["prev_tier_zh"] == "新"
 
 
 def test_achievement_rates_this_year_so_far_and_last_year():
-    units = pd.DataFrame({"unit_id": ["a", "b", "c", "d"], "unit_type": ["village", "village", "community", "enterprise"],
-                          "city": ["太原市", "太原市", "大同市", "大同市"]})
-    ev = pd.DataFrame({"unit_id": ["a", "a", "c", "b", "d"],
-                       "month": ["2022-03", "2021-05", "2022-09", "2021-01", "2022-02"],
-                       "category": ["criminal", "casualties", "petition_escalated", "dispute", "petition"],
-                       "n": [1, 1, 1, 5, 2]})
+    units = pd.DataFrame(
+        {
+            "unit_id": ["a", "b", "c", "d"],
+            "unit_type": ["village", "village", "community", "enterprise"],
+            "city": ["太原市", "太原市", "大同市", "大同市"],
+        }
+    )
+    ev = pd.DataFrame(
+        {
+            "unit_id": ["a", "a", "c", "b", "d"],
+            "month": ["2022-03", "2021-05", "2022-09", "2021-01", "2022-02"],
+            "category": ["criminal", "casualties", "petition_escalated", "dispute", "petition"],
+            "n": [1, 1, 1, 5, 2],
+        }
+    )
     r = achievement_rates(units, ev, "2022-06")  # c's September event is after the as-of month
     by = {x["unit_type"]: x for x in r["by_type"]}
     assert by["village"]["rate"] == 0.5 and by["village"]["rate_last"] == 0.5
     assert by["community"]["rate"] == 1.0 and by["enterprise"]["rate"] == 1.0  # petition is not a red rule
     assert [x["unit_type"] for x in r["by_type"]] == ["village", "community", "enterprise"]
     assert {(x["city"], x["unit_type"]) for x in r["by_city"]} == {
-        ("太原市", "village"), ("大同市", "community"), ("大同市", "enterprise")}
+        ("太原市", "village"),
+        ("大同市", "community"),
+        ("大同市", "enterprise"),
+    }
 
 
 def test_charts():
     assert months_back("2022-02", 3) == ["2021-12", "2022-01", "2022-02"]
-    html = str(contribution_chart([{"text_zh": "纠纷<多>", "contribution": 0.5}],
-                                  [{"text_zh": "调解", "contribution": -0.25}]))
+    html = str(
+        contribution_chart(
+            [{"text_zh": "纠纷<多>", "contribution": 0.5}], [{"text_zh": "调解", "contribution": -0.25}]
+        )
+    )
     assert html.count('class="bar up"') == 1 and html.count('class="bar down"') == 1
     assert "纠纷&lt;多&gt;" in html and "<多>" not in html
     # the zero line sits a third of the way across the bars (0.25 of 0.75 is negative space)
@@ -94,13 +155,20 @@ def test_charts():
     assert contribution_chart([], []) == ""
     strip = str(tier_strip_svg({"2022-01": "red"}, ["2021-12", "2022-01"]))
     assert "#d93025" in strip and "未评分" in strip
-    g = event_grid([{"month": "2022-01", "category": "dispute", "n": 4}, {"month": "2022-02", "category": "dispute", "n": 1},
-                    {"month": "2022-01", "category": "criminal_x", "n": 9}], ["2022-01", "2022-02"])
+    g = event_grid(
+        [
+            {"month": "2022-01", "category": "dispute", "n": 4},
+            {"month": "2022-02", "category": "dispute", "n": 1},
+            {"month": "2022-01", "category": "criminal_x", "n": 9},
+        ],
+        ["2022-01", "2022-02"],
+    )
     assert [r["category"] for r in g["rows"]] == ["dispute"]
     assert [c["level"] for c in g["rows"][0]["cells"]] == [4, 1]
 
 
 # --- routes -------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
@@ -152,9 +220,16 @@ def test_township_list_is_scoped_sorted_and_explained(site):
     c = _client(app, tokens["township"])
     html = c.get("/list").text
     ids = re.findall(r'data-unit="(\d+)"', html)
-    assert ids == ["140101001001", "140101001003", "140101001002", "140101001004", "140101001006", "140101001005"]
+    assert ids == [
+        "140101001001",
+        "140101001003",
+        "140101001002",
+        "140101001004",
+        "140101001006",
+        "140101001005",
+    ]
     assert "河西村" not in html and "未化解矛盾纠纷3起" in html
-    row = html[html.index('data-unit="140101001001"'):]
+    row = html[html.index('data-unit="140101001001"') :]
     assert "delta up" in row[:800]  # orange → red
     assert c.get("/list?tier=red").text.count('data-unit="') == 2
     assert re.findall(r'data-unit="(\d+)"', c.get("/list?q=社区").text) == ["140101001003", "140101001004"]
@@ -166,7 +241,12 @@ def test_other_township_unit_is_404_like_a_missing_one(site):
     app, tokens = site
     c = _client(app, tokens["township"])
     own = c.get("/units/140101001001")
-    assert own.status_code == 200 and "<svg" in own.text and 'class="bar up"' in own.text and "土地承包" in own.text
+    assert (
+        own.status_code == 200
+        and "<svg" in own.text
+        and 'class="bar up"' in own.text
+        and "土地承包" in own.text
+    )
     foreign, missing = c.get("/units/140101002001"), c.get("/units/999")
     assert foreign.status_code == missing.status_code == 404
     assert "河西村" not in foreign.text
@@ -177,8 +257,15 @@ def test_followup_create_edit_audit_and_scope(site):
     app, tokens = site
     c = _client(app, tokens["township"])
     csrf = _csrf(c.get("/units/140101001002").text)
-    form = {"csrf_token": csrf, "screened_on": "2023-01-05", "person": "赵六", "findings": "邻里纠纷两起",
-            "measures": "调解", "status": "排查中", "deadline": "2023-01-31"}
+    form = {
+        "csrf_token": csrf,
+        "screened_on": "2023-01-05",
+        "person": "赵六",
+        "findings": "邻里纠纷两起",
+        "measures": "调解",
+        "status": "排查中",
+        "deadline": "2023-01-31",
+    }
     r = c.post("/units/140101001002/followups", data=form, follow_redirects=False)
     assert r.status_code == 303
     page = c.get("/units/140101001002").text
@@ -190,7 +277,9 @@ def test_followup_create_edit_audit_and_scope(site):
     with session_scope(app.state.engine) as s:
         trail = list_audit(s, entity="followups", entity_id=fid)
     assert [a["action"] for a in trail] == ["update", "create"]
-    assert trail[0]["detail"]["before"] == {"status": "排查中"} and trail[0]["detail"]["after"] == {"status": "已整改"}
+    assert trail[0]["detail"]["before"] == {"status": "排查中"} and trail[0]["detail"]["after"] == {
+        "status": "已整改"
+    }
     assert "王芳" in trail[0]["actor"]
     # bad input: one clear message, nothing stored
     r = c.post("/units/140101001002/followups", data={**form, "screened_on": "昨天"})
@@ -210,8 +299,11 @@ def test_csrf_and_origin_are_checked(site):
     data = {"screened_on": "2023-01-05", "person": "赵六", "status": "待排查"}
     assert c.post("/units/140101001003/followups", data=data).status_code == 403
     assert c.post("/units/140101001003/followups", data={**data, "csrf_token": "x" * 64}).status_code == 403
-    r = c.post("/units/140101001003/followups", data={**data, "csrf_token": csrf},
-               headers={"Origin": "http://evil.example"})
+    r = c.post(
+        "/units/140101001003/followups",
+        data={**data, "csrf_token": csrf},
+        headers={"Origin": "http://evil.example"},
+    )
     assert r.status_code == 403
     assert "尚无排查记录" in c.get("/units/140101001003").text
 
@@ -220,8 +312,11 @@ def test_responsible_person_is_audited(site):
     app, tokens = site
     c = _client(app, tokens["township"])
     csrf = _csrf(c.get("/units/140101001006").text)
-    r = c.post("/units/140101001006/responsible", data={"csrf_token": csrf, "responsible_person": "钱七"},
-               follow_redirects=False)
+    r = c.post(
+        "/units/140101001006/responsible",
+        data={"csrf_token": csrf, "responsible_person": "钱七"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and "钱七" in c.get("/list").text
     with session_scope(app.state.engine) as s:
         a = list_audit(s, entity="units", entity_id="140101001006")[0]
@@ -249,7 +344,7 @@ def test_revoking_the_token_ends_the_session(tmp_path):
     c = _client(app, tokens["township"])
     assert c.get("/list", follow_redirects=False).status_code == 200
     with session_scope(app.state.engine) as s:
-        from serving.store import principal_for, revoke_token
+        from sanling.serving.store import principal_for, revoke_token
 
         assert revoke_token(s, principal_for(s, tokens["township"]).token_id)
     r = c.get("/list", follow_redirects=False)
@@ -260,13 +355,15 @@ def test_secure_cookie_behind_https(tmp_path):
     app, _settings, tokens = world.make_app(tmp_path, cookie_secure=True)
     c = TestClient(app, base_url="https://testserver")
     r = c.get("/login")
-    r = c.post("/login", data={"token": tokens["analyst"], "csrf_token": _csrf(r.text)}, follow_redirects=False)
+    r = c.post(
+        "/login", data={"token": tokens["analyst"], "csrf_token": _csrf(r.text)}, follow_redirects=False
+    )
     assert r.status_code == 303
     assert "secure" in r.headers["set-cookie"].lower()
 
 
 def test_list_pages(site, monkeypatch):
-    from serving.pages import routes
+    from sanling.serving.pages import routes
 
     app, tokens = site
     monkeypatch.setattr(routes, "PAGE_SIZE", 5)

@@ -5,23 +5,24 @@ Screenshots go to ``tests/_artifacts/`` (git-ignored); the good ones are copied 
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 from pathlib import Path
 
+import pages_world as world
 import pytest
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-_spec = importlib.util.spec_from_file_location("pages_conftest", Path(__file__).with_name("pages_conftest.py"))
-world = sys.modules.setdefault("pages_conftest", importlib.util.module_from_spec(_spec))
-if not hasattr(world, "seed"):
-    _spec.loader.exec_module(world)
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 ARTIFACTS = world.ARTIFACTS
 
@@ -36,8 +37,10 @@ def served(tmp_path_factory):
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        pytest.fail("Debian chromium is not installed: run `make browser` (the page tests must run, not skip)",
-                    pytrace=False)
+        pytest.fail(
+            "Debian chromium is not installed: run `make browser` (the page tests must run, not skip)",
+            pytrace=False,
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
@@ -60,11 +63,23 @@ def _sign_in(browser, base_url: str, token: str, **ctx):
     external: list[str] = []
     page.on("request", lambda r: None if r.url.startswith(base_url) else external.append(r.url))
     # console errors include Content-Security-Policy violations (e.g. an inline script slipping in)
-    page.on("console", lambda m: external.append(f"console: {m.text}")
-            if m.type == "error" and "Failed to load resource" not in m.text else None)
+    page.on(
+        "console",
+        lambda m: (
+            external.append(f"console: {m.text}")
+            if m.type == "error" and "Failed to load resource" not in m.text
+            else None
+        ),
+    )
     # a stylesheet, script or icon that fails to load (the 404 page itself is a document, expected)
-    page.on("response", lambda r: external.append(f"{r.status} {r.url}")
-            if r.status >= 400 and r.request.resource_type != "document" else None)
+    page.on(
+        "response",
+        lambda r: (
+            external.append(f"{r.status} {r.url}")
+            if r.status >= 400 and r.request.resource_type != "document"
+            else None
+        ),
+    )
     page.goto("/list")
     assert page.url.endswith("/login")  # redirected to the sign-in form
     page.fill("#token", token)
@@ -75,7 +90,9 @@ def _sign_in(browser, base_url: str, token: str, **ctx):
 
 def test_township_staff_workflow(served, browser):
     base_url, tokens, _app = served
-    context, page, external = _sign_in(browser, base_url, tokens["township"], viewport={"width": 1280, "height": 900})
+    context, page, external = _sign_in(
+        browser, base_url, tokens["township"], viewport={"width": 1280, "height": 900}
+    )
     assert "风险清单 · 城关镇" in page.inner_text("h1")
     rows = page.locator("#risklist tbody tr")
     assert rows.count() == 6
@@ -133,8 +150,10 @@ def test_township_staff_workflow(served, browser):
     _shot(page, "not_found")
 
     # CSRF: a POST with the session cookie but without the form token is refused
-    r = context.request.post(f"{base_url}/units/140101001001/followups",
-                             form={"screened_on": "2023-01-07", "person": "x", "status": "误报"})
+    r = context.request.post(
+        f"{base_url}/units/140101001001/followups",
+        form={"screened_on": "2023-01-07", "person": "x", "status": "误报"},
+    )
     assert r.status == 403
     page.goto("/units/140101001001")
     assert page.locator("#followups tbody tr").count() == 1
@@ -150,9 +169,15 @@ def test_township_staff_workflow(served, browser):
 
 def test_phone_width(served, browser):
     base_url, tokens, _app = served
-    context, page, external = _sign_in(browser, base_url, tokens["township"],
-                                       viewport={"width": 390, "height": 844}, device_scale_factor=2,
-                                       is_mobile=True, has_touch=True)
+    context, page, external = _sign_in(
+        browser,
+        base_url,
+        tokens["township"],
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
     # no sideways scrolling, large tap targets
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     box = page.locator("form#filters button[type=submit]").bounding_box()
@@ -171,7 +196,9 @@ def test_phone_width(served, browser):
 
 def test_analyst_bulletin_and_province(served, browser):
     base_url, tokens, _app = served
-    context, page, external = _sign_in(browser, base_url, tokens["analyst"], viewport={"width": 1280, "height": 900})
+    context, page, external = _sign_in(
+        browser, base_url, tokens["analyst"], viewport={"width": 1280, "height": 900}
+    )
     # analysts choose county and township
     page.select_option("#county", "示范县")
     page.select_option("#township", "河西乡")
@@ -195,4 +222,3 @@ def test_analyst_bulletin_and_province(served, browser):
     _shot(page, "province")
     assert external == []
     context.close()
-

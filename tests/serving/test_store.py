@@ -10,9 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import func, inspect, select
 
-from pipeline.errors import ConfigError, DataError
-from serving.security import hash_token
-from serving.store import (
+from sanling.core.errors import ConfigError, DataError
+from sanling.serving.security import hash_token
+from sanling.serving.store import (
     RecordNotFound,
     create_followup,
     create_token,
@@ -36,15 +36,24 @@ from serving.store import (
     update_followup,
     upsert_units,
 )
-from serving.store.db import downgrade, make_engine, upgrade
-from serving.store.tables import Audit, Base, Score, ScoreRun, Token
+from sanling.serving.store.db import downgrade, make_engine, upgrade
+from sanling.serving.store.tables import Audit, Base, Score, ScoreRun, Token
 
 TABLES = {"units", "score_runs", "scores", "event_months", "open_events", "tokens", "followups", "audit"}
 
 
 def _row(unit_id: str, tier: str, risk: float, **extra) -> dict:
-    return {"unit_id": unit_id, "tier": tier, "risk_score": risk,
-            "p_blue": 0.4, "p_yellow": 0.3, "p_orange": 0.2, "p_red": 0.1, "reasons": [], **extra}
+    return {
+        "unit_id": unit_id,
+        "tier": tier,
+        "risk_score": risk,
+        "p_blue": 0.4,
+        "p_yellow": 0.3,
+        "p_orange": 0.2,
+        "p_red": 0.1,
+        "reasons": [],
+        **extra,
+    }
 
 
 def test_migrations_upgrade_an_empty_database_to_the_models(db_url):
@@ -55,7 +64,9 @@ def test_migrations_upgrade_an_empty_database_to_the_models(db_url):
         upgrade(engine, "head")
         assert set(inspect(engine).get_table_names()) >= TABLES
         with engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            diffs = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
         assert diffs == []
         assert version == "0001"
@@ -69,8 +80,16 @@ def test_upsert_units_updates_registry_and_keeps_responsible_person(engine, seed
     with session_scope(engine) as s:
         seed(s)
         set_responsible_person(s, "140100001001", "王建国", actor="tester")
-    renamed = pd.DataFrame({"unit_id": ["140100001001"], "unit_name": ["东关新村"], "unit_type": ["village"],
-                            "township": ["城关镇"], "county": ["清徐县"], "city": ["太原市"]})
+    renamed = pd.DataFrame(
+        {
+            "unit_id": ["140100001001"],
+            "unit_name": ["东关新村"],
+            "unit_type": ["village"],
+            "township": ["城关镇"],
+            "county": ["清徐县"],
+            "city": ["太原市"],
+        }
+    )
     with session_scope(engine) as s:
         assert upsert_units(s, renamed) == 1
     with session_scope(engine) as s:
@@ -90,8 +109,11 @@ def test_save_scores_replaces_the_same_run_and_keeps_history(engine, seed):
         seed(s)
     with session_scope(engine) as s:
         # Re-score 2022-12 with version 1: only two units this time, different values.
-        save_scores(s, {"as_of": "2022-12", "model_version": "1"},
-                    [_row("140100001001", "yellow", 33.0), _row("140100002001", "orange", 66.0)])
+        save_scores(
+            s,
+            {"as_of": "2022-12", "model_version": "1"},
+            [_row("140100001001", "yellow", 33.0), _row("140100002001", "orange", 66.0)],
+        )
     with session_scope(engine) as s:
         n_dec = s.scalar(select(func.count()).select_from(Score).where(Score.as_of == "2022-12"))
         n_nov = s.scalar(select(func.count()).select_from(Score).where(Score.as_of == "2022-11"))
@@ -144,10 +166,15 @@ def test_save_scores_rejects_bad_input_and_stores_numpy_values(engine, seed):
             save_scores(s, {"as_of": "2022-12", "model_version": "1"}, [_row("140100001001", "purple", 1.0)])
     with session_scope(engine) as s, pytest.raises(DataError, match="YYYY-MM"):
         save_scores(s, {"as_of": "2022-13", "model_version": "1"}, [])
-    reasons = [{"feature": "x", "value": np.float32(np.nan), "contribution": np.float64(0.5), "text_zh": "说明"}]
+    reasons = [
+        {"feature": "x", "value": np.float32(np.nan), "contribution": np.float64(0.5), "text_zh": "说明"}
+    ]
     with session_scope(engine) as s:
-        save_scores(s, {"as_of": "2023-01", "model_version": "1"},
-                    [_row("140100001001", "red", np.float64(77.5), reasons=reasons)])
+        save_scores(
+            s,
+            {"as_of": "2023-01", "model_version": "1"},
+            [_row("140100001001", "red", np.float64(77.5), reasons=reasons)],
+        )
     with session_scope(engine) as s:
         got = get_score(s, "140100001001")
         assert got["reasons"] == [{"feature": "x", "value": None, "contribution": 0.5, "text_zh": "说明"}]
@@ -155,11 +182,25 @@ def test_save_scores_rejects_bad_input_and_stores_numpy_values(engine, seed):
 
 
 def test_replace_event_history_replaces_both_tables(engine, seed):
-    months = pd.DataFrame({"unit_id": ["140100001001"] * 2, "month": ["2022-11", "2022-12"],
-                           "category": ["dispute", "petition"], "n": np.array([3, 1], dtype="int64")})
-    opened = pd.DataFrame({"event_id": ["E1"], "unit_id": ["140100001001"], "category": ["dispute"],
-                           "subtype": ["邻里纠纷"], "occurred_at": pd.to_datetime(["2022-12-03 10:00"]),
-                           "severity": pd.array([2], dtype="Int8"), "escalated": [True]})
+    months = pd.DataFrame(
+        {
+            "unit_id": ["140100001001"] * 2,
+            "month": ["2022-11", "2022-12"],
+            "category": ["dispute", "petition"],
+            "n": np.array([3, 1], dtype="int64"),
+        }
+    )
+    opened = pd.DataFrame(
+        {
+            "event_id": ["E1"],
+            "unit_id": ["140100001001"],
+            "category": ["dispute"],
+            "subtype": ["邻里纠纷"],
+            "occurred_at": pd.to_datetime(["2022-12-03 10:00"]),
+            "severity": pd.array([2], dtype="Int8"),
+            "escalated": [True],
+        }
+    )
     with session_scope(engine) as s:
         seed(s)
         assert replace_event_history(s, months, opened) == (2, 1)
@@ -174,18 +215,38 @@ def test_replace_event_history_replaces_both_tables(engine, seed):
         replace_event_history(s, months, opened)
     with session_scope(engine) as s:
         (ev,) = open_events_for(s, "140100001001")
-        assert (ev["subtype"], ev["severity"], ev["escalated"], ev["occurred_at"].day) == ("邻里纠纷", 2, True, 3)
+        assert (ev["subtype"], ev["severity"], ev["escalated"], ev["occurred_at"].day) == (
+            "邻里纠纷",
+            2,
+            True,
+            3,
+        )
 
 
 def test_followups_are_audited_and_scoped_to_the_township(engine, seed):
     with session_scope(engine) as s:
         seed(s)
-        f = create_followup(s, "140100001001", actor="张三 (township #1)", township="城关镇",
-                            screened_on="2023-01-05", person="张三", findings="土地纠纷2起", status="排查中")
+        f = create_followup(
+            s,
+            "140100001001",
+            actor="张三 (township #1)",
+            township="城关镇",
+            screened_on="2023-01-05",
+            person="张三",
+            findings="土地纠纷2起",
+            status="排查中",
+        )
         fid = f["id"]
     with session_scope(engine) as s:
-        update_followup(s, fid, actor="张三 (township #1)", township="城关镇", status="已整改",
-                        measures="=cmd|' /C calc'!A0", person="张三")
+        update_followup(
+            s,
+            fid,
+            actor="张三 (township #1)",
+            township="城关镇",
+            status="已整改",
+            measures="=cmd|' /C calc'!A0",
+            person="张三",
+        )
         update_followup(s, fid, actor="张三 (township #1)", status="已整改")  # no change → no audit row
     with session_scope(engine) as s:
         rows = s.scalars(select(Audit).where(Audit.entity == "followups").order_by(Audit.id)).all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.api.schemas import Health
+from sanling.serving.api.schemas import Health
 
 router = APIRouter(tags=["health"])
 

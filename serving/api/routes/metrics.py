@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from serving.api.deps import ReaderDep
+from sanling.serving.api.deps import ReaderDep
 
 router = APIRouter(tags=["metrics"])
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from serving.api.deps import ReaderDep, ScorerDep, SessionDep
-from serving.api.schemas import ModelInfo
-from serving.store.scores import latest_run
+from sanling.serving.api.deps import ReaderDep, ScorerDep, SessionDep
+from sanling.serving.api.schemas import ModelInfo
+from sanling.serving.store.scores import latest_run
 
 router = APIRouter(prefix="/v1", tags=["model"])
 

@@ -10,17 +10,19 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from serving.api.deps import PrincipalDep, SessionDep
-from serving.api.schemas import AS_OF_PATTERN, ExplainedScore, Tier, UnitType
-from serving.ledger import write_ledger
-from serving.store.audit import record_audit
-from serving.store.followups import latest_followups
-from serving.store.scores import current_run, get_score, risk_list
-from serving.store.tokens import Principal
+from sanling.serving.api.deps import PrincipalDep, SessionDep
+from sanling.serving.api.schemas import AS_OF_PATTERN, ExplainedScore, Tier, UnitType
+from sanling.serving.ledger import write_ledger
+from sanling.serving.store.audit import record_audit
+from sanling.serving.store.followups import latest_followups
+from sanling.serving.store.scores import current_run, get_score, risk_list
+from sanling.serving.store.tokens import Principal
 
 router = APIRouter(prefix="/v1", tags=["risk"])
 
-AsOf = Annotated[str | None, Query(pattern=AS_OF_PATTERN, description="YYYY-MM; default the latest scored month")]
+AsOf = Annotated[
+    str | None, Query(pattern=AS_OF_PATTERN, description="YYYY-MM; default the latest scored month")
+]
 MAX_LIST = 10_000
 
 
@@ -41,7 +43,7 @@ def _scope(principal: Principal, township: str | None) -> str | None:
 
 @router.get("/units/{unit_id}/risk", response_model=ExplainedScore)
 def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of: AsOf = None) -> dict:
-    """One unit's explained score (CONTRACT §5), with its change since the previous month."""
+    """One unit's explained score (docs/operations.md), with its change since the previous month."""
     _check_month(session, as_of)
     score = get_score(session, unit_id, as_of=as_of, township=principal.scope)
     if score is None:
@@ -51,8 +53,15 @@ def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of:
 
 def _list(session, principal: Principal, township, county, min_tier, unit_type, limit, as_of) -> list[dict]:
     _check_month(session, as_of)
-    return risk_list(session, township=_scope(principal, township), county=county, min_tier=min_tier,
-                     unit_type=unit_type, limit=limit, as_of=as_of)
+    return risk_list(
+        session,
+        township=_scope(principal, township),
+        county=county,
+        min_tier=min_tier,
+        unit_type=unit_type,
+        limit=limit,
+        as_of=as_of,
+    )
 
 
 @router.get("/risk-list", response_model=list[ExplainedScore])
@@ -93,9 +102,22 @@ def get_risk_ledger(
     place = scope or county or "全部"
     title = f"{place}风险隐患排查整治台账（{month}）"
     data = write_ledger(rows, followups, title=title)
-    record_audit(session, principal.actor, "export", "scores", None,
-                 {"format": "xlsx", "township": scope, "county": county, "min_tier": min_tier,
-                  "unit_type": unit_type, "as_of": month, "rows": len(rows)})
+    record_audit(
+        session,
+        principal.actor,
+        "export",
+        "scores",
+        None,
+        {
+            "format": "xlsx",
+            "township": scope,
+            "county": county,
+            "min_tier": min_tier,
+            "unit_type": unit_type,
+            "as_of": month,
+            "rows": len(rows),
+        },
+    )
     filename = f"台账_{place}_{month}.xlsx"
     disposition = f"attachment; filename=\"ledger_{month}.xlsx\"; filename*=UTF-8''{quote(filename)}"
     return Response(

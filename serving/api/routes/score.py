@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 
-from pipeline.contract import TIER_ZH
-from pipeline.errors import ModelError, SanlingError
-from serving.api.deps import PrincipalDep, SessionDep, get_scorer
-from serving.api.schemas import ExplainedScore, ScoreRequest
-from serving.store.units import existing_unit_ids
+from sanling.core.errors import ModelError, SanlingError
+from sanling.core.vocabulary import TIER_ZH
+from sanling.serving.api.deps import PrincipalDep, SessionDep, get_scorer
+from sanling.serving.api.schemas import ExplainedScore, ScoreRequest
+from sanling.serving.store.units import existing_unit_ids
 
 router = APIRouter(prefix="/v1", tags=["score"])
 
@@ -23,7 +23,9 @@ def score(body: ScoreRequest, principal: PrincipalDep, session: SessionDep, requ
     known = existing_unit_ids(session, body.unit_ids, township=principal.scope)
     missing = [u for u in body.unit_ids if u not in known]
     if missing:
-        shown = ", ".join(repr(u) for u in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        shown = ", ".join(repr(u) for u in missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
         raise HTTPException(404, f"unit(s) not found: {shown}")
     try:
         rows = scorer.score(body.unit_ids, body.as_of)

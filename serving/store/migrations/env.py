@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from serving.store.tables import Base
+from sanling.serving.store.tables import Base
 
 config = context.config
 
@@ -26,7 +26,7 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    from serving.store.db import make_engine
+    from sanling.serving.store.db import make_engine
 
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
     with engine.begin() as conn:

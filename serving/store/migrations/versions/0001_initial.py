@@ -140,5 +140,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("audit", "followups", "tokens", "open_events", "event_months", "scores", "score_runs", "units"):
+    for table in (
+        "audit",
+        "followups",
+        "tokens",
+        "open_events",
+        "event_months",
+        "scores",
+        "score_runs",
+        "units",
+    ):
         op.drop_table(table)

@@ -14,9 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import Settings
-from serving.app import create_app
-from serving.store import create_token, replace_event_history, save_scores, session_scope, upsert_units
+from sanling.core.config import Settings
+from sanling.serving.app import create_app
+from sanling.serving.store import (
+    create_token,
+    replace_event_history,
+    save_scores,
+    session_scope,
+    upsert_units,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "_artifacts"
 
@@ -36,25 +42,80 @@ UNITS = [
     ("140202001002", "东山社区", "community", "东山镇", "东山县", "大同市"),
 ]
 # tier and risk score per unit, for 2022-11 and 2022-12
-TIERS_NOV = ["orange", "yellow", "red", "blue", "blue", "yellow", "red", "yellow", "orange", "blue", "yellow", "blue"]
-TIERS_DEC = ["red", "orange", "red", "yellow", "blue", "yellow", "red", "orange", "red", "blue", "orange", "blue"]
+TIERS_NOV = [
+    "orange",
+    "yellow",
+    "red",
+    "blue",
+    "blue",
+    "yellow",
+    "red",
+    "yellow",
+    "orange",
+    "blue",
+    "yellow",
+    "blue",
+]
+TIERS_DEC = [
+    "red",
+    "orange",
+    "red",
+    "yellow",
+    "blue",
+    "yellow",
+    "red",
+    "orange",
+    "red",
+    "blue",
+    "orange",
+    "blue",
+]
 RISK_DEC = [91.5, 72.0, 88.0, 41.0, 5.5, 33.0, 95.0, 55.0, 80.5, 3.0, 60.0, 8.0]
-_P = {"red": (0.05, 0.15, 0.30, 0.50), "orange": (0.10, 0.25, 0.45, 0.20),
-      "yellow": (0.30, 0.45, 0.20, 0.05), "blue": (0.80, 0.15, 0.04, 0.01)}
+_P = {
+    "red": (0.05, 0.15, 0.30, 0.50),
+    "orange": (0.10, 0.25, 0.45, 0.20),
+    "yellow": (0.30, 0.45, 0.20, 0.05),
+    "blue": (0.80, 0.15, 0.04, 0.01),
+}
 
 REASONS = [
-    {"feature": "dispute_unresolved_90d", "value": 3, "contribution": 0.62, "group": "dispute",
-     "text_zh": "未化解矛盾纠纷3起，高于同类村庄平均0.4起"},
-    {"feature": "petition_12m", "value": 2, "contribution": 0.35, "group": "petition",
-     "text_zh": "近12个月信访2件"},
-    {"feature": "hazard_open", "value": 1, "contribution": 0.21, "group": "hazard",
-     "text_zh": "尚有1项风险隐患未整改"},
-    {"feature": "migrant_ratio", "value": 0.31, "contribution": 0.08, "group": "static",
-     "text_zh": "流动人口占比31%"},
+    {
+        "feature": "dispute_unresolved_90d",
+        "value": 3,
+        "contribution": 0.62,
+        "group": "dispute",
+        "text_zh": "未化解矛盾纠纷3起，高于同类村庄平均0.4起",
+    },
+    {
+        "feature": "petition_12m",
+        "value": 2,
+        "contribution": 0.35,
+        "group": "petition",
+        "text_zh": "近12个月信访2件",
+    },
+    {
+        "feature": "hazard_open",
+        "value": 1,
+        "contribution": 0.21,
+        "group": "hazard",
+        "text_zh": "尚有1项风险隐患未整改",
+    },
+    {
+        "feature": "migrant_ratio",
+        "value": 0.31,
+        "contribution": 0.08,
+        "group": "static",
+        "text_zh": "流动人口占比31%",
+    },
 ]
 PROTECTIVE = [
-    {"feature": "mediators", "value": 6, "contribution": -0.18, "group": "static",
-     "text_zh": "调解员6名，多于同类平均"},
+    {
+        "feature": "mediators",
+        "value": 6,
+        "contribution": -0.18,
+        "group": "static",
+        "text_zh": "调解员6名，多于同类平均",
+    },
 ]
 
 
@@ -62,9 +123,16 @@ def _scores(tiers: list[str], risk: list[float]) -> list[dict]:
     out = []
     for (uid, *_), t, r in zip(UNITS, tiers, risk, strict=True):
         p = _P[t]
-        out.append({"unit_id": uid, "tier": t, "risk_score": r,
-                    "probabilities": dict(zip(("blue", "yellow", "orange", "red"), p, strict=True)),
-                    "reasons": REASONS if t in ("red", "orange") else REASONS[2:], "protective": PROTECTIVE})
+        out.append(
+            {
+                "unit_id": uid,
+                "tier": t,
+                "risk_score": r,
+                "probabilities": dict(zip(("blue", "yellow", "orange", "red"), p, strict=True)),
+                "reasons": REASONS if t in ("red", "orange") else REASONS[2:],
+                "protective": PROTECTIVE,
+            }
+        )
     return out
 
 
@@ -82,17 +150,24 @@ def seed(engine) -> dict[str, str]:
             if (i + 2 * j) % 11 == 0 and j >= 12:
                 em.append((uid, m, "petition", 1))
     # red-rule pseudo-categories for the province view: units 0, 2 in 2022; units 0, 1, 6 in 2021
-    for uid, m, c in [(UNITS[0][0], "2022-05", "criminal"), (UNITS[2][0], "2022-08", "petition_escalated"),
-                      (UNITS[0][0], "2021-03", "casualties"), (UNITS[1][0], "2021-07", "criminal"),
-                      (UNITS[6][0], "2021-10", "criminal")]:
+    for uid, m, c in [
+        (UNITS[0][0], "2022-05", "criminal"),
+        (UNITS[2][0], "2022-08", "petition_escalated"),
+        (UNITS[0][0], "2021-03", "casualties"),
+        (UNITS[1][0], "2021-07", "criminal"),
+        (UNITS[6][0], "2021-10", "criminal"),
+    ]:
         em.append((uid, m, c, 1))
     event_months = pd.DataFrame(em, columns=["unit_id", "month", "category", "n"])
-    open_events = pd.DataFrame([
-        ("E1", UNITS[0][0], "dispute", "土地承包", "2022-10-12", 2, False),
-        ("E2", UNITS[0][0], "hazard", "消防通道堵塞", "2022-12-02", 3, False),
-        ("E3", UNITS[0][0], "petition", "征地拆迁", "2022-11-20", 2, True),
-        ("E4", UNITS[6][0], "dispute", "劳资", "2022-12-05", 1, False),
-    ], columns=["event_id", "unit_id", "category", "subtype", "occurred_at", "severity", "escalated"])
+    open_events = pd.DataFrame(
+        [
+            ("E1", UNITS[0][0], "dispute", "土地承包", "2022-10-12", 2, False),
+            ("E2", UNITS[0][0], "hazard", "消防通道堵塞", "2022-12-02", 3, False),
+            ("E3", UNITS[0][0], "petition", "征地拆迁", "2022-11-20", 2, True),
+            ("E4", UNITS[6][0], "dispute", "劳资", "2022-12-05", 1, False),
+        ],
+        columns=["event_id", "unit_id", "category", "subtype", "occurred_at", "severity", "escalated"],
+    )
     risk_nov = [r - 7 for r in RISK_DEC]
     with session_scope(engine) as s:
         upsert_units(s, units)
@@ -114,8 +189,12 @@ def free_port() -> int:
 
 
 def make_app(home: Path, **settings_kw):
-    settings = Settings(home=home, database_url=f"sqlite:///{home / 'pages.db'}", secret_key="pages-test-secret",
-                        **settings_kw)
+    settings = Settings(
+        home=home,
+        database_url=f"sqlite:///{home / 'pages.db'}",
+        secret_key="pages-test-secret",
+        **settings_kw,
+    )
     app = create_app(settings)
     tokens = seed(app.state.engine)
     return app, settings, tokens
@@ -128,8 +207,11 @@ class Served:
         import uvicorn
 
         self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    access_log=False, lifespan="on"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="on"
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:

@@ -14,15 +14,15 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from features.registry import (
+from sanling.core.config import TierRules
+from sanling.features.registry import (
     LONG_WINDOW,
     MONTHS_SINCE_CAP,
     SHORT_WINDOW,
     YEAR_WINDOW,
     Feature,
 )
-from features.season import SPRING_FESTIVAL
-from pipeline.config import TierRules
+from sanling.features.season import SPRING_FESTIVAL
 
 _PER_CAPITA = ("population", "employees")
 
@@ -36,7 +36,9 @@ def _months_between(later: pd.Series, t: pd.Period) -> pd.Series:
     return (t.year * 12 + t.month - (later.dt.year * 12 + later.dt.month)).astype("float64")
 
 
-def _per_unit(values: pd.Series, unit: pd.Series, ids: pd.Index, how: str = "sum", fill: float = 0.0) -> np.ndarray:
+def _per_unit(
+    values: pd.Series, unit: pd.Series, ids: pd.Index, how: str = "sum", fill: float = 0.0
+) -> np.ndarray:
     if len(values) == 0:
         return np.full(len(ids), fill)
     g = values.groupby(unit.to_numpy())
@@ -106,7 +108,7 @@ def _reference_value(f: Feature, a: _AsOf, units: pd.DataFrame, horizon: int, kn
             return a.total(a.cat(c)) / len(months)
         level = {"yellow": 1, "orange": 2, "red": 3}[f.variant]
         if f.kind == "tier_months":
-            months = months[-f.window:]
+            months = months[-f.window :]
         hits = sum((a.month_tier(m) >= level).astype(float) for m in months)
         return hits / (len(pd.period_range(a.first, a.t, freq="M")) if f.kind == "tier_share" else 1)
     if f.kind == "window":
@@ -155,8 +157,10 @@ def _reference_value(f: Feature, a: _AsOf, units: pd.DataFrame, horizon: int, kn
         return np.full(n, _months_to_festival(nxt))
     if f.kind == "spring_festival_in_window":
         window = {(a.t + k).strftime("%Y-%m") for k in range(1, horizon + 1)}
-        hit = any(pd.Timestamp(SPRING_FESTIVAL.get(y, f"{y}-02-05")).strftime("%Y-%m") in window
-                  for y in range(nxt.year - 1, nxt.year + 3))
+        hit = any(
+            pd.Timestamp(SPRING_FESTIVAL.get(y, f"{y}-02-05")).strftime("%Y-%m") in window
+            for y in range(nxt.year - 1, nxt.year + 3)
+        )
         return np.full(n, float(hit))
     if f.kind == "per_capita":
         denom = np.full(n, np.nan)
@@ -195,8 +199,15 @@ def _reference_value(f: Feature, a: _AsOf, units: pd.DataFrame, horizon: int, kn
 
 
 def reference_features(
-    units: pd.DataFrame, events: pd.DataFrame, registry: Sequence[Feature], as_of: Sequence[str], *,
-    horizon_months: int, knn_k: int, first_month: str | None = None, tier_rules: TierRules | None = None,
+    units: pd.DataFrame,
+    events: pd.DataFrame,
+    registry: Sequence[Feature],
+    as_of: Sequence[str],
+    *,
+    horizon_months: int,
+    knn_k: int,
+    first_month: str | None = None,
+    tier_rules: TierRules | None = None,
 ) -> pd.DataFrame:
     """Numeric features per (as_of, unit), as-of major, as float32 — the columns of the fast frame.
 
@@ -218,7 +229,9 @@ def reference_features(
     for label in as_of:
         a = _AsOf(events, units, label)
         a.first, a.month_tier = first, month_tier
-        block = {f.name: _reference_value(f, a, units, horizon_months, knn_k).astype(np.float32) for f in numeric}
+        block = {
+            f.name: _reference_value(f, a, units, horizon_months, knn_k).astype(np.float32) for f in numeric
+        }
         block = pd.DataFrame(block)
         block.insert(0, "as_of", label)
         block.insert(0, "unit_id", units["unit_id"].to_numpy())
@@ -226,8 +239,9 @@ def reference_features(
     return pd.concat(blocks, ignore_index=True)
 
 
-def reference_outcomes(units: pd.DataFrame, events: pd.DataFrame, categories: Sequence[str], label: str,
-                       horizon_months: int) -> pd.DataFrame:
+def reference_outcomes(
+    units: pd.DataFrame, events: pd.DataFrame, categories: Sequence[str], label: str, horizon_months: int
+) -> pd.DataFrame:
     """Per unit, the rule names' totals over the outcome window of as-of ``label``."""
     ids = pd.Index(units["unit_id"])
     start, stop = _month_start(label, 1), _month_start(label, 1 + horizon_months)

@@ -1,4 +1,4 @@
-"""The one typed configuration: the YAML of CONTRACT §2 (every key optional) and the deployment
+"""The one typed configuration: the YAML of docs/configuration.md (every key optional) and the deployment
 settings read from the environment. Loaded once at the edge (the CLI, the API's start-up) and passed
 down; stages receive the sections they need, never read files or the environment themselves."""
 
@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from pipeline.contract import CATEGORIES_ZH, DEFAULT_TIER_RULES
-from pipeline.errors import ConfigError
+from sanling.core.errors import ConfigError
+from sanling.core.vocabulary import CATEGORIES_ZH, DEFAULT_TIER_RULES
 
 
 class _Section(BaseModel):
@@ -49,7 +49,9 @@ class ModelParams(_Section):
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     lambda_l2: float = Field(1.0, ge=0)
     early_stopping_rounds: int = Field(30, ge=1)
-    validation_periods: int = Field(3, ge=1, description="latest as-of dates held out for early stopping and calibration")
+    validation_periods: int = Field(
+        3, ge=1, description="latest as-of dates held out for early stopping and calibration"
+    )
     # platt: a·margin + b fitted on held-out time; keeps SHAP contributions additive (scaled by a).
     calibration: Literal["platt", "none"] = "platt"
     max_train_rows: int = Field(1_500_000, ge=1000, description="uniform sample of training rows beyond this")
@@ -66,7 +68,9 @@ class PolicyParams(_Section):
     # seeds): the largest P(red) threshold that caught ≥ 65 % of next month's red units in both (0.05:
     # 67–80 %, flagging 23–31 % of units, precision 0.09–0.11) — a margin over the 60 % target, which
     # 0.06 missed on one evaluation seed (58.7 %). Orange and yellow maximise F1. See docs/model.md.
-    thresholds: dict[str, float] = Field(default_factory=lambda: {"red": 0.05, "orange": 0.25, "yellow": 0.33})
+    thresholds: dict[str, float] = Field(
+        default_factory=lambda: {"red": 0.05, "orange": 0.25, "yellow": 0.33}
+    )
     # cost[true][decided]; missing a red costs far more than a false alarm.
     cost_matrix: list[list[float]] = Field(
         default_factory=lambda: [[0, 1, 2, 3], [2, 0, 1, 2], [6, 3, 0, 1], [20, 12, 4, 0]]
@@ -86,7 +90,7 @@ class BacktestParams(_Section):
 
 
 class Config(_Section):
-    """CONTRACT §2. Every key optional; unknown keys are an error that names them."""
+    """docs/configuration.md. Every key optional; unknown keys are an error that names them."""
 
     horizon_months: int = Field(1, ge=1, le=24)
     cadence_months: int = Field(1, ge=1, le=24)
@@ -105,10 +109,6 @@ class Config(_Section):
             if not name.isidentifier() or not name.islower():
                 raise ValueError(f"category name {name!r} must be a lower-case identifier")
         return {**CATEGORIES_ZH, **v}
-
-    @model_validator(mode="after")
-    def _cadence(self) -> Config:
-        return self
 
 
 def _format(err: ValidationError, source: str) -> str:

@@ -18,15 +18,20 @@ def make_frame(n_units: int = 300, n_months: int = 18, seed: int = 0) -> pd.Data
     latent = 0.9 * x1 + 0.3 * np.nan_to_num(x2, nan=2) + np.where(kind == "enterprise", -1.5, 0.0)
     latent += rng.logistic(0, 1, len(unit))
     tier = np.digitize(latent, [0.5, 2.0, 3.2])
-    return pd.DataFrame({
-        "unit_id": [f"u{u:04d}" for u in unit], "as_of": as_of, "unit_type": kind,
-        "township": [f"t{u % 4}" for u in unit], "county": "c0",
-        "x1": x1.astype(np.float32), "x2": x2.astype(np.float32),
-        "noise": rng.normal(0, 1, len(unit)).astype(np.float32),
-        "kind": pd.Categorical(kind, categories=sorted(set(kind))),
-        "tier": pd.array(tier, dtype="Int8"),
-    })
+    return pd.DataFrame(
+        {
+            "unit_id": [f"u{u:04d}" for u in unit],
+            "as_of": as_of,
+            "unit_type": kind,
+            "township": [f"t{u % 4}" for u in unit],
+            "county": "c0",
+            "x1": x1.astype(np.float32),
+            "x2": x2.astype(np.float32),
+            "noise": rng.normal(0, 1, len(unit)).astype(np.float32),
+            "kind": pd.Categorical(kind, categories=sorted(set(kind))),
+            "tier": pd.array(tier, dtype="Int8"),
+        }
+    )
 
 
 FEATURES = ["x1", "x2", "noise", "kind"]
-

@@ -1,4 +1,4 @@
-"""The data contract (CONTRACT.md §1): column names, their Chinese aliases, the category
+"""The data contract (docs/data-contract.md): column names, their Chinese aliases, the category
 taxonomy and the warning tiers. Everything that names a column or a category imports it from here.
 
 The normalised tables every later stage reads (written by :mod:`pipeline.ingest`) are:
@@ -20,10 +20,18 @@ from __future__ import annotations
 
 UNIT_TYPES: tuple[str, ...] = ("village", "community", "enterprise")
 UNIT_TYPE_ALIASES: dict[str, str] = {
-    "village": "village", "村": "village", "行政村": "village", "村庄": "village",
-    "community": "community", "社区": "community", "城市社区": "community",
-    "enterprise": "enterprise", "企事业单位": "enterprise", "企业": "enterprise",
-    "事业单位": "enterprise", "企事业": "enterprise",
+    "village": "village",
+    "村": "village",
+    "行政村": "village",
+    "村庄": "village",
+    "community": "community",
+    "社区": "community",
+    "城市社区": "community",
+    "enterprise": "enterprise",
+    "企事业单位": "enterprise",
+    "企业": "enterprise",
+    "事业单位": "enterprise",
+    "企事业": "enterprise",
 }
 UNIT_TYPE_ZH: dict[str, str] = {"village": "村", "community": "社区", "enterprise": "企事业单位"}
 
@@ -35,22 +43,43 @@ EVENT_OPTIONAL: tuple[str, ...] = ("subtype", "severity", "count", "escalated", 
 EVENT_COLUMNS: tuple[str, ...] = EVENT_REQUIRED + EVENT_OPTIONAL
 
 COLUMN_ALIASES: dict[str, str] = {
-    "单位编码": "unit_id", "单位代码": "unit_id", "统一社会信用代码": "unit_id", "区划代码": "unit_id",
+    "单位编码": "unit_id",
+    "单位代码": "unit_id",
+    "统一社会信用代码": "unit_id",
+    "区划代码": "unit_id",
     "单位名称": "unit_name",
-    "单位类型": "unit_type", "创建主体类型": "unit_type",
-    "所属乡镇": "township", "乡镇": "township", "乡镇街道": "township", "所属乡镇街道": "township",
-    "所属县区": "county", "县区": "county", "所属县": "county",
-    "所属市": "city", "地市": "city", "所属地市": "city",
-    "纬度": "lat", "经度": "lon",
-    "事件编号": "event_id", "事件编码": "event_id",
-    "发生时间": "occurred_at", "发生日期": "occurred_at",
-    "事件类别": "category", "事件类型": "category",
-    "事件子类": "subtype", "事件子类型": "subtype",
-    "严重程度": "severity", "等级": "severity",
-    "数量": "count", "件数": "count",
-    "是否越级": "escalated", "越级": "escalated",
+    "单位类型": "unit_type",
+    "创建主体类型": "unit_type",
+    "所属乡镇": "township",
+    "乡镇": "township",
+    "乡镇街道": "township",
+    "所属乡镇街道": "township",
+    "所属县区": "county",
+    "县区": "county",
+    "所属县": "county",
+    "所属市": "city",
+    "地市": "city",
+    "所属地市": "city",
+    "纬度": "lat",
+    "经度": "lon",
+    "事件编号": "event_id",
+    "事件编码": "event_id",
+    "发生时间": "occurred_at",
+    "发生日期": "occurred_at",
+    "事件类别": "category",
+    "事件类型": "category",
+    "事件子类": "subtype",
+    "事件子类型": "subtype",
+    "严重程度": "severity",
+    "等级": "severity",
+    "数量": "count",
+    "件数": "count",
+    "是否越级": "escalated",
+    "越级": "escalated",
     "伤亡人数": "casualties",
-    "化解时间": "resolved_at", "办结时间": "resolved_at", "结案时间": "resolved_at",
+    "化解时间": "resolved_at",
+    "办结时间": "resolved_at",
+    "结案时间": "resolved_at",
 }
 
 # Canonical event categories with their Chinese names. A deployment may add categories in the
@@ -67,6 +96,15 @@ CATEGORIES_ZH: dict[str, str] = {
 
 TIERS: tuple[str, ...] = ("blue", "yellow", "orange", "red")
 TIER_ZH: dict[str, str] = {"blue": "蓝", "yellow": "黄", "orange": "橙", "red": "红"}
+# One palette for every page, report, plot and Excel export: each tier's fill colour, and the text
+# colour that stays legible on it (in print too).
+TIER_COLOURS: dict[str, str] = {"blue": "#1f6fd1", "yellow": "#f2c200", "orange": "#f08c00", "red": "#d93025"}
+TIER_TEXT_COLOURS: dict[str, str] = {
+    "blue": "#ffffff",
+    "yellow": "#000000",
+    "orange": "#000000",
+    "red": "#ffffff",
+}
 
 DEFAULT_TIER_RULES: dict[str, str] = {
     "red": "criminal >= 1 or petition_escalated >= 1 or casualties >= 1",
