@@ -157,3 +157,16 @@ def test_shap_shapes_are_validated(tmp_path):
             metrics=metrics,
             shap=(contrib, values, labels[:-1]),
         )
+
+
+def test_report_text_is_escaped_by_the_template(tmp_path):
+    meta, y, predictions, metrics = _world(seed=3)
+    meta = meta.assign(township="<b>镇</b>")
+    predictions["<script>"] = predictions["persistence"]
+    metrics["models"]["<script>"] = metrics["models"]["persistence"]
+    path = report.write_report(
+        tmp_path, meta=meta, y=y, predictions=predictions, metrics=metrics, title="<i>t</i>"
+    )
+    text = path.read_text(encoding="utf-8")
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "<i>t</i>" not in text and "&lt;i&gt;t&lt;/i&gt;" in text
