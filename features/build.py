@@ -21,11 +21,7 @@ from sanling.core.config import FeatureParams, TierRules
 from sanling.core.errors import DataError
 from sanling.core.months import month_label
 from sanling.core.vocabulary import UNIT_TYPES
-from sanling.features.grid import as_of_offsets
-from sanling.features.labels import monthly_tiers, tiers_from_outcomes, validate_tier_rules, window_outcomes
-from sanling.features.panel import Panel
-from sanling.features.peers import group_codes, knn_mean, knn_neighbours, mean_excluding_self
-from sanling.features.registry import (
+from sanling.features.declaration import (
     HISTORY_LEVELS,
     LONG_WINDOW,
     MONTHS_SINCE_CAP,
@@ -33,8 +29,12 @@ from sanling.features.registry import (
     SHORT_WINDOW,
     YEAR_WINDOW,
     Feature,
-    feature_registry,
 )
+from sanling.features.grid import as_of_offsets
+from sanling.features.labels import monthly_tiers, tiers_from_outcomes, validate_tier_rules, window_outcomes
+from sanling.features.panel import Panel
+from sanling.features.peers import group_codes, knn_mean, knn_neighbours, mean_excluding_self
+from sanling.features.registry import feature_registry
 from sanling.features.season import months_to_spring_festival, spring_festival_in_window
 
 META_COLUMNS: tuple[str, ...] = ("unit_id", "as_of", "unit_type", "township", "county")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from sanling.core.config import TierRules
-from sanling.features.registry import (
+from sanling.features.declaration import (
     LONG_WINDOW,
     MONTHS_SINCE_CAP,
     SHORT_WINDOW,
