@@ -69,7 +69,9 @@ def load_dataset(
     canonical_columns(raw_units.frame, table="units", file=raw_units.file)
     canonical_columns(raw_events.frame, table="events", file=raw_events.file)
 
-    units = normalise_units(raw_units.frame, file=raw_units.file, rows=raw_units.rows)
+    units = normalise_units(
+        raw_units.frame, file=raw_units.file, rows=raw_units.rows, sources=raw_units.sources
+    )
     if len(units.frame) == 0:
         _refuse(workdir, raw_units.file, units, [units])
     events = normalise_events(
@@ -78,6 +80,7 @@ def load_dataset(
         categories=cats,
         file=raw_events.file,
         rows=raw_events.rows,
+        sources=raw_events.sources,
     )
     if len(events.frame) == 0:
         _refuse(workdir, raw_events.file, events, [units, events])

@@ -132,10 +132,18 @@ def _aliases(column: str) -> str:
     return "/".join(zh for zh, c in COLUMN_ALIASES.items() if c == column) or "no alias"
 
 
-def normalise_units(raw: pd.DataFrame, *, file: str = "units", rows: np.ndarray | None = None) -> Normalised:
+def normalise_units(
+    raw: pd.DataFrame,
+    *,
+    file: str = "units",
+    rows: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
+) -> Normalised:
     """Raw units (any headers, text or typed cells) → the contract's ``units`` table and rejects.
 
-    ``rows`` are the source row numbers of ``raw``'s records (default: position + 2, header = row 1).
+    ``rows`` are the source row numbers of ``raw``'s records (default: position + 2, header = row 1);
+    ``sources`` the file (or sheet) of each record when the table was read from several, else
+    every reject names ``file``.
     Unknown columns become static attributes: float64 when every non-empty value is a number, else
     text. A lat/lon that is not a number or out of range is emptied and counted as a warning.
     """
@@ -162,9 +170,9 @@ def normalise_units(raw: pd.DataFrame, *, file: str = "units", rows: np.ndarray 
         else:
             coords[c] = pd.Series(np.nan, index=frame.index)
 
-    bad, rejects = _reject(raw, frame, rows, checks, table="units", file=file)
+    bad, rejects = _reject(raw, frame, rows, checks, table="units", file=file, sources=sources)
     ids = text["unit_id"]
-    keep, replaced = _dedupe(ids, bad, rows, raw, table="units", file=file)
+    keep, replaced = _dedupe(ids, bad, rows, raw, table="units", file=file, sources=sources)
 
     out = pd.DataFrame(
         {
@@ -210,14 +218,17 @@ def normalise_events(
     categories: Mapping[str, str],
     file: str = "events",
     rows: np.ndarray | None = None,
+    sources: np.ndarray | None = None,
 ) -> Normalised:
-    """Raw events → the contract's ``events`` table and rejects.
+    """Raw events → the contract's ``events`` table and rejects (``rows``, ``sources``: as for
+    :func:`normalise_units`).
 
     ``unit_ids`` are the accepted units (an event of any other unit is rejected); ``categories``
     maps canonical category names to their Chinese names (both accepted, English in any case).
     Defaults: count 1, casualties 0, escalated False, severity and resolved_at empty. A date-only
     ``resolved_at`` on the day of ``occurred_at`` means "resolved that day" and is set to
-    ``occurred_at`` (counted as a warning); an earlier ``resolved_at`` is rejected.
+    ``occurred_at`` (counted as a warning), and so is a month-only ``resolved_at`` (``2021.03``) in
+    the month of ``occurred_at``; an earlier ``resolved_at`` is rejected.
     """
     rows = _rows(raw, rows)
     frame, ignored = canonical_columns(raw, table="events", file=file)
@@ -247,7 +258,16 @@ def normalise_events(
         & (res == occ.dt.normalize()).to_numpy(dtype=bool, na_value=False)
         & (res < occ).to_numpy(dtype=bool, na_value=False)
     )
-    before = (res < occ).to_numpy(dtype=bool, na_value=False) & ~same_day
+    # "Resolved in March" for an event of March 15th: read as the 1st, it is not before the event.
+    month_only = resolved.month_only if resolved.month_only is not None else np.zeros(n, dtype=bool)
+    same_month = (
+        month_only
+        & ~same_day
+        & (res.dt.year == occ.dt.year).to_numpy(dtype=bool, na_value=False)
+        & (res.dt.month == occ.dt.month).to_numpy(dtype=bool, na_value=False)
+        & (res < occ).to_numpy(dtype=bool, na_value=False)
+    )
+    before = (res < occ).to_numpy(dtype=bool, na_value=False) & ~same_day & ~same_month
     known_unit = text_isin(unit_id, pd.Index(unit_ids, dtype="str").dropna().unique())
     names = ", ".join(f"{k}/{v}" for k, v in categories.items())
     checks = [
@@ -267,14 +287,17 @@ def normalise_events(
         _Check("resolved_at", resolved.invalid, "not a date (or outside 1900–2100)"),
         _Check("resolved_at", before, "before occurred_at"),
     ]
-    bad, rejects = _reject(raw, frame, rows, checks, table="events", file=file)
-    keep, replaced = _dedupe(event_id, bad, rows, raw, table="events", file=file)
+    bad, rejects = _reject(raw, frame, rows, checks, table="events", file=file, sources=sources)
+    keep, replaced = _dedupe(event_id, bad, rows, raw, table="events", file=file, sources=sources)
 
     warnings: dict[str, int] = {}
     clipped = same_day & keep
     if clipped.any():
         warnings["resolved_at: date only, on the day of occurred_at; set to occurred_at"] = int(clipped.sum())
-    res = res.mask(same_day, occ)
+    if (same_month & keep).any():
+        note = "resolved_at: month only, in the month of occurred_at; set to occurred_at"
+        warnings[note] = int((same_month & keep).sum())
+    res = res.mask(same_day | same_month, occ)
 
     out = pd.DataFrame(
         {
@@ -330,6 +353,7 @@ def _reject(
     *,
     table: str,
     file: str,
+    sources: np.ndarray | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Rows failing any check → (bad mask, rejects with the first failing check as the reason)."""
     masks = np.vstack([np.asarray(c.mask, dtype=bool) for c in checks])
@@ -354,7 +378,7 @@ def _reject(
     rejects = pd.DataFrame(
         {
             "table": table,
-            "file": file,
+            "file": file if sources is None else sources[idx],
             "row": rows[idx],
             "kind": REJECTED,
             "column": columns,
@@ -375,6 +399,7 @@ def _dedupe(
     *,
     table: str,
     file: str,
+    sources: np.ndarray | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Among the rows that passed, a repeated id keeps its last row; the earlier ones are replaced.
 
@@ -387,18 +412,25 @@ def _dedupe(
     keep = ~bad
     if not dup.any():
         return keep, _empty_rejects()
-    last_row = pd.Series(rows[good]).groupby(good_ids.to_numpy()).transform("last").to_numpy()
+    last = pd.Series(good).groupby(good_ids.to_numpy()).transform("last").to_numpy()[dup]
     idx = good[dup]
+    if sources is None:
+        reasons = [f"duplicate {id_col}, replaced by row {r}" for r in rows[last]]
+    else:  # several files or sheets: name the one holding the row that wins
+        reasons = [
+            f"duplicate {id_col}, replaced by {s} row {r}"
+            for s, r in zip(sources[last], rows[last], strict=True)
+        ]
     keep[idx] = False
     replaced = pd.DataFrame(
         {
             "table": table,
-            "file": file,
+            "file": file if sources is None else sources[idx],
             "row": rows[idx],
             "kind": REPLACED,
             "column": id_col,
             "value": ids.iloc[idx].to_numpy(dtype=object),
-            "reason": [f"duplicate {id_col}, replaced by row {r}" for r in last_row[dup]],
+            "reason": reasons,
             "other_reasons": "",
             "record": _records(raw, idx),
         }

@@ -40,6 +40,10 @@ NA_TOKENS: frozenset[str] = frozenset(
 )
 _NA_TOKEN_LEN = max(len(t) for t in NA_TOKENS)
 
+# A month without a day (ledgers kept by month: 2021.03, 2021年3月) means the month and is read as its
+# first day at midnight. Features and labels count by calendar month (docs/features.md), so any day
+# of the month would give the same figures; the first never moves a record into the next month.
+MONTH_FORMATS: tuple[str, ...] = ("%Y.%m", "%Y年%m月", "%Y-%m", "%Y/%m")
 # Tried in this order on the values still unparsed; the first that matches a value wins.
 DATE_FORMATS: tuple[str, ...] = (
     "%Y-%m-%d",
@@ -51,11 +55,14 @@ DATE_FORMATS: tuple[str, ...] = (
     "%Y/%m/%d %H:%M:%S",
     "%Y/%m/%d %H:%M",
     "%Y.%m.%d",
+    "%Y.%m.%d %H:%M:%S",
+    "%Y.%m.%d %H:%M",
     "%Y年%m月%d日",
     "%Y年%m月%d日 %H:%M:%S",
     "%Y年%m月%d日 %H:%M",
     "%Y年%m月%d日%H时%M分",
     "%Y%m%d",
+    *MONTH_FORMATS,
 )
 
 
@@ -94,11 +101,13 @@ SEVERITY_WORDS: dict[str, int] = {
 @dataclass(frozen=True)
 class Parsed:
     """A parsed column: ``values`` (the target dtype, NA where missing or invalid), ``missing`` (the
-    input cell was empty) and ``invalid`` (non-empty but not acceptable), both boolean arrays."""
+    input cell was empty) and ``invalid`` (non-empty but not acceptable), both boolean arrays; for
+    dates, ``month_only`` marks values given as a month without a day (:data:`MONTH_FORMATS`)."""
 
     values: pd.Series
     missing: np.ndarray
     invalid: np.ndarray
+    month_only: np.ndarray | None = None
 
 
 def clean_text(s: pd.Series) -> pd.Series:
@@ -145,7 +154,8 @@ def parse_dates(s: pd.Series) -> Parsed:
 
     Accepts datetime columns (tz-aware ones are converted to Asia/Shanghai), Excel serial numbers
     (numbers, or digit strings like ``44260``) and strings in :data:`DATE_FORMATS`. A date without
-    a time is midnight. Values outside 1900–2100 are invalid.
+    a time is midnight; a month without a day (``2021.03``, ``2021年3月``) is the month's first day,
+    marked in ``month_only``. Values outside 1900–2100 are invalid.
     """
     n = len(s)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
@@ -162,6 +172,7 @@ def parse_dates(s: pd.Series) -> Parsed:
     text = clean_text(s)
     missing = text.isna().to_numpy()
     out = np.full(n, np.datetime64("NaT", "ns"))
+    month_only = np.zeros(n, dtype=bool)
     todo = ~missing
     for fmt in DATE_FORMATS:
         if not todo.any():
@@ -177,17 +188,22 @@ def parse_dates(s: pd.Series) -> Parsed:
         ok = got.notna().to_numpy()
         out[idx[ok]] = got[ok].to_numpy().astype("datetime64[ns]")
         todo[idx[ok]] = False
+        month_only[idx[ok]] = fmt in MONTH_FORMATS
     if todo.any():
         idx = np.flatnonzero(todo)
         sub = text.iloc[idx]
-        serial = sub.str.fullmatch(r"\d{1,7}(\.\d+)?").fillna(False).to_numpy(dtype=bool)
+        # 2021.13 is a mistyped month, not the Excel serial of a day in 1905.
+        serial = sub.str.fullmatch(r"\d{1,7}(\.\d+)?").fillna(False).to_numpy(
+            dtype=bool
+        ) & ~sub.str.fullmatch(r"(19|20|21)\d\d\.\d{1,2}").fillna(False).to_numpy(dtype=bool)
         idx = idx[serial]
         got = _from_excel_serial(pd.to_numeric(sub[serial], errors="coerce").astype("float64"))
         ok = got.notna().to_numpy()
         out[idx[ok]] = got[ok].to_numpy()
         todo[idx[ok]] = False
     values = pd.Series(out, index=s.index, dtype="datetime64[ns]")
-    return _date_range_checked(values, missing, todo)
+    parsed = _date_range_checked(values, missing, todo)
+    return Parsed(parsed.values, parsed.missing, parsed.invalid, month_only & ~parsed.invalid)
 
 
 def _from_excel_serial(num: pd.Series) -> pd.Series:

@@ -1,9 +1,24 @@
 """Files → raw DataFrames. The only place that opens the user's files.
 
-CSV and xlsx are read as text (every cell a string, parsing is :mod:`pipeline.ingest.normalise`'s
-job); Parquet keeps its column types, which the parsers accept as they are. Each raw table carries
-the source row number of every record — the row a user sees in a spreadsheet, header = row 1 (for
-Parquet, which has no header row, the 1-based record number) — so rejects can point at it.
+A table may be split over several files and sheets, as township ledgers are kept (CONTRACT §1,
+``docs/data-contract.md``). The API, for ``units``, ``events`` and any further table::
+
+    files = locate_tables(data_dir)                          # {"units": (Path, …), "events": (…)}
+    files = locate_tables(data_dir, optional=("followups",))  # an optional table, when present
+    raw = read_table("events", files["events"])              # every file and sheet, one RawTable
+    raw = read_table("followups", files["followups"], required=(…), known=(…))
+
+:func:`locate_tables` finds every file whose name starts with a table's name (``events.csv``,
+``events_2021.xlsx``, ``events-城关镇.csv``). :func:`read_table` reads each of them — every sheet of
+a workbook whose header holds the table's required columns; other sheets are skipped and named
+— finds the header row (:mod:`.ledger`), sets aside the rows that are not records (合计, 说明,
+empty rows), and stacks what remains, columns matched by name, in the order of file names and
+then sheet names (so the last one wins among repeated ids, whatever the order of the sheets).
+
+CSV and xlsx are read as text (every cell a string, parsing is :mod:`.normalise`'s job); Parquet
+keeps its column types, which the parsers accept as they are. Each raw table carries the source row
+of every record — the row a user sees in a spreadsheet (for Parquet, which has no header row, the
+1-based record number) — and, when it comes from several files or sheets, which one.
 """
 
 from __future__ import annotations
@@ -11,8 +26,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 
@@ -20,14 +37,55 @@ import numpy as np
 import pandas as pd
 
 from sanling.core.errors import DataError
+from sanling.core.vocabulary import (
+    COLUMN_ALIASES,
+    EVENT_COLUMNS,
+    EVENT_REQUIRED,
+    UNIT_OPTIONAL,
+    UNIT_REQUIRED,
+)
+from sanling.pipeline.ingest import ledger
 
 TABLES: tuple[str, ...] = ("units", "events")
 FORMATS: tuple[str, ...] = ("csv", "xlsx", "parquet")
+# (required, known) columns of the tables read by default; other tables pass theirs to read_table.
+TABLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "units": (UNIT_REQUIRED, UNIT_REQUIRED + UNIT_OPTIONAL),
+    "events": (EVENT_REQUIRED, EVENT_COLUMNS),
+}
+
+
+@dataclass(frozen=True)
+class SheetRead:
+    """One file, or one sheet of a workbook, that holds records of the table.
+
+    ``label`` names it in messages and rejects (``events_2021.xlsx [台账]``, or the file name when
+    the file has one sheet); ``header_rows`` are the first and last header row (``None`` for
+    Parquet); ``skipped`` maps the reason a row is not a record (:data:`.ledger.EMPTY`, …) to the
+    row numbers."""
+
+    file: str
+    sheet: str | None
+    label: str
+    header_rows: tuple[int, int] | None
+    records: int
+    skipped: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SkippedSheet:
+    """A sheet of a table's workbook that holds no records of it, and why (e.g. a 填表说明 sheet)."""
+
+    file: str
+    sheet: str
+    reason: str
 
 
 @dataclass(frozen=True)
 class RawTable:
-    """One input table as read: ``frame`` (original headers), ``rows`` (source row per record)."""
+    """One input table as read: ``frame`` (headers as written), ``rows`` (source row per record),
+    ``sources`` (the label of the file or sheet of each record; ``None`` when there is one),
+    ``parts`` (what was read where) and ``skipped_sheets``."""
 
     name: str
     path: Path
@@ -36,55 +94,254 @@ class RawTable:
     frame: pd.DataFrame
     rows: np.ndarray
     blank_rows: int
+    sources: np.ndarray | None = None
+    parts: tuple[SheetRead, ...] = ()
+    skipped_sheets: tuple[SkippedSheet, ...] = ()
 
     @property
     def file(self) -> str:
-        return self.path.name
+        """The file (or sheet) name used in messages; several are listed, comma-separated."""
+        if not self.parts:
+            return self.path.name
+        return ", ".join(p.label for p in self.parts)
 
 
-def locate_tables(data_dir: Path) -> dict[str, Path]:
-    """The ``units`` and ``events`` files of a data directory, one format each.
+def locate_tables(
+    data_dir: Path, tables: Sequence[str] = TABLES, *, optional: Sequence[str] = ()
+) -> dict[str, tuple[Path, ...]]:
+    """The files of each table in a data directory: every csv, xlsx or parquet file whose name
+    starts with the table's name (a file starting with two table names belongs to the longer one),
+    in natural order of their names (``events_2`` before ``events_10``).
 
-    Other files (``truth.parquet``, notes) are ignored. Raises :class:`DataError` when the directory
-    does not exist, a table is missing, or one table is given in two formats.
+    ``tables`` must be present, ``optional`` ones are returned only when present. Other files
+    (``truth.parquet``, notes) are ignored. Raises :class:`DataError` when the directory does not
+    exist, a required table is missing, or one file is given in two formats (``events.csv`` and
+    ``events.parquet``).
     """
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: not a directory")
-    by_name: dict[str, list[Path]] = {t: [] for t in TABLES}
-    for p in sorted(data_dir.iterdir()):
+    names = sorted({*tables, *optional}, key=len, reverse=True)
+    by_name: dict[str, list[Path]] = {t: [] for t in names}
+    for p in sorted(data_dir.iterdir(), key=lambda p: natural_key(p.name)):
         stem, dot, ext = p.name.rpartition(".")
-        if dot and stem.lower() in by_name and ext.lower() in FORMATS and p.is_file():
-            by_name[stem.lower()].append(p)
-    found: dict[str, Path] = {}
-    for table, paths in by_name.items():
+        if not dot or ext.lower() not in FORMATS or not p.is_file():
+            continue
+        table = next((t for t in names if stem.lower().startswith(t)), None)
+        if table is not None:
+            by_name[table].append(p)
+    found: dict[str, tuple[Path, ...]] = {}
+    for table in [*tables, *optional]:
+        paths = by_name[table]
         if not paths:
-            expected = ", ".join(f"{table}.{ext}" for ext in FORMATS)
-            raise DataError(f"{data_dir}: missing table '{table}' (expected one of {expected})")
-        if len(paths) > 1:
-            names = " and ".join(p.name for p in paths)
-            raise DataError(f"{data_dir}: table '{table}' is given twice ({names}); keep one file")
-        found[table] = paths[0]
+            if table in tables:
+                expected = ", ".join(f"{table}.{ext}" for ext in FORMATS)
+                raise DataError(f"{data_dir}: missing table '{table}' (expected one of {expected})")
+            continue
+        stems: dict[str, Path] = {}
+        for p in paths:
+            stem = p.name.rpartition(".")[0].lower()
+            if stem in stems:
+                raise DataError(
+                    f"{data_dir}: table '{table}' is given twice ({stems[stem].name} and {p.name}); keep one file"
+                )
+            stems[stem] = p
+        found[table] = tuple(paths)
     return found
 
 
-def read_table(name: str, path: Path) -> RawTable:
-    """Read one table file (csv, xlsx or parquet by its extension) into a :class:`RawTable`.
+def read_table(
+    name: str,
+    paths: Path | Sequence[Path],
+    *,
+    required: Sequence[str] | None = None,
+    known: Sequence[str] | None = None,
+) -> RawTable:
+    """Read the files of one table (csv, xlsx or parquet by extension) into one :class:`RawTable`.
 
-    Raises :class:`DataError` naming the file when it cannot be read or holds no data rows.
+    ``required`` and ``known`` are the table's required and all its canonical columns (defaults
+    from :data:`TABLE_COLUMNS` for ``units`` and ``events``); headers are recognised by those names
+    (any case) and their aliases in :data:`sanling.core.vocabulary.COLUMN_ALIASES`. A sheet
+    without the required columns is skipped (and listed in ``skipped_sheets``); a file without
+    them is an error. Raises :class:`DataError` naming the file (and sheet) when a file cannot be
+    read, when a file holds no header with the required columns, or when the table holds no record.
     """
+    paths = (paths,) if isinstance(paths, Path) else tuple(paths)
+    if required is None or known is None:
+        if name not in TABLE_COLUMNS:
+            raise ValueError(f"read_table: give the required and known columns of table '{name}'")
+        required, known = TABLE_COLUMNS[name]
+    names = ledger.header_names(known, COLUMN_ALIASES)
+    parts: list[_Part] = []
+    skipped_sheets: list[SkippedSheet] = []
+    for path in paths:
+        held, missed = [], []
+        for part in _read_parts(path, names):
+            lacking = [c for c in required if part.header is not None and c not in part.header.matched]
+            (missed if lacking else held).append((part, lacking))
+        if not held:
+            # A file named like the table but holding none of it is a mistake, not a notes file.
+            part, lacking = max(missed, key=lambda pl: len(pl[0].header.matched))  # type: ignore[union-attr]
+            raise DataError(_missing_message(part, lacking))
+        parts.extend(p for p, _ in held)
+        for p, lacking in missed:
+            why = "空表 empty" if p.empty else f"no header with {', '.join(lacking)}"
+            skipped_sheets.append(SkippedSheet(p.file, p.sheet or "", why))
+    parts.sort(key=lambda p: (natural_key(p.file), natural_key(p.sheet or "")))
+    return _stack(name, paths, parts, skipped_sheets, names)
+
+
+def _missing_message(part: _Part, lacking: list[str]) -> str:
+    what = ", ".join(f"'{c}' ({_aliases(c)} accepted as aliases)" for c in lacking)
+    assert part.header is not None
+    shown = ", ".join(h for h in part.header.names[:12])
+    where = "" if part.header.last_row == 1 else f" (row {part.header.last_row})"
+    plural = "s" if len(lacking) > 1 else ""
+    return f"{part.label}: missing required column{plural} {what}; the header{where} has: {shown}"
+
+
+def _aliases(column: str) -> str:
+    return "/".join(zh for zh, c in COLUMN_ALIASES.items() if c == column) or "no alias"
+
+
+def natural_key(text: str) -> tuple[object, ...]:
+    """Sort key comparing digit runs as numbers: ``1月`` < ``2月`` < ``10月``."""
+    return tuple(int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", text))
+
+
+@dataclass(frozen=True)
+class _Part:
+    """A file or sheet as read: its header and records (before stacking)."""
+
+    file: str
+    sheet: str | None
+    label: str
+    format: str
+    encoding: str | None
+    header: ledger.Header | None
+    frame: pd.DataFrame
+    rows: np.ndarray
+    skipped: dict[str, list[int]]
+    empty: bool = False
+
+
+def _read_parts(path: Path, names: dict[str, str]) -> Iterator[_Part]:
     fmt = path.suffix.lower().lstrip(".")
     if fmt == "csv":
-        frame, rows, encoding = _read_csv(path)
+        grid, encoding = _csv_grid(path)
+        yield _part(path.name, None, path.name, "csv", encoding, grid, names)
     elif fmt == "xlsx":
-        frame, rows, encoding = (*_read_xlsx(path), None)
+        sheets = _xlsx_grids(path)
+        for title, grid in sheets:
+            label = f"{path.name} [{title}]" if len(sheets) > 1 else path.name
+            yield _part(path.name, title, label, "xlsx", None, grid, names)
     elif fmt == "parquet":
-        frame, rows, encoding = (*_read_parquet(path), None)
+        frame = _read_parquet(path)
+        rows = np.arange(1, len(frame) + 1, dtype=np.int64)
+        blank = _blank_rows(frame)
+        skipped = {ledger.EMPTY: rows[blank].tolist()} if blank.any() else {}
+        frame = frame.loc[~blank].reset_index(drop=True) if blank.any() else frame
+        yield _Part(path.name, None, path.name, "parquet", None, None, frame, rows[~blank], skipped)
     else:
         raise DataError(f"{path.name}: unsupported format (use csv, xlsx or parquet)")
-    frame, rows, blank = _drop_blank_rows(frame, rows)
-    if len(frame) == 0:
-        raise DataError(f"{path.name}: no data rows (only a header)")
-    return RawTable(name, path, fmt, encoding, frame, rows, blank)
+
+
+def _part(
+    file: str, sheet: str | None, label: str, fmt: str, encoding: str | None, grid: pd.DataFrame, names
+) -> _Part:
+    """A grid → its header and the records below it, the other rows counted by reason."""
+    header = ledger.find_header(grid, names)
+    empty = not header.names or all(not h for h in header.names)
+    body = grid.iloc[header.last_row :]
+    code = ledger.skipped_rows(body, header.names)
+    rows = np.arange(header.last_row + 1, header.last_row + 1 + len(body), dtype=np.int64)
+    keep = code == 0
+    skipped = {r: rows[code == k].tolist() for k, r in enumerate(ledger.SKIP_REASONS) if k}
+    frame = body.loc[keep].reset_index(drop=True) if not keep.all() else body.reset_index(drop=True)
+    frame.columns = header.names
+    # A running number (序号) is layout, not data: it must not become a unit attribute.
+    frame = frame.loc[:, [not ledger.is_running_number(h) for h in header.names]]
+    skipped = {k: v for k, v in skipped.items() if v}
+    return _Part(file, sheet, label, fmt, encoding, header, frame, rows[keep], skipped, empty)
+
+
+def _stack(
+    name: str,
+    paths: tuple[Path, ...],
+    parts: list[_Part],
+    skipped_sheets: list[SkippedSheet],
+    names: dict[str, str],
+) -> RawTable:
+    """Parts → one RawTable: columns matched by canonical name (else by header as written)."""
+    records = sum(len(p.frame) for p in parts)
+    file = ", ".join(p.label for p in parts)
+    if records == 0:
+        raise DataError(f"{file}: no data rows (only a header)")
+    if len(parts) == 1:
+        frame, sources = parts[0].frame, None
+    else:
+        frame = _aligned(parts, names)
+        sources = np.repeat(np.array([p.label for p in parts], dtype=object), [len(p.frame) for p in parts])
+    fmts = list(dict.fromkeys(p.format for p in parts))
+    encodings = list(dict.fromkeys(p.encoding for p in parts if p.encoding))
+    return RawTable(
+        name=name,
+        path=paths[0],
+        format="+".join(fmts),
+        encoding=", ".join(encodings) or None,
+        frame=frame,
+        rows=np.concatenate([p.rows for p in parts]),
+        blank_rows=sum(len(p.skipped.get(ledger.EMPTY, ())) for p in parts),
+        sources=sources,
+        parts=tuple(
+            SheetRead(
+                p.file,
+                p.sheet,
+                p.label,
+                None if p.header is None else (p.header.first_row, p.header.last_row),
+                len(p.frame),
+                p.skipped,
+            )
+            for p in parts
+        ),
+        skipped_sheets=tuple(skipped_sheets),
+    )
+
+
+def _aligned(parts: list[_Part], names: dict[str, str]) -> pd.DataFrame:
+    """The parts' frames stacked, a column per canonical name (or per header as written), headed by
+    the first header seen for it; a column a part lacks is empty there."""
+    written: dict[str, str] = {}
+    pieces = []
+    for k, p in enumerate(parts):
+        cols: dict[str, pd.Series] = {}
+        for pos, header in enumerate(p.frame.columns):
+            header = str(header)
+            col = p.frame.iloc[:, pos]
+            if not header.strip():
+                if not _all_empty(col):
+                    key = f"\0{k}:{pos}"  # data without a header: kept apart, normalise reports it
+                    cols[key], written[key] = col, ""
+                continue
+            key = ledger.canonical_of(header, names) or header.strip()
+            if key in cols:
+                raise DataError(
+                    f"{p.label}: column '{key}' is given twice ('{written.get(key, key)}' and "
+                    f"'{header.strip()}'); keep one"
+                )
+            cols[key] = col
+            written.setdefault(key, header)
+        pieces.append(pd.DataFrame(cols))
+    frame = pd.concat(pieces, ignore_index=True)
+    if any(pd.api.types.is_string_dtype(frame[c].dtype) for c in frame.columns):
+        frame = frame.astype({c: "str" for c in frame.columns if frame[c].dtype == object})
+    frame.columns = [written[c] for c in frame.columns]
+    return frame
+
+
+def _all_empty(col: pd.Series) -> bool:
+    if pd.api.types.is_string_dtype(col.dtype):
+        return bool((col.isna() | (col.str.strip() == "")).all())
+    return bool(col.isna().all())
 
 
 def decode_text(data: bytes, file: str) -> tuple[str, str]:
@@ -108,22 +365,28 @@ def decode_text(data: bytes, file: str) -> tuple[str, str]:
         ) from None
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
+def _csv_grid(path: Path) -> tuple[pd.DataFrame, str]:
+    """A CSV file → (grid of text cells, every line a row; encoding name)."""
     data = _read_bytes(path)
     if not data.strip():
         raise DataError(f"{path.name}: the file is empty")
     text, encoding = decode_text(data, path.name)
     del data
-    first_line = text.split("\n", 1)[0]
-    # Exports from some office tools are tab- or semicolon-separated; the header line tells.
-    sep = max((",", "\t", ";"), key=first_line.count)
+    # Exports from some office tools are tab- or semicolon-separated; the top lines tell (a title
+    # line above the header may hold no separator at all).
+    top = text[: 1 << 16].split("\n", ledger.HEADER_SCAN_ROWS + 1)[: ledger.HEADER_SCAN_ROWS + 1]
+    sep = max((",", "\t", ";"), key=lambda s: max(line.count(s) for line in top))
+    # A title line is shorter than the header: the width is the widest of the top lines.
+    width = max((len(r) for r in csv.reader(top, delimiter=sep)), default=1)
     try:
-        # header=None: the header row is handled here, so empty and repeated headers are not
+        # header=None: the header row is found later, so empty and repeated headers are not
         # silently renamed ("Unnamed: 3", "a.1") and every record keeps its row number.
-        frame = pd.read_csv(
+        grid = pd.read_csv(
             io.StringIO(text),
             sep=sep,
             header=None,
+            names=range(max(width, 1)),
+            index_col=False,
             dtype=str,
             na_filter=False,
             skip_blank_lines=False,
@@ -134,14 +397,11 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
         raise DataError(f"{path.name}: the file is empty") from None
     except (pd.errors.ParserError, ValueError) as e:
         raise DataError(f"{path.name}: cannot parse as CSV ({_first_line(e)})") from None
-    header = frame.iloc[0].tolist()
-    frame = frame.iloc[1:].reset_index(drop=True)
-    frame.columns = _header_names(header)
-    rows = np.arange(2, len(frame) + 2, dtype=np.int64)
-    return frame, rows, encoding
+    return grid, encoding
 
 
-def _read_xlsx(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+def _xlsx_grids(path: Path) -> list[tuple[str, pd.DataFrame]]:
+    """A workbook → (sheet title, grid of text cells) for each worksheet, in workbook order."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -149,26 +409,23 @@ def _read_xlsx(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
         wb = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
         raise DataError(f"{path.name}: cannot read as an Excel workbook ({_first_line(e)})") from None
+    grids = []
     try:
-        ws = wb.worksheets[0]
-        it = ws.iter_rows(values_only=True)
-        header = next(it, None)
-        if header is None or all(v is None for v in header):
-            raise DataError(f"{path.name}: the file is empty (no header in the first sheet)")
-        width = len(header)
-        # openpyxl hands out cells one by one anyway; rendering them as text here costs nothing more.
-        records = [[_cell_text(v) for v in (r + (None,) * (width - len(r)))[:width]] for r in it]
+        for ws in wb.worksheets:
+            # openpyxl hands out cells one by one anyway; rendering them as text costs nothing more.
+            records = [[_cell_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
+            width = max((len(r) for r in records), default=0)
+            records = [r + [""] * (width - len(r)) for r in records]
+            grid = pd.DataFrame(records, columns=range(width), dtype="str")
+            grids.append((ws.title, grid))
     finally:
         wb.close()
-    frame = pd.DataFrame(records, columns=range(width), dtype="str") if records else None
-    if frame is None:
-        frame = pd.DataFrame({i: pd.Series([], dtype="str") for i in range(width)})
-    frame.columns = _header_names([_cell_text(v) for v in header])
-    rows = np.arange(2, len(frame) + 2, dtype=np.int64)
-    return frame, rows
+    if not any(len(g) for _, g in grids):
+        raise DataError(f"{path.name}: the file is empty (no header in any sheet)")
+    return grids
 
 
-def _read_parquet(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+def _read_parquet(path: Path) -> pd.DataFrame:
     import pyarrow as pa
 
     try:
@@ -176,9 +433,22 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     except (pa.ArrowException, OSError, ValueError) as e:
         raise DataError(f"{path.name}: cannot read as Parquet ({_first_line(e)})") from None
     frame = frame.reset_index(drop=True)
-    frame.columns = _header_names([str(c) for c in frame.columns])
-    rows = np.arange(1, len(frame) + 1, dtype=np.int64)
-    return frame, rows
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows of a typed frame with every cell empty: layout, not records."""
+    blank = np.ones(len(frame), dtype=bool)
+    for c in range(frame.shape[1]):
+        col = frame.iloc[:, c]
+        if pd.api.types.is_string_dtype(col.dtype):
+            blank &= (col.isna() | (col.str.strip() == "")).to_numpy(dtype=bool)
+        else:
+            blank &= col.isna().to_numpy()
+        if not blank.any():
+            break
+    return blank if frame.shape[1] else np.zeros(len(frame), dtype=bool)
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -186,11 +456,6 @@ def _read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise DataError(f"{path.name}: cannot read the file ({e.strerror})") from None
-
-
-def _header_names(header: list[object]) -> list[str]:
-    # An empty header cell becomes "" here; normalise decides what to do with it (ignore or error).
-    return ["" if h is None or (isinstance(h, float) and np.isnan(h)) else str(h) for h in header]
 
 
 def _cell_text(v: object) -> str:
@@ -207,23 +472,6 @@ def _cell_text(v: object) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
-
-
-def _drop_blank_rows(frame: pd.DataFrame, rows: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, int]:
-    """Rows with every cell empty are layout, not records: dropped here and counted in the report."""
-    if frame.shape[1] == 0 or len(frame) == 0:
-        return frame, rows, 0
-    blank = np.ones(len(frame), dtype=bool)
-    for c in range(frame.shape[1]):
-        col = frame.iloc[:, c]
-        if pd.api.types.is_string_dtype(col.dtype):
-            blank &= (col.isna() | (col.str.strip() == "")).to_numpy(dtype=bool)
-        else:
-            blank &= col.isna().to_numpy()
-        if not blank.any():
-            return frame, rows, 0
-    keep = ~blank
-    return frame.loc[keep].reset_index(drop=True), rows[keep], int(blank.sum())
 
 
 def _first_line(e: BaseException) -> str:

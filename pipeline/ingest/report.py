@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sanling.core.vocabulary import UNIT_TYPE_ZH, UNIT_TYPES
+from sanling.pipeline.ingest.ledger import row_ranges
 from sanling.pipeline.ingest.normalise import REJECTED, Normalised
 from sanling.pipeline.ingest.readers import RawTable
 
@@ -35,6 +36,11 @@ class TableReport:
     ignored_columns: list[str] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)  # units: attribute → numeric | text
     blank_rows: int = 0
+    # Ledgers as kept (docs/data-contract.md): per file or sheet read — file, sheet, label,
+    # header_rows [first, last] (None for Parquet), records, skipped {reason: row ranges} — and the
+    # sheets skipped as holding no records (file, sheet, reason).
+    sources: list[dict[str, Any]] = field(default_factory=list)
+    skipped_sheets: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ class IngestReport:
                 lines.append(f"    静态属性 attributes: {attrs}")
             if t.blank_rows:
                 lines.append(f"    空行 blank rows skipped: {t.blank_rows:,}")
+            lines.extend(_source_lines(t))
         lines.append(f"拒绝记录 rejects file: {self.rejects_path}")
         lines.append(f"规范化数据 normalised data: {self.workdir}")
         if self.first_event:
@@ -139,6 +146,33 @@ class IngestReport:
 _TABLE_ZH = {"units": "单位台账", "events": "风险事件"}
 
 
+def _source_lines(t: TableReport) -> list[str]:
+    """Where each file or sheet had its header and which rows were skipped — shown when the table
+    is not one plain file with its header in row 1."""
+    plain = len(t.sources) <= 1 and not t.skipped_sheets
+    plain &= all(s["header_rows"] in (None, [1, 1]) and not s["skipped"] for s in t.sources)
+    if plain:
+        return []
+    lines = []
+    for s in t.sources:
+        parts = []
+        if s["header_rows"] is not None:
+            first, last = s["header_rows"]
+            parts.append(f"表头 header row {first}" if first == last else f"表头 header rows {first}–{last}")
+        parts.append(f"记录 records {s['records']:,}")
+        if s["skipped"]:
+            skipped = "; ".join(
+                f"{reason} row{'s' if ('–' in rows or ',' in rows) else ''} {rows}"
+                for reason, rows in s["skipped"].items()
+            )
+            parts.append(f"跳过 skipped: {skipped}")
+        lines.append(f"    {s['label']}: " + " · ".join(parts))
+    if t.skipped_sheets:
+        names = ", ".join(f"{s['file']} [{s['sheet']}]" for s in t.skipped_sheets)
+        lines.append(f"    跳过的工作表 skipped sheets: {names}")
+    return lines
+
+
 def _width(text: str) -> int:
     # CJK characters take two terminal columns; alignment needs display width, not len().
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
@@ -169,6 +203,18 @@ def table_report(raw: RawTable, norm: Normalised) -> TableReport:
         ignored_columns=list(norm.ignored_columns),
         attributes=dict(norm.attributes),
         blank_rows=raw.blank_rows,
+        sources=[
+            {
+                "file": p.file,
+                "sheet": p.sheet,
+                "label": p.label,
+                "header_rows": None if p.header_rows is None else list(p.header_rows),
+                "records": p.records,
+                "skipped": {reason: row_ranges(rows) for reason, rows in p.skipped.items()},
+            }
+            for p in raw.parts
+        ],
+        skipped_sheets=[{"file": s.file, "sheet": s.sheet, "reason": s.reason} for s in raw.skipped_sheets],
     )
 
 

@@ -12,14 +12,14 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 # Bump when normalisation changes what it writes: every cached dataset is then re-ingested.
-INGEST_VERSION = 1
+INGEST_VERSION = 2
 
 UNITS_FILE = "units.parquet"
 EVENTS_FILE = "events.parquet"
@@ -34,14 +34,15 @@ def dataset_dir(home: Path, source: Path) -> Path:
     return Path(home).resolve() / "datasets" / f"{source.name or 'data'}-{key}"
 
 
-def fingerprint(files: dict[str, Path], categories: dict[str, str]) -> dict[str, Any]:
-    """What the normalised output depends on: each input file (name, size, sha1 of its bytes), the
-    category taxonomy and :data:`INGEST_VERSION`. Modification times are left out on purpose:
-    touching or copying a file without changing it must not force a re-parse."""
+def fingerprint(files: Mapping[str, Sequence[Path]], categories: dict[str, str]) -> dict[str, Any]:
+    """What the normalised output depends on: each input file of each table (name, size, sha1 of
+    its bytes), the category taxonomy and :data:`INGEST_VERSION`. Modification times are left out
+    on purpose: touching or copying a file without changing it must not force a re-parse."""
     return {
         "version": INGEST_VERSION,
         "files": {
-            table: {"name": p.name, "size": p.stat().st_size, "sha1": _sha1(p)} for table, p in files.items()
+            table: [{"name": p.name, "size": p.stat().st_size, "sha1": _sha1(p)} for p in paths]
+            for table, paths in files.items()
         },
         "categories": dict(categories),
     }

@@ -27,6 +27,8 @@ _RESOLUTION = {"%M": "min", "%S": "s", "%f": "us"}
 
 
 def _truncate(ts: pd.Timestamp, fmt: str) -> pd.Timestamp:
+    if "%d" not in fmt:  # a month without a day: its first day
+        return ts.normalize().replace(day=1)
     for token in ("%f", "%S", "%M"):
         if token in fmt:
             return ts.floor(_RESOLUTION[token])
