@@ -215,9 +215,11 @@ def normalise_events(
 
     ``unit_ids`` are the accepted units (an event of any other unit is rejected); ``categories``
     maps canonical category names to their Chinese names (both accepted, English in any case).
-    Defaults: count 1, casualties 0, escalated False, severity and resolved_at empty. A date-only
-    ``resolved_at`` on the day of ``occurred_at`` means "resolved that day" and is set to
-    ``occurred_at`` (counted as a warning); an earlier ``resolved_at`` is rejected.
+    Defaults: count 1, casualties 0, escalated False, severity and resolved_at empty, reported_at
+    = occurred_at; an ``escalated_at`` date means escalated (and an escalation without a date is
+    dated ``occurred_at``). A date-only ``resolved_at``, ``reported_at`` or ``escalated_at`` on the
+    day of ``occurred_at`` means "that day" and is set to ``occurred_at`` (counted as a warning);
+    an earlier one is rejected.
     """
     rows = _rows(raw, rows)
     frame, ignored = canonical_columns(raw, table="events", file=file)
@@ -239,6 +241,8 @@ def normalise_events(
     escalated = parse_bools(col("escalated"))
     casualties = parse_ints(col("casualties"), lo=0)
     resolved = parse_dates(col("resolved_at"))
+    reported = parse_dates(col("reported_at"))
+    escalated_at = parse_dates(col("escalated_at"))
 
     occ, res = occurred.values, resolved.values
     date_only = (res == res.dt.normalize()).to_numpy(dtype=bool, na_value=False)
@@ -248,6 +252,8 @@ def normalise_events(
         & (res < occ).to_numpy(dtype=bool, na_value=False)
     )
     before = (res < occ).to_numpy(dtype=bool, na_value=False) & ~same_day
+    rep_same_day, rep_before = _same_day_or_before(reported.values, occ)
+    esc_same_day, esc_before = _same_day_or_before(escalated_at.values, occ)
     known_unit = text_isin(unit_id, pd.Index(unit_ids, dtype="str").dropna().unique())
     names = ", ".join(f"{k}/{v}" for k, v in categories.items())
     checks = [
@@ -266,6 +272,10 @@ def normalise_events(
         _Check("casualties", casualties.invalid, "not a whole number ≥ 0"),
         _Check("resolved_at", resolved.invalid, "not a date (or outside 1900–2100)"),
         _Check("resolved_at", before, "before occurred_at"),
+        _Check("reported_at", reported.invalid, "not a date (or outside 1900–2100)"),
+        _Check("reported_at", rep_before, "before occurred_at"),
+        _Check("escalated_at", escalated_at.invalid, "not a date (or outside 1900–2100)"),
+        _Check("escalated_at", esc_before, "before occurred_at"),
     ]
     bad, rejects = _reject(raw, frame, rows, checks, table="events", file=file)
     keep, replaced = _dedupe(event_id, bad, rows, raw, table="events", file=file)
@@ -275,6 +285,16 @@ def normalise_events(
     if clipped.any():
         warnings["resolved_at: date only, on the day of occurred_at; set to occurred_at"] = int(clipped.sum())
     res = res.mask(same_day, occ)
+    for name, clip in (("reported_at", rep_same_day), ("escalated_at", esc_same_day)):
+        if (clip & keep).any():
+            warnings[f"{name}: date only, on the day of occurred_at; set to occurred_at"] = int(
+                (clip & keep).sum()
+            )
+    # Not given: entered the records when it happened; an escalation date means escalated.
+    rep = reported.values.mask(rep_same_day, occ).fillna(occ)
+    esc_at = escalated_at.values.mask(esc_same_day, occ)
+    esc = escalated.values.fillna(False).astype(bool) | esc_at.notna()
+    esc_at = esc_at.where(~esc | esc_at.notna(), occ)
 
     out = pd.DataFrame(
         {
@@ -285,15 +305,18 @@ def normalise_events(
             "subtype": subtype,
             "severity": severity.values.astype("Int8"),
             "count": count.values.fillna(1).astype("int32"),
-            "escalated": escalated.values.fillna(False).astype(bool),
+            "escalated": esc,
             "casualties": casualties.values.fillna(0).astype("int32"),
             "resolved_at": res,
+            "reported_at": rep,
+            "escalated_at": esc_at,
         }
     ).loc[keep]
     for c in ("event_id", "unit_id", "category", "subtype"):
         out[c] = out[c].astype("str")
     out["occurred_at"] = out["occurred_at"].astype("datetime64[ns]")
-    out["resolved_at"] = out["resolved_at"].astype("datetime64[ns]")
+    for c in ("resolved_at", "reported_at", "escalated_at"):
+        out[c] = out[c].astype("datetime64[ns]")
     out = out.take(_event_order(out)).reset_index(drop=True)
     return Normalised(
         frame=out,
@@ -302,6 +325,15 @@ def normalise_events(
         ignored_columns=tuple(ignored),
         warnings=warnings,
     )
+
+
+def _same_day_or_before(values: pd.Series, occ: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(a date-only value on the day of ``occ`` but earlier than it — set to ``occ``; a value
+    truly before ``occ`` — rejected), as boolean arrays."""
+    earlier = (values < occ).to_numpy(dtype=bool, na_value=False)
+    date_only = (values == values.dt.normalize()).to_numpy(dtype=bool, na_value=False)
+    same_day = earlier & date_only & (values == occ.dt.normalize()).to_numpy(dtype=bool, na_value=False)
+    return same_day, earlier & ~same_day
 
 
 def _event_order(events: pd.DataFrame) -> np.ndarray:

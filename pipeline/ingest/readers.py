@@ -22,6 +22,8 @@ import pandas as pd
 from sanling.core.errors import DataError
 
 TABLES: tuple[str, ...] = ("units", "events")
+# Read when present (docs/data-contract.md); a missing one is not an error.
+OPTIONAL_TABLES: tuple[str, ...] = ("event_updates", "unit_history")
 FORMATS: tuple[str, ...] = ("csv", "xlsx", "parquet")
 
 
@@ -50,13 +52,15 @@ def locate_tables(data_dir: Path) -> dict[str, Path]:
     """
     if not data_dir.is_dir():
         raise DataError(f"{data_dir}: not a directory")
-    by_name: dict[str, list[Path]] = {t: [] for t in TABLES}
+    by_name: dict[str, list[Path]] = {t: [] for t in TABLES + OPTIONAL_TABLES}
     for p in sorted(data_dir.iterdir()):
         stem, dot, ext = p.name.rpartition(".")
         if dot and stem.lower() in by_name and ext.lower() in FORMATS and p.is_file():
             by_name[stem.lower()].append(p)
     found: dict[str, Path] = {}
     for table, paths in by_name.items():
+        if not paths and table in OPTIONAL_TABLES:
+            continue
         if not paths:
             expected = ", ".join(f"{table}.{ext}" for ext in FORMATS)
             raise DataError(f"{data_dir}: missing table '{table}' (expected one of {expected})")
