@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/features.py --synthetic            # own vectorised world, ~50k units, ~6 M events
     .venv/bin/python benchmarks/features.py                        # pipeline.simulate province preset
     .venv/bin/python benchmarks/features.py --synthetic --units 5000 --repeat 1   # quick look
+    .venv/bin/python benchmarks/features.py --synthetic --late 0.12              # with late records
 
 Measures, for every labelled as-of date (horizon 1, cadence 1): ``build_panel`` + ``build_frame``
 (all features and labels) wall time, peak RSS above the start, unit-months/s and events/s; against
@@ -130,6 +131,22 @@ def synthetic_world(n_units: int, months: int, events_per_unit_month: float, see
     )
     events["unit_id"] = events["unit_id"].astype("str")
     return units, events
+
+
+def with_late_records(events: pd.DataFrame, share: float, seed: int = 1) -> pd.DataFrame:
+    """The events with ``reported_at`` / ``escalated_at``: ``share`` of them entered a log-normal
+    21 days (σ 1) late, escalations a log-normal 20 days (σ 0.8) after the event — the simulator's
+    reporting process in shape — so the point-in-time path (docs/features.md) has work to do."""
+    rng = np.random.default_rng(seed)
+    n = len(events)
+    occurred = events["occurred_at"].to_numpy(dtype="datetime64[ns]")
+    days = np.where(rng.random(n) < share, np.round(rng.lognormal(np.log(21), 1.0, n)), 0)
+    esc_days = np.round(rng.lognormal(np.log(20), 0.8, n))
+    out = events.copy()
+    out["reported_at"] = occurred + days.astype("timedelta64[D]")
+    esc_at = occurred + esc_days.astype("timedelta64[D]")
+    out["escalated_at"] = np.where(out["escalated"].to_numpy(), esc_at, np.datetime64("NaT"))
+    return out
 
 
 def simulated_world(n_units: int | None, months: int):
@@ -280,6 +297,9 @@ def main() -> None:
     ap.add_argument("--ref-units", type=int, default=2000)
     ap.add_argument("--ref-dates", type=int, default=2)
     ap.add_argument("--no-duckdb", action="store_true")
+    ap.add_argument(
+        "--late", type=float, default=0.0, help="share of events entered late (adds reported_at/escalated_at)"
+    )
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -287,6 +307,8 @@ def main() -> None:
         units, events = synthetic_world(args.units, args.months, args.rate)
     else:
         units, events = simulated_world(args.units, args.months)
+    if args.late > 0:
+        events = with_late_records(events, args.late)
     n_events = len(events)
     print(f"world: {len(units):,} units, {n_events:,} events ({time.perf_counter() - t0:.1f} s to make)")
 

@@ -276,6 +276,8 @@ def _k_peer_knn(ctx: _Context, f: Feature) -> np.ndarray:
 
 
 def _k_static(ctx: _Context, f: Feature) -> np.ndarray:
+    if f.name in ctx.panel.dated:  # an attribute with a history: its value valid at each as-of month
+        return ctx.take(ctx.panel.dated[f.name], ctx.t)
     values = _cached(
         ctx.panel,
         ("static", f.name),
@@ -379,6 +381,22 @@ def _category_column(panel: Panel, column: str, take: np.ndarray) -> pd.Categori
     return pd.Categorical.from_codes(codes[take], categories=cats)
 
 
+def _fill(
+    matrix: np.ndarray, numeric: list[Feature], ctx: _Context, n_as_of: int, n_rows: int, which: np.ndarray
+) -> None:
+    """Write the features of ``ctx``'s as-of months into the rows of as-of positions ``which``."""
+    if len(which) == 0:
+        return
+    for j, f in enumerate(numeric):
+        values = KERNELS[f.kind](ctx, f)
+        # Kernels return (n_as_of | 1, rows | 1); broadcast and flatten as-of major.
+        block = matrix[:, j].reshape(n_as_of, n_rows)
+        if len(which) == n_as_of:
+            block[...] = values
+        else:
+            block[which] = values
+
+
 def build_frame(
     panel: Panel,
     as_of: Sequence[str],
@@ -403,16 +421,20 @@ def build_frame(
     registry = registry_for(panel, params)
     if with_labels:
         validate_tier_rules(tier_rules, list(panel.categories))
-    ctx = _Context(panel, t, rows, horizon_months, params, tier_rules)
+    # An as-of month whose records still lacked something the final record holds (a late report,
+    # a later escalation or correction) is computed from the records as they stood then.
+    stale = panel.stale_months()[t]
+    ctx = _Context(panel, t[~stale], rows, horizon_months, params, tier_rules)
     n_rows_u = panel.n_units if rows is None else len(rows)
     n = len(t) * n_rows_u
 
     numeric = [f for f in registry if f.dtype == "float32"]
     matrix = np.empty((n, len(numeric)), dtype=np.float32, order="F")
-    for j, f in enumerate(numeric):
-        values = KERNELS[f.kind](ctx, f)
-        # Kernels return (n_as_of | 1, rows | 1); broadcast and flatten as-of major.
-        matrix[:, j].reshape(len(t), n_rows_u)[...] = values
+    _fill(matrix, numeric, ctx, len(t), n_rows_u, np.flatnonzero(~stale))
+    for i in np.flatnonzero(stale):
+        then = panel.as_known(int(t[i]), keep=len(t) == 1)
+        known = _Context(then, t[i : i + 1], rows, horizon_months, params, tier_rules)
+        _fill(matrix, numeric, known, len(t), n_rows_u, np.array([i]))
     frame = pd.DataFrame(matrix, columns=[f.name for f in numeric], copy=False)
 
     unit_take = np.tile(np.arange(panel.n_units) if rows is None else rows, len(t))

@@ -35,6 +35,20 @@ def render(registry: Sequence[Feature]) -> str:
         "registry strings (and `unit_type`) are pandas categories with sorted categories. No id, name, code "
         "or coordinate is a feature.",
         "",
+        "What was known when (docs/data-contract.md): a row for as-of month *t* is computed from the "
+        "records as they stood at the end of *t* — events whose `reported_at` (登记时间) falls by then, "
+        "escalations whose `escalated_at` (越级时间) falls by then, `event_updates` recorded by then (the "
+        "latest `recorded_at` wins; a tie goes to the later row), attribute values of `unit_history` valid "
+        "by then. Labels are the final record's (the backtest trains each origin on the labels known then, "
+        "docs/model.md).",
+        "",
+        "Static and dated attributes: a numeric registry attribute with entries in `unit_history` is *dated* "
+        "— its value at *t* is its latest entry with `valid_from` by the end of *t*, empty before its first "
+        "entry. Every other registry attribute is *static*: its one value in `units` is used for every "
+        "month, including months before it was true; give it a history to make it point in time. Text "
+        "attributes are static even with a history (their history is kept but not yet used), and so is "
+        "the per-capita denominator (`population`, else `employees`).",
+        "",
         "Reason templates are filled by the explainer: `{value}` the unit's value, `{peer}` its peers' average.",
         "",
     ]

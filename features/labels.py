@@ -255,3 +255,31 @@ def tiers_from_outcomes(outcomes: Mapping[str, np.ndarray], tier_rules: TierRule
         tiers[hit] = level
         decided |= hit
     return tiers
+
+
+def tiers_known_at(
+    panel: Panel, as_of: Sequence[str], origin: str, horizon_months: int, tier_rules: TierRules
+) -> np.ndarray:
+    """(n_as_of, U) int8 tiers of the outcome windows of ``as_of`` as the records held them at the
+    end of ``origin`` (late reports, escalations and corrections after it not yet seen). Every
+    window must end by ``origin``; else :class:`DataError`."""
+    known = panel.as_known(int(as_of_offsets(panel, [origin])[0]))
+    return tiers_from_outcomes(window_outcomes(known, as_of, horizon_months), tier_rules)
+
+
+class KnownLabels:
+    """The training labels of a backtest origin as the records held them then: called with the
+    training rows (``unit_id``, ``as_of``) and the origin ``'YYYY-MM'``, returns their tiers (int64).
+    The evaluation rows keep the final record's labels (docs/model.md)."""
+
+    def __init__(self, panel: Panel, horizon_months: int, tier_rules: TierRules):
+        self.panel, self.horizon, self.rules = panel, horizon_months, tier_rules
+
+    def __call__(self, rows, origin: str) -> np.ndarray:
+        as_of = rows["as_of"].astype(str).to_numpy()
+        dates, d = np.unique(as_of, return_inverse=True)
+        tiers = tiers_known_at(self.panel, list(dates), origin, self.horizon, self.rules)
+        u = self.panel.unit_ids.get_indexer(rows["unit_id"].astype(str).to_numpy(dtype=object))
+        if (u < 0).any():
+            raise DataError("training rows name units outside the panel")
+        return tiers[d, u].astype(np.int64)

@@ -19,13 +19,12 @@ import pandas as pd
 
 from sanling.core.errors import DataError
 from sanling.core.months import datetimes_to_month_numbers, month_label, month_number
+from sanling.features.known import NEVER, EventArrays, Knowledge, dated_attributes, knowledge_of
 from sanling.features.registry import NON_FEATURE_UNIT_COLUMNS
 
 # Channels of ``Panel.cum`` (per category): the sums whose window totals are cumsum differences.
 CHANNELS: tuple[str, ...] = ("count", "escalated", "casualties", "severe")
 SEVERE_AT = 3
-# The resolution month of an event that is still open (beyond any panel).
-NEVER = np.iinfo(np.int32).max // 2
 # String attribute columns with more distinct values than this share of units identify units
 # (codes, names) and are not features.
 IDENTIFYING_SHARE = 0.5
@@ -43,6 +42,9 @@ class Panel:
     to each month, -1 if none; ``ev_*``: the events as flat arrays (unit index, category index,
     occurrence offset, resolution offset or :data:`NEVER`, count, escalated, casualties) for the
     horizon-dependent quantities. ``static_columns``: attribute → 'numeric' | 'category'.
+    ``knowledge``: when the records learnt what (``None`` when nothing was recorded late), and
+    ``dated``: numeric attribute → (M, U) float32 values valid at each month's end (attributes with
+    a ``unit_history``); see :mod:`sanling.features.known`. The arrays above hold the final record.
     """
 
     units: pd.DataFrame
@@ -60,6 +62,8 @@ class Panel:
     ev_casualties: np.ndarray
     ev_severity: np.ndarray
     static_columns: dict[str, str]
+    knowledge: Knowledge | None = None
+    dated: dict[str, np.ndarray] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -78,6 +82,44 @@ class Panel:
     @property
     def unit_ids(self) -> pd.Index:
         return pd.Index(self.units["unit_id"])
+
+    def stale_months(self) -> np.ndarray:
+        """(M,) bool: as-of months at which the records held less than the final record about an
+        event that had occurred by then (features of those months come from :meth:`as_known`)."""
+        if self.knowledge is None:
+            return np.zeros(self.n_months, dtype=bool)
+        return self._memo("stale", lambda: self.knowledge.stale_months(self.n_months))
+
+    def as_known(self, t: int, *, keep: bool = False) -> Panel:
+        """The panel of the records as they stood at the end of month offset ``t``: months 0 … t,
+        events reported by then with the corrections and escalations recorded by then, attributes
+        valid by then. Unit-level caches (peer groups, neighbours, codes) are shared. ``keep``: memoise
+        it on this panel (for repeated one-month requests; a whole frame of months would not fit)."""
+        if keep:
+            return self._memo(("known", t), lambda: self.as_known(t))
+        if t < 0 or t >= self.n_months:
+            raise DataError(f"month offset {t} is outside the panel (0 … {self.n_months - 1})")
+        arrays = self.knowledge.at(t) if self.knowledge is not None else _up_to(self._arrays(), t)
+        dated = {k: v[: t + 1] for k, v in self.dated.items()}
+        sub = _assemble(
+            self.units, self.categories, self.first_month, t + 1, arrays, self.static_columns, None, dated
+        )
+        for key, value in self._cache.items():
+            if key[0] in _UNIT_LEVEL_CACHE:
+                sub._cache[key] = value
+        return sub
+
+    def _arrays(self) -> EventArrays:
+        return EventArrays(
+            self.ev_unit,
+            self.ev_cat,
+            self.ev_occ,
+            self.ev_res,
+            self.ev_count,
+            self.ev_escalated,
+            self.ev_casualties,
+            self.ev_severity,
+        )
 
     # The arrays below are built on first use (a counts-only caller never pays for them) and kept.
     @property
@@ -183,13 +225,17 @@ def build_panel(
     *,
     first_month: str | None = None,
     last_month: str | None = None,
+    updates: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
 ) -> Panel:
     """The panel of the normalised ``units`` and ``events`` tables (pipeline.contract).
 
     Months run from the first event month (or ``first_month`` if earlier) to the last event month
     (or ``last_month``; events after ``last_month`` are left out — the world as known then).
-    ``categories``: canonical name → Chinese name. Returns a :class:`Panel`.
-    Raises :class:`DataError` for events of unknown units or categories, or when no month is known.
+    ``categories``: canonical name → Chinese name. ``updates`` (``event_updates``) and ``history``
+    (``unit_history``) are the optional dated tables; with them and the events' ``reported_at`` /
+    ``escalated_at`` the panel knows what the records held at each month's end (:meth:`Panel.as_known`).
+    Returns a :class:`Panel`. Raises :class:`DataError` for events of unknown units or categories, or when no month is known.
     """
     for col in ("unit_id", "unit_type", "township", "county"):
         if col not in units.columns:
@@ -231,14 +277,11 @@ def build_panel(
     n_months = last - first + 1
 
     keep = occ <= last
-    occ_off = (occ[keep] - first).astype(np.int32)
-    u = u_idx[keep].astype(np.int32)
-    c = c_idx[keep].astype(np.int32)
     ev = events.loc[keep] if not keep.all() else events
+    occ_off = (occ[keep] - first).astype(np.int32)
     count = _int_column(ev, "count", 1).astype(np.int32)
     if (count < 1).any():
         raise DataError("events: count must be ≥ 1")
-    casualties = _int_column(ev, "casualties", 0).astype(np.int32)
     escalated = (
         ev["escalated"].fillna(False).to_numpy(dtype=bool) if "escalated" in ev else np.zeros(len(ev), bool)
     )
@@ -254,23 +297,61 @@ def build_panel(
         res_off = np.minimum(res_off, NEVER).astype(np.int32)
     else:
         res_off = np.full(len(ev), NEVER, dtype=np.int32)
+    arrays = EventArrays(
+        unit=u_idx[keep].astype(np.int32),
+        cat=c_idx[keep].astype(np.int32),
+        occ=occ_off,
+        res=res_off,
+        count=count,
+        escalated=escalated,
+        casualties=_int_column(ev, "casualties", 0).astype(np.int32),
+        severity=np.clip(severity, 0, 4).astype(np.int8),
+    )
+    knowledge = knowledge_of(ev, arrays, first, updates, cats)
+    if knowledge is not None:
+        arrays = knowledge.at(None)
+    units, dated = dated_attributes(units, history, first, n_months)
+    return _assemble(units, categories, first, n_months, arrays, static_columns_of(units), knowledge, dated)
 
-    n_units, n_cat = len(units), len(cats)
+
+# Keys of ``Panel._cache`` that depend on the units only (shared with :meth:`Panel.as_known`).
+_UNIT_LEVEL_CACHE = frozenset(
+    {"registry", "denominator", "groups", "knn", "unit_index", "arrow", "codes", "static"}
+)
+
+
+def _up_to(arrays: EventArrays, t: int) -> EventArrays:
+    return arrays.take(arrays.occ <= t)
+
+
+def _assemble(
+    units: pd.DataFrame,
+    categories: Mapping[str, str],
+    first: int,
+    n_months: int,
+    arrays: EventArrays,
+    static_columns: dict[str, str],
+    knowledge: Knowledge | None,
+    dated: dict[str, np.ndarray],
+) -> Panel:
+    """The panel's cumulative and monthly arrays from flat event arrays (one ``bincount`` each)."""
+    n_units, n_cat = len(units), len(categories)
     cells = n_cat * n_months * n_units
-    flat = (c.astype(np.int64) * n_months + occ_off) * n_units + u
+    flat = (arrays.cat.astype(np.int64) * n_months + arrays.occ) * n_units + arrays.unit
     shape = (n_cat, n_months, n_units)
 
     def cell_sum(weights: np.ndarray) -> np.ndarray:
         return np.bincount(flat, weights=weights, minlength=cells).astype(np.int32).reshape(shape)
 
+    count = arrays.count
     monthly = cell_sum(count)
     cum = np.zeros((n_cat * len(CHANNELS), n_months + 1, n_units), dtype=np.int32)
     for k, values in enumerate(
         (
             monthly,
-            cell_sum(count * escalated),
-            cell_sum(casualties),
-            cell_sum(count * (severity >= SEVERE_AT)),
+            cell_sum(count * arrays.escalated),
+            cell_sum(arrays.casualties),
+            cell_sum(count * (arrays.severity >= SEVERE_AT)),
         )
     ):
         cum[k :: len(CHANNELS), 1:, :] = np.cumsum(values, axis=1, dtype=np.int32)
@@ -282,15 +363,17 @@ def build_panel(
         n_months=n_months,
         cum=cum,
         monthly=monthly,
-        ev_unit=u,
-        ev_cat=c,
-        ev_occ=occ_off,
-        ev_res=res_off,
+        ev_unit=arrays.unit,
+        ev_cat=arrays.cat,
+        ev_occ=arrays.occ,
+        ev_res=arrays.res,
         ev_count=count,
-        ev_escalated=escalated,
-        ev_casualties=casualties,
-        ev_severity=np.clip(severity, 0, 4).astype(np.int8),
-        static_columns=static_columns_of(units),
+        ev_escalated=arrays.escalated,
+        ev_casualties=arrays.casualties,
+        ev_severity=arrays.severity,
+        static_columns=static_columns,
+        knowledge=knowledge,
+        dated=dated,
     )
 
 

@@ -104,6 +104,7 @@ def rolling_origin(
     truth: pd.DataFrame | None = None,
     progress: Callable[[Sequence], Sequence] | None = None,
     shap_sample: int = 2000,
+    train_labels: Callable[[pd.DataFrame, str], np.ndarray] | None = None,
 ) -> BacktestResult:
     """Run the backtest.
 
@@ -114,6 +115,9 @@ def rolling_origin(
     history : past windows' tiers, for the persistence and historical-rate baselines.
     truth : the oracle, columns unit_id, as_of, horizon_months, p_blue … p_red (optional).
     progress : wraps the fold iterator (e.g. ``tqdm``).
+    train_labels : (training rows, origin ``'YYYY-MM'``) → their tiers as known at the origin
+        (e.g. :class:`sanling.features.labels.KnownLabels`); default: the frame's final-record tiers.
+        Test rows always keep the frame's tiers.
     """
     h = config.horizon_months
     labelled = frame[frame["tier"].notna()]
@@ -135,6 +139,8 @@ def rolling_origin(
     for block in it:
         cutoff = add_months(block[0], -h)  # outcome window of a training row ends ≤ block[0]
         train = labelled[labelled["as_of"] <= cutoff]
+        if train_labels is not None:  # what the records held at the origin, not the final record
+            train = train.assign(tier=train_labels(train, block[0]))
         test = labelled[labelled["as_of"].isin(block)]
         if train["as_of"].nunique() < config.backtest.min_train_periods:
             raise ValueError(

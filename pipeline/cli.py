@@ -52,11 +52,20 @@ def simulate(
     months: Annotated[int, typer.Option(help="Months to simulate, from 2018-01.")] = 60,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same world.")] = 0,
     fmt: Annotated[str, typer.Option("--format", help="csv or parquet for units and events.")] = "parquet",
+    reporting: Annotated[
+        bool,
+        typer.Option(
+            help="Record events late, escalations later, corrections and mediators history "
+            "(docs/simulator.md); --no-reporting records everything at once (the old world)."
+        ),
+    ] = True,
 ) -> None:
     """Write a synthetic Shanxi world whose true risk is known."""
     from sanling.pipeline.simulate import simulate_world
 
-    summary = simulate_world(out, preset=preset.value, n_units=units, months=months, seed=seed, fmt=fmt)
+    summary = simulate_world(
+        out, preset=preset.value, n_units=units, months=months, seed=seed, fmt=fmt, reporting=reporting
+    )
     typer.echo(summary)
 
 

@@ -36,7 +36,7 @@ def prepare(data_dir: Path, config: Config, settings: Settings):
 
     t0 = time.perf_counter()
     ds = load_dataset(data_dir, categories=config.categories, home=settings.home)
-    panel = build_panel(ds.units, ds.events, config.categories)
+    panel = build_panel(ds.units, ds.events, config.categories, updates=ds.updates, history=ds.history)
     say(
         f"data: {len(ds.units):,} units, {len(ds.events):,} events, "
         f"{panel.first_label} … {panel.last_month} ({time.perf_counter() - t0:.1f} s)"
@@ -64,7 +64,13 @@ def labelled_frame(panel, config: Config) -> pd.DataFrame:
 
 def fingerprint(ds) -> str:
     h = hashlib.sha1()
-    for name in ("units.parquet", "events.parquet"):
+    names = ["units.parquet", "events.parquet"]
+    optional = (
+        ("event_updates", getattr(ds, "updates", None)),
+        ("unit_history", getattr(ds, "history", None)),
+    )
+    names += [f"{n}.parquet" for n, frame in optional if frame is not None]
+    for name in names:
         h.update((Path(ds.workdir) / name).read_bytes())
     return h.hexdigest()[:12]
 

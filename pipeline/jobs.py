@@ -37,6 +37,7 @@ def summarise(metrics: dict) -> dict:
 
 def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | None = None) -> dict:
     from sanling.features.build import feature_names
+    from sanling.features.labels import KnownLabels
     from sanling.models.evaluate import rolling_origin, tier_history
     from sanling.models.metrics import oracle_share_with_se, paired_rps_difference
     from sanling.models.reporting import write_report
@@ -49,9 +50,17 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
     history = tier_history(panel, config)
     truth_path = Path(data_dir) / "truth.parquet"
     truth = pd.read_parquet(truth_path) if truth_path.exists() else None
-    result = rolling_origin(frame, names, history, config, truth=truth, progress=progress("backtest"))
+    # Late records: each origin trains on the labels its records held (docs/model.md).
+    known = KnownLabels(panel, config.horizon_months, config.tiers) if panel.knowledge is not None else None
+    result = rolling_origin(
+        frame, names, history, config, truth=truth, progress=progress("backtest"), train_labels=known
+    )
     metrics = result.metrics
     metrics["summary"] = summarise(metrics)
+    metrics["summary"]["training_labels"] = "known_at_origin" if known is not None else "final_record"
+    if known is not None:
+        naive = rolling_origin(frame, names, history, config, progress=progress("backtest, naive labels"))
+        metrics["summary"]["naive_labels"] = label_timing_difference(metrics, naive.metrics)
     if "oracle" in result.predictions:
         groups = result.meta["as_of"].to_numpy()
         p = {k: v[0] for k, v in result.predictions.items()}
@@ -80,6 +89,12 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
     except Exception as e:  # the backtest's own files are written; a tracking failure is reported
         say(f"warning: could not log the backtest to MLflow ({type(e).__name__}: {e})")
     _print_metrics(metrics)
+    if "naive_labels" in metrics["summary"]:
+        d = metrics["summary"]["naive_labels"]["lightgbm"]["difference"]
+        print(
+            f"training labels as known at each origin; against training on the final record: "
+            f"RPS {d['rps']:+.4f}, red recall {d['red_recall']:+.3f}, ECE {d['ece']:+.4f}"
+        )
     say(f"backtest written to {out}/metrics.json and {report} ({metrics['summary']['seconds']} s)")
     return metrics
 
@@ -135,6 +150,18 @@ def _specs(config: Config, panel, names):
     return [ReasonSpec(n, reg[n].label_zh, reg[n].template_zh, reg[n].group, reg[n].group_zh) for n in names]
 
 
+def label_timing_difference(honest: dict, naive: dict) -> dict:
+    """The metrics of a backtest whose training rows carried the final record's labels, and the
+    difference honest − naive, per model (both scored against the final record)."""
+    keys = ("rps", "log_loss", "qwk", "red_recall", "red_precision", "red_pr_auc", "ece")
+    out = {}
+    for name, m in naive["models"].items():
+        if name in honest["models"] and name != "oracle":
+            out[name] = {k: m[k] for k in keys if k in m}
+            out[name]["difference"] = {k: honest["models"][name][k] - m[k] for k in keys if k in m}
+    return out
+
+
 def train(data_dir: Path, config: Config, settings: Settings | None = None) -> str:
     from sanling.features.build import feature_names
     from sanling.features.registry import REGISTRY_VERSION
@@ -157,7 +184,17 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
         "registry_version": REGISTRY_VERSION,
         "train_window": f"{model.train_window_[0]}..{model.train_window_[1]}",
         "data_dir": str(Path(data_dir).resolve()),
+        # Training uses the labels the records hold now; with late records the newest may still grow.
+        "training_labels": f"records as of {panel.last_month}",
     }
+    say(
+        f"training labels: the records as they stand at the end of {panel.last_month}"
+        + (
+            " (late reports and corrections after that are not in them yet)"
+            if panel.knowledge is not None
+            else ""
+        )
+    )
     reg = registry(settings)
     bt = reg.latest_backtest(experiment_name(ds), {k: tags[k] for k in ("data_fingerprint", "config_hash")})
     info = {

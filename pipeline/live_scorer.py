@@ -108,7 +108,9 @@ class ChampionScorer:
 
             config = self._model.bundle.config
             ds = load_dataset(self.data_dir, categories=config.categories, home=self.settings.home)
-            panel = build_panel(ds.units, ds.events, config.categories)
+            panel = build_panel(
+                ds.units, ds.events, config.categories, updates=ds.updates, history=ds.history
+            )
             self._data = _Data(stamp, ds, panel)
             return self._data
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from sanling.core.errors import DataError
-from sanling.core.vocabulary import CATEGORIES_ZH
+from sanling.core.vocabulary import CATEGORIES_ZH, OPTIONAL_TABLES
 from sanling.pipeline.ingest import store
+from sanling.pipeline.ingest.dated import normalise_history, normalise_updates
 from sanling.pipeline.ingest.normalise import (
     REJECTED,
     Normalised,
@@ -22,8 +23,8 @@ from sanling.pipeline.ingest.normalise import (
     normalise_events,
     normalise_units,
 )
-from sanling.pipeline.ingest.readers import locate_tables, read_table
-from sanling.pipeline.ingest.report import IngestReport, data_profile, table_report
+from sanling.pipeline.ingest.readers import RawTable, locate_tables, read_table
+from sanling.pipeline.ingest.report import IngestReport, data_profile, reporting_profile, table_report
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Dataset:
     report: IngestReport
     source: Path
     workdir: Path
+    updates: pd.DataFrame | None = None  # the optional ``event_updates`` (normalised), if given
+    history: pd.DataFrame | None = None  # the optional ``unit_history`` (normalised), if given
 
 
 def load_dataset(
@@ -54,20 +57,30 @@ def load_dataset(
         from sanling.core.config import Settings
 
         home = Settings().home
-    files = locate_tables(source)
+    files = locate_tables(source, optional=OPTIONAL_TABLES)
     workdir = store.dataset_dir(home, source)
     fp = store.fingerprint(files, cats)
 
     cached = store.read_cached(workdir, fp)
     if cached is not None:
         units, events, report = cached
-        return Dataset(units, events, IngestReport.from_dict(report).cached(), source, workdir)
+        extra = store.read_optional(workdir, report)
+        return Dataset(
+            units,
+            events,
+            IngestReport.from_dict(report).cached(),
+            source,
+            workdir,
+            extra.get("event_updates"),
+            extra.get("unit_history"),
+        )
 
     raw_units = read_table("units", files["units"])
     raw_events = read_table("events", files["events"])
     # Fail on a missing events column before spending time on the units.
     canonical_columns(raw_units.frame, table="units", file=raw_units.file)
-    canonical_columns(raw_events.frame, table="events", file=raw_events.file)
+    event_columns = canonical_columns(raw_events.frame, table="events", file=raw_events.file)[0].columns
+    given = tuple(c for c in ("reported_at", "escalated_at") if c in event_columns)
 
     units = normalise_units(
         raw_units.frame, file=raw_units.file, rows=raw_units.rows, sources=raw_units.sources
@@ -84,7 +97,14 @@ def load_dataset(
     )
     if len(events.frame) == 0:
         _refuse(workdir, raw_events.file, events, [units, events])
-    rejects_path = store.write_rejects(workdir, pd.concat([units.rejects, events.rejects], ignore_index=True))
+    dated = read_dated_tables(files, units.frame, events.frame, cats)
+    rejects_path = store.write_rejects(
+        workdir,
+        pd.concat(
+            [units.rejects, events.rejects, *(d[1].rejects for d in dated.values())], ignore_index=True
+        ),
+    )
+    optional = {name: norm.frame for name, (_, norm) in dated.items()}
 
     report = IngestReport(
         source=str(source),
@@ -95,9 +115,42 @@ def load_dataset(
         categories=cats,
         fingerprint=fp,
         **data_profile(units.frame, events.frame, cats),
+        **{name: table_report(raw, norm) for name, (raw, norm) in dated.items()},
+        reporting=reporting_profile(
+            events.frame, optional.get("event_updates"), optional.get("unit_history"), dated_columns=given
+        ),
     )
-    store.write_dataset(workdir, units.frame, events.frame, report.to_dict())
-    return Dataset(units.frame, events.frame, report, source, workdir)
+    store.write_dataset(workdir, units.frame, events.frame, report.to_dict(), optional)
+    return Dataset(
+        units.frame,
+        events.frame,
+        report,
+        source,
+        workdir,
+        optional.get("event_updates"),
+        optional.get("unit_history"),
+    )
+
+
+def read_dated_tables(
+    files: dict[str, tuple[Path, ...]], units: pd.DataFrame, events: pd.DataFrame, categories: dict[str, str]
+) -> dict[str, tuple[RawTable, Normalised]]:
+    """The optional ``event_updates`` and ``unit_history`` files that are present, read and normalised
+    against the accepted units and events (name → (raw, normalised))."""
+    out: dict[str, tuple[RawTable, Normalised]] = {}
+    if "event_updates" in files:
+        raw = read_table("event_updates", files["event_updates"])
+        out["event_updates"] = (
+            raw,
+            normalise_updates(raw.frame, events=events, categories=categories, file=raw.file, rows=raw.rows),
+        )
+    if "unit_history" in files:
+        raw = read_table("unit_history", files["unit_history"])
+        out["unit_history"] = (
+            raw,
+            normalise_history(raw.frame, unit_ids=units["unit_id"], file=raw.file, rows=raw.rows),
+        )
+    return out
 
 
 def validate_dir(

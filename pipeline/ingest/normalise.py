@@ -28,6 +28,7 @@ from sanling.core.vocabulary import (
 )
 from sanling.pipeline.ingest.parsers import (
     SEVERITY_WORDS,
+    Parsed,
     clean_text,
     map_words,
     parse_bools,
@@ -225,10 +226,11 @@ def normalise_events(
 
     ``unit_ids`` are the accepted units (an event of any other unit is rejected); ``categories``
     maps canonical category names to their Chinese names (both accepted, English in any case).
-    Defaults: count 1, casualties 0, escalated False, severity and resolved_at empty. A date-only
-    ``resolved_at`` on the day of ``occurred_at`` means "resolved that day" and is set to
-    ``occurred_at`` (counted as a warning), and so is a month-only ``resolved_at`` (``2021.03``) in
-    the month of ``occurred_at``; an earlier ``resolved_at`` is rejected.
+    Defaults: count 1, casualties 0, escalated False, severity and resolved_at empty, reported_at
+    = occurred_at; an ``escalated_at`` date means escalated (and an escalation without a date is
+    dated ``occurred_at``). A date-only ``resolved_at``, ``reported_at`` or ``escalated_at`` on the
+    day of ``occurred_at`` means "that day" and is set to ``occurred_at`` (counted as a warning), and so
+    does a month-only one (``2021.03``) in the month of ``occurred_at``; an earlier one is rejected.
     """
     rows = _rows(raw, rows)
     frame, ignored = canonical_columns(raw, table="events", file=file)
@@ -250,24 +252,15 @@ def normalise_events(
     escalated = parse_bools(col("escalated"))
     casualties = parse_ints(col("casualties"), lo=0)
     resolved = parse_dates(col("resolved_at"))
+    reported = parse_dates(col("reported_at"))
+    escalated_at = parse_dates(col("escalated_at"))
 
     occ, res = occurred.values, resolved.values
-    date_only = (res == res.dt.normalize()).to_numpy(dtype=bool, na_value=False)
-    same_day = (
-        date_only
-        & (res == occ.dt.normalize()).to_numpy(dtype=bool, na_value=False)
-        & (res < occ).to_numpy(dtype=bool, na_value=False)
-    )
-    # "Resolved in March" for an event of March 15th: read as the 1st, it is not before the event.
-    month_only = resolved.month_only if resolved.month_only is not None else np.zeros(n, dtype=bool)
-    same_month = (
-        month_only
-        & ~same_day
-        & (res.dt.year == occ.dt.year).to_numpy(dtype=bool, na_value=False)
-        & (res.dt.month == occ.dt.month).to_numpy(dtype=bool, na_value=False)
-        & (res < occ).to_numpy(dtype=bool, na_value=False)
-    )
-    before = (res < occ).to_numpy(dtype=bool, na_value=False) & ~same_day & ~same_month
+    # "Resolved on March 15th" (no time) or "in March" for an event of March 15th, 14:00: read as the
+    # start of that day or month, it is not really before the event; the time is set to the event's.
+    res_day, res_month, before = _same_day_month_or_before(resolved, occ)
+    rep_day, rep_month, rep_before = _same_day_month_or_before(reported, occ)
+    esc_day, esc_month, esc_before = _same_day_month_or_before(escalated_at, occ)
     known_unit = text_isin(unit_id, pd.Index(unit_ids, dtype="str").dropna().unique())
     names = ", ".join(f"{k}/{v}" for k, v in categories.items())
     checks = [
@@ -286,18 +279,32 @@ def normalise_events(
         _Check("casualties", casualties.invalid, "not a whole number ≥ 0"),
         _Check("resolved_at", resolved.invalid, "not a date (or outside 1900–2100)"),
         _Check("resolved_at", before, "before occurred_at"),
+        _Check("reported_at", reported.invalid, "not a date (or outside 1900–2100)"),
+        _Check("reported_at", rep_before, "before occurred_at"),
+        _Check("escalated_at", escalated_at.invalid, "not a date (or outside 1900–2100)"),
+        _Check("escalated_at", esc_before, "before occurred_at"),
     ]
     bad, rejects = _reject(raw, frame, rows, checks, table="events", file=file, sources=sources)
     keep, replaced = _dedupe(event_id, bad, rows, raw, table="events", file=file, sources=sources)
 
     warnings: dict[str, int] = {}
-    clipped = same_day & keep
-    if clipped.any():
-        warnings["resolved_at: date only, on the day of occurred_at; set to occurred_at"] = int(clipped.sum())
-    if (same_month & keep).any():
-        note = "resolved_at: month only, in the month of occurred_at; set to occurred_at"
-        warnings[note] = int((same_month & keep).sum())
-    res = res.mask(same_day | same_month, occ)
+    for name, day, month in (
+        ("resolved_at", res_day, res_month),
+        ("reported_at", rep_day, rep_month),
+        ("escalated_at", esc_day, esc_month),
+    ):
+        if (day & keep).any():
+            warnings[f"{name}: date only, on the day of occurred_at; set to occurred_at"] = int((day & keep).sum())
+        if (month & keep).any():
+            warnings[f"{name}: month only, in the month of occurred_at; set to occurred_at"] = int(
+                (month & keep).sum()
+            )
+    res = res.mask(res_day | res_month, occ)
+    # Not given: entered the records when it happened; an escalation date means escalated.
+    rep = reported.values.mask(rep_day | rep_month, occ).fillna(occ)
+    esc_at = escalated_at.values.mask(esc_day | esc_month, occ)
+    esc = escalated.values.fillna(False).astype(bool) | esc_at.notna()
+    esc_at = esc_at.where(~esc | esc_at.notna(), occ)
 
     out = pd.DataFrame(
         {
@@ -308,15 +315,18 @@ def normalise_events(
             "subtype": subtype,
             "severity": severity.values.astype("Int8"),
             "count": count.values.fillna(1).astype("int32"),
-            "escalated": escalated.values.fillna(False).astype(bool),
+            "escalated": esc,
             "casualties": casualties.values.fillna(0).astype("int32"),
             "resolved_at": res,
+            "reported_at": rep,
+            "escalated_at": esc_at,
         }
     ).loc[keep]
     for c in ("event_id", "unit_id", "category", "subtype"):
         out[c] = out[c].astype("str")
     out["occurred_at"] = out["occurred_at"].astype("datetime64[ns]")
-    out["resolved_at"] = out["resolved_at"].astype("datetime64[ns]")
+    for c in ("resolved_at", "reported_at", "escalated_at"):
+        out[c] = out[c].astype("datetime64[ns]")
     out = out.take(_event_order(out)).reset_index(drop=True)
     return Normalised(
         frame=out,
@@ -325,6 +335,25 @@ def normalise_events(
         ignored_columns=tuple(ignored),
         warnings=warnings,
     )
+
+
+def _same_day_month_or_before(parsed: Parsed, occ: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a parsed date column against ``occurred_at``: (a date-only value on the day of ``occ`` but
+    earlier than it, a month-only value in the month of ``occ`` but earlier than it — both set to
+    ``occ``; a value truly before ``occ`` — rejected), as boolean arrays."""
+    values = parsed.values
+    earlier = (values < occ).to_numpy(dtype=bool, na_value=False)
+    date_only = (values == values.dt.normalize()).to_numpy(dtype=bool, na_value=False)
+    same_day = earlier & date_only & (values == occ.dt.normalize()).to_numpy(dtype=bool, na_value=False)
+    month_only = parsed.month_only if parsed.month_only is not None else np.zeros(len(values), dtype=bool)
+    same_month = (
+        earlier
+        & month_only
+        & ~same_day
+        & (values.dt.year == occ.dt.year).to_numpy(dtype=bool, na_value=False)
+        & (values.dt.month == occ.dt.month).to_numpy(dtype=bool, na_value=False)
+    )
+    return same_day, same_month, earlier & ~same_day & ~same_month
 
 
 def _event_order(events: pd.DataFrame) -> np.ndarray:

@@ -41,8 +41,10 @@ from sanling.core.vocabulary import (
     COLUMN_ALIASES,
     EVENT_COLUMNS,
     EVENT_REQUIRED,
+    HISTORY_COLUMNS,
     UNIT_OPTIONAL,
     UNIT_REQUIRED,
+    UPDATE_COLUMNS,
 )
 from sanling.pipeline.ingest import ledger
 
@@ -52,6 +54,8 @@ FORMATS: tuple[str, ...] = ("csv", "xlsx", "parquet")
 TABLE_COLUMNS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "units": (UNIT_REQUIRED, UNIT_REQUIRED + UNIT_OPTIONAL),
     "events": (EVENT_REQUIRED, EVENT_COLUMNS),
+    "event_updates": (UPDATE_COLUMNS, UPDATE_COLUMNS),
+    "unit_history": (HISTORY_COLUMNS, HISTORY_COLUMNS),
 }
 
 

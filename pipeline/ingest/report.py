@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sanling.core.months import datetimes_to_month_numbers
 from sanling.core.vocabulary import UNIT_TYPE_ZH, UNIT_TYPES
 from sanling.pipeline.ingest.ledger import row_ranges
 from sanling.pipeline.ingest.normalise import REJECTED, Normalised
@@ -60,6 +61,9 @@ class IngestReport:
     categories: dict[str, str]
     fingerprint: dict[str, Any]
     from_cache: bool = False
+    event_updates: TableReport | None = None
+    unit_history: TableReport | None = None
+    reporting: dict[str, Any] = field(default_factory=dict)  # see :func:`reporting_profile`
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the content of ``report.json``)."""
@@ -71,6 +75,9 @@ class IngestReport:
         d = dict(d)
         d["units"] = TableReport(**d["units"])
         d["events"] = TableReport(**d["events"])
+        for name in ("event_updates", "unit_history"):
+            if d.get(name):
+                d[name] = TableReport(**d[name])
         return cls(**d)
 
     def cached(self) -> IngestReport:
@@ -79,7 +86,9 @@ class IngestReport:
     def summary(self) -> str:
         """A plain-text summary for a terminal, Chinese labels first, in a few dozen lines."""
         lines = [f"数据目录 data: {self.source}" + ("  (缓存 cached)" if self.from_cache else "")]
-        for t in (self.units, self.events):
+        for t in (self.units, self.events, self.event_updates, self.unit_history):
+            if t is None:
+                continue
             enc = f", {t.encoding}" if t.encoding else ""
             lines.append(
                 f"{_TABLE_ZH[t.table]} {t.table} ({t.file}{enc}): 读取 read {t.rows_read:,} · 接受 accepted "
@@ -116,6 +125,7 @@ class IngestReport:
             + " · ".join(f"{self.categories.get(k, k)} {k} {n:,}" for k, n in self.events_by_category.items())
         )
         lines.extend(self._month_table())
+        lines.extend(_reporting_lines(self.reporting))
         return "\n".join(lines)
 
     def _month_table(self) -> list[str]:
@@ -143,7 +153,75 @@ class IngestReport:
         return out
 
 
-_TABLE_ZH = {"units": "单位台账", "events": "风险事件"}
+_TABLE_ZH = {
+    "units": "单位台账",
+    "events": "风险事件",
+    "event_updates": "续报更正",
+    "unit_history": "属性变更",
+}
+
+
+def _reporting_lines(r: dict[str, Any]) -> list[str]:
+    """The "what was known when" part of the summary (empty when nothing was recorded late)."""
+    out = []
+    for key, title in (
+        ("reporting_delay", "登记延迟 reporting delay"),
+        ("escalation_delay", "越级延迟 escalation delay"),
+    ):
+        d = r.get(key)
+        if d:
+            out.append(
+                f"{title} (days after occurred_at, {d['n']:,} events): 中位数 median {d['median_days']:g} · "
+                f"90% {d['p90_days']:g} · 当月之后登记 after the month ended {d['after_month_share']:.1%}"
+            )
+    if r.get("corrections_by_field"):
+        parts = " · ".join(f"{k} {n:,}" for k, n in r["corrections_by_field"].items())
+        out.append(f"更正 corrections by field: {parts}")
+    if r.get("history_by_attribute"):
+        parts = " · ".join(f"{k} {n:,}" for k, n in r["history_by_attribute"].items())
+        out.append(f"属性变更 attribute history (entries): {parts}")
+    return out
+
+
+def _delay(later: pd.Series, occurred: pd.Series) -> dict[str, Any] | None:
+    """Median and 90th percentile of the delay in days, and the share dated after the month ended."""
+    has = later.notna() & occurred.notna()
+    if not has.any():
+        return None
+    days = (later[has] - occurred[has]).dt.total_seconds().to_numpy() / 86400.0
+    after = datetimes_to_month_numbers(later[has].to_numpy()) > datetimes_to_month_numbers(
+        occurred[has].to_numpy()
+    )
+    return {
+        "n": int(has.sum()),
+        "median_days": round(float(np.median(days)), 1),
+        "p90_days": round(float(np.quantile(days, 0.9)), 1),
+        "after_month_share": float(after.mean()),
+    }
+
+
+def reporting_profile(
+    events: pd.DataFrame,
+    updates: pd.DataFrame | None = None,
+    history: pd.DataFrame | None = None,
+    *,
+    dated_columns: tuple[str, ...] = ("reported_at", "escalated_at"),
+) -> dict[str, Any]:
+    """Reporting delays (``reported_at`` − ``occurred_at``; escalations: ``escalated_at`` −
+    ``occurred_at`` of escalated events) for the ``dated_columns`` the input gave, corrections per
+    field and history entries per attribute."""
+    out: dict[str, Any] = {}
+    occ = events["occurred_at"]
+    if "reported_at" in dated_columns and "reported_at" in events:
+        out["reporting_delay"] = _delay(events["reported_at"], occ)
+    if "escalated_at" in dated_columns and "escalated_at" in events:
+        esc = events["escalated"].astype(bool)
+        out["escalation_delay"] = _delay(events["escalated_at"][esc], occ[esc])
+    if updates is not None and len(updates):
+        out["corrections_by_field"] = {str(k): int(v) for k, v in updates["field"].value_counts().items()}
+    if history is not None and len(history):
+        out["history_by_attribute"] = {str(k): int(v) for k, v in history["attribute"].value_counts().items()}
+    return {k: v for k, v in out.items() if v}
 
 
 def _source_lines(t: TableReport) -> list[str]:

@@ -25,6 +25,8 @@ UNITS_FILE = "units.parquet"
 EVENTS_FILE = "events.parquet"
 REJECTS_FILE = "rejects.csv"
 REPORT_FILE = "report.json"
+# The optional dated tables (docs/data-contract.md), stored as ``<name>.parquet`` when given.
+OPTIONAL_FILES: tuple[str, ...] = ("event_updates", "unit_history")
 
 
 def dataset_dir(home: Path, source: Path) -> Path:
@@ -75,6 +77,11 @@ def read_cached(
     return units, events, report
 
 
+def read_optional(workdir: Path, report: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """The stored optional tables the report lists (name → frame)."""
+    return {name: pd.read_parquet(workdir / f"{name}.parquet") for name in OPTIONAL_FILES if report.get(name)}
+
+
 def write_rejects(workdir: Path, rejects: pd.DataFrame) -> Path:
     """Write ``rejects.csv`` (UTF-8 with BOM so Excel shows the Chinese) atomically; return its path."""
     path = workdir / REJECTS_FILE
@@ -84,10 +91,19 @@ def write_rejects(workdir: Path, rejects: pd.DataFrame) -> Path:
     return path
 
 
-def write_dataset(workdir: Path, units: pd.DataFrame, events: pd.DataFrame, report: dict[str, Any]) -> None:
-    """Write the normalised tables, then ``report.json`` (the commit marker), each atomically."""
+def write_dataset(
+    workdir: Path,
+    units: pd.DataFrame,
+    events: pd.DataFrame,
+    report: dict[str, Any],
+    optional: dict[str, pd.DataFrame] | None = None,
+) -> None:
+    """Write the normalised tables (and the ``optional`` dated ones, name → frame), then
+    ``report.json`` (the commit marker), each atomically."""
     atomic_write(workdir / UNITS_FILE, lambda tmp: units.to_parquet(tmp, index=False))
     atomic_write(workdir / EVENTS_FILE, lambda tmp: events.to_parquet(tmp, index=False))
+    for name, frame in (optional or {}).items():
+        atomic_write(workdir / f"{name}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False))
     text = json.dumps(report, ensure_ascii=False, indent=1, sort_keys=False) + "\n"
     atomic_write(workdir / REPORT_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

@@ -18,6 +18,7 @@ from sanling.pipeline.simulate.events import events_frame
 from sanling.pipeline.simulate.geography import build_registry
 from sanling.pipeline.simulate.params import BURN_IN_MONTHS, START, TYPES, WorldParams
 from sanling.pipeline.simulate.process import simulate, unit_process
+from sanling.pipeline.simulate.reporting import ReportingParams, report
 
 FORMATS = ("parquet", "csv")
 MAX_MONTHS = 240
@@ -31,6 +32,9 @@ class World:
     events: pd.DataFrame
     truth: pd.DataFrame
     red_counts: np.ndarray  # (months × units) red-rule events, for calibration checks
+    # With the reporting process: the corrections (event_updates) and the attribute history.
+    updates: pd.DataFrame | None = None
+    history: pd.DataFrame | None = None
 
 
 def truth_frame(truth: np.ndarray, unit_ids: np.ndarray) -> pd.DataFrame:
@@ -59,8 +63,13 @@ def build_world(
     seed: int = 0,
     params: WorldParams | None = None,
     progress: bool = False,
+    reporting: ReportingParams | None = None,
 ) -> World:
-    """Simulate a world in memory (no files). Same arguments → identical frames."""
+    """Simulate a world in memory (no files). Same arguments → identical frames.
+
+    ``reporting``: the reporting process (:mod:`.reporting`: late entries, later escalations,
+    corrections, mediators history); ``None`` records everything the moment it happens (the old
+    behaviour). It draws from its own generator, so the true events are the same either way."""
     if not 2 <= months <= MAX_MONTHS:
         raise ConfigError(f"--months must be between 2 and {MAX_MONTHS}, got {months}")
     params = params or WorldParams()
@@ -70,8 +79,21 @@ def build_world(
     sim = simulate(up, params, months, rng, progress=progress)
     unit_ids = units.unit_id.to_numpy(dtype=str)
     events = events_frame(sim, unit_ids, reg.type_idx, months, rng)
+    truth = truth_frame(sim.truth, unit_ids)
+    if reporting is None:
+        return World(units=units, events=events, truth=truth, red_counts=sim.red_counts)
+    rec = report(events, units, months, np.random.default_rng([seed, 12]), reporting)
+    units = units.copy()
+    # The registry shows today's values; their past is in unit_history.
+    last = rec.history.groupby("unit_id")["value"].last()
+    units["mediators"] = last.reindex(units["unit_id"]).to_numpy(dtype=float)
     return World(
-        units=units, events=events, truth=truth_frame(sim.truth, unit_ids), red_counts=sim.red_counts
+        units=units,
+        events=rec.events,
+        truth=truth,
+        red_counts=sim.red_counts,
+        updates=rec.updates,
+        history=rec.history,
     )
 
 
@@ -80,9 +102,10 @@ def _write(df: pd.DataFrame, path: Path, fmt: str) -> None:
         df.to_parquet(path, index=False)
         return
     table = pa.Table.from_pandas(df, preserve_index=False)
-    if "resolved_at" in table.column_names:  # a date in the ledger, not a timestamp
-        i = table.column_names.index("resolved_at")
-        table = table.set_column(i, "resolved_at", table.column(i).cast(pa.date32()))
+    for name in ("resolved_at", "escalated_at", "valid_from"):  # dates in the ledger, not timestamps
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, table.column(i).cast(pa.timestamp("s")).cast(pa.date32()))
     pacsv.write_csv(table, path)  # UTF-8, English headers
 
 
@@ -95,9 +118,11 @@ def simulate_world(
     seed: int = 0,
     fmt: str = "parquet",
     progress: bool = True,
+    reporting: bool = True,
 ) -> str:
     """Write a simulated world to ``out``: ``units.<fmt>``, ``events.<fmt>``, ``truth.parquet`` and
-    ``world.json`` (parameters and seed). Returns a one-line human summary."""
+    ``world.json`` (parameters and seed), and with ``reporting`` (the default) ``event_updates.<fmt>``
+    and ``unit_history.<fmt>``. Returns a one-line human summary."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     out = Path(out)
@@ -106,11 +131,23 @@ def simulate_world(
     t0 = time.perf_counter()
     params = WorldParams()
     world = build_world(
-        preset=preset, n_units=n_units, months=months, seed=seed, params=params, progress=progress
+        preset=preset,
+        n_units=n_units,
+        months=months,
+        seed=seed,
+        params=params,
+        progress=progress,
+        reporting=ReportingParams() if reporting else None,
     )
     out.mkdir(parents=True, exist_ok=True)
     _write(world.units, out / f"units.{fmt}", fmt)
     _write(world.events, out / f"events.{fmt}", fmt)
+    for name, frame in (("event_updates", world.updates), ("unit_history", world.history)):
+        path = out / f"{name}.{fmt}"
+        if frame is not None:
+            _write(frame, path, fmt)
+        else:
+            path.unlink(missing_ok=True)  # a re-run without reporting must not keep a stale file
     world.truth.to_parquet(out / "truth.parquet", index=False)
     n_by_type = world.units.unit_type.value_counts()
     meta = {
@@ -127,6 +164,7 @@ def simulate_world(
         "n_events": len(world.events),
         "n_truth_rows": len(world.truth),
         "params": dataclasses.asdict(params),
+        "reporting": dataclasses.asdict(ReportingParams()) if reporting else None,
     }
     (out / "world.json").write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
     secs = time.perf_counter() - t0

@@ -13,7 +13,13 @@ The normalised tables every later stage reads (written by :mod:`pipeline.ingest`
     event_id (str), unit_id (str), occurred_at (datetime64[ns], local time, naive),
     category (str, canonical name), subtype (str or missing), severity (Int8 1–4 or missing),
     count (int32 ≥ 1), escalated (bool), casualties (int32 ≥ 0),
-    resolved_at (datetime64[ns] or NaT = still open).
+    resolved_at (datetime64[ns] or NaT = still open), reported_at (datetime64[ns], when the event
+    entered the records; occurred_at when not given), escalated_at (datetime64[ns], NaT unless
+    escalated; occurred_at when escalated without a date).
+
+Optional dated tables (normalised in :mod:`pipeline.ingest.dated`): ``event_updates`` (event_id,
+field, value as canonical text, recorded_at) and ``unit_history`` (unit_id, attribute, value as
+text, valid_from).
 """
 
 from __future__ import annotations
@@ -39,7 +45,16 @@ UNIT_REQUIRED: tuple[str, ...] = ("unit_id", "unit_name", "unit_type", "township
 UNIT_OPTIONAL: tuple[str, ...] = ("lat", "lon")
 
 EVENT_REQUIRED: tuple[str, ...] = ("event_id", "unit_id", "occurred_at", "category")
-EVENT_OPTIONAL: tuple[str, ...] = ("subtype", "severity", "count", "escalated", "casualties", "resolved_at")
+EVENT_OPTIONAL: tuple[str, ...] = (
+    "subtype",
+    "severity",
+    "count",
+    "escalated",
+    "casualties",
+    "resolved_at",
+    "reported_at",
+    "escalated_at",
+)
 EVENT_COLUMNS: tuple[str, ...] = EVENT_REQUIRED + EVENT_OPTIONAL
 
 COLUMN_ALIASES: dict[str, str] = {
@@ -80,7 +95,56 @@ COLUMN_ALIASES: dict[str, str] = {
     "化解时间": "resolved_at",
     "办结时间": "resolved_at",
     "结案时间": "resolved_at",
+    "登记时间": "reported_at",
+    "录入时间": "reported_at",
+    "上报时间": "reported_at",
+    "越级时间": "escalated_at",
+    # event_updates (续报/更正)
+    "更正字段": "field",
+    "字段": "field",
+    "更正内容": "value",
+    "更正值": "value",
+    "值": "value",
+    "更正时间": "recorded_at",
+    "续报时间": "recorded_at",
+    "记录时间": "recorded_at",
+    # unit_history
+    "属性": "attribute",
+    "属性名": "attribute",
+    "生效日期": "valid_from",
+    "起始日期": "valid_from",
 }
+
+# The optional dated tables (docs/data-contract.md): every column is required when the file is given.
+OPTIONAL_TABLES: tuple[str, ...] = ("event_updates", "unit_history")
+UPDATE_COLUMNS: tuple[str, ...] = ("event_id", "field", "value", "recorded_at")
+HISTORY_COLUMNS: tuple[str, ...] = ("unit_id", "attribute", "value", "valid_from")
+# What an update may change (canonical name or the column's Chinese header).
+UPDATE_FIELD_ALIASES: dict[str, str] = {
+    "severity": "severity",
+    "严重程度": "severity",
+    "casualties": "casualties",
+    "伤亡人数": "casualties",
+    "escalated": "escalated",
+    "是否越级": "escalated",
+    "resolved_at": "resolved_at",
+    "化解时间": "resolved_at",
+    "category": "category",
+    "事件类别": "category",
+    "subtype": "subtype",
+    "事件子类": "subtype",
+}
+# Registry columns that name or place a unit: they have no history in ``unit_history``.
+IDENTITY_COLUMNS: tuple[str, ...] = (
+    "unit_id",
+    "unit_name",
+    "unit_type",
+    "township",
+    "county",
+    "city",
+    "lat",
+    "lon",
+)
 
 # Canonical event categories with their Chinese names. A deployment may add categories in the
 # configuration (``categories:``); these are the defaults of the Chinese taxonomy.

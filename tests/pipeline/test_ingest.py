@@ -117,7 +117,8 @@ def test_output_schema_matches_the_contract(tmp_path):
     assert {c: str(t) for c, t in ds.events.dtypes.items()} == {
         "event_id": "str", "unit_id": "str", "occurred_at": "datetime64[ns]", "category": "str",
         "subtype": "str", "severity": "Int8", "count": "int32", "escalated": "bool",
-        "casualties": "int32", "resolved_at": "datetime64[ns]",
+        "casualties": "int32", "resolved_at": "datetime64[ns]", "reported_at": "datetime64[ns]",
+        "escalated_at": "datetime64[ns]",
     }  # fmt: skip
     assert ds.events["count"].tolist() == [1, 1, 1, 1]
     assert ds.units["unit_id"].is_monotonic_increasing

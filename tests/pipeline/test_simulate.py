@@ -13,6 +13,7 @@ import pytest
 from sanling.core.errors import ConfigError
 from sanling.core.vocabulary import CATEGORIES_ZH, EVENT_COLUMNS, UNIT_REQUIRED
 from sanling.pipeline.simulate import build_world, simulate_world
+from sanling.pipeline.simulate.reporting import ReportingParams
 from sanling.pipeline.simulate.calibrate import SEED_SHARES, red_free_shares
 from sanling.pipeline.simulate.geography import build_registry
 from sanling.pipeline.simulate.oracle import open_at_month_end
@@ -108,7 +109,7 @@ def test_csv_is_utf8_with_the_same_rows(tmp_path):
     simulate_world(tmp_path, n_units=60, months=3, seed=1, fmt="csv", progress=False)
     units = pd.read_csv(tmp_path / "units.csv", encoding="utf-8", dtype={"unit_id": str})
     events = pd.read_csv(tmp_path / "events.csv", encoding="utf-8", dtype={"unit_id": str})
-    world = build_world(n_units=60, months=3, seed=1)
+    world = build_world(n_units=60, months=3, seed=1, reporting=ReportingParams())
     assert len(units) == 60 and len(events) == len(world.events)
     assert units.unit_name.tolist() == world.units.unit_name.tolist()
     assert events.resolved_at.dropna().str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
