@@ -141,10 +141,29 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, np.ndarray, str]:
     return frame, rows, encoding
 
 
+# An .xlsx is a zip: a few kilobytes can declare gigabytes of XML (a "zip bomb"). Real ledgers of
+# 100,000 rows unzip to well under 100 MB.
+MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
+
+
+def _check_unzipped_size(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip at all: openpyxl names the problem below
+    if total > MAX_UNZIPPED_BYTES:
+        raise DataError(
+            f"{path.name}: refused, the workbook would unpack to {total / 2**20:,.0f} MB "
+            f"(more than {MAX_UNZIPPED_BYTES / 2**20:,.0f} MB); save it again from Excel or as CSV"
+        )
+
+
 def _read_xlsx(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    _check_unzipped_size(path)
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:
