@@ -159,12 +159,48 @@ def demo(
 def token_create(
     role: Annotated[Role, typer.Option(help="analyst, service or township.")],
     township: Annotated[str | None, typer.Option(help="The township a township token may read.")] = None,
+    county: Annotated[
+        str | None, typer.Option(help="The township's county (needed when the name exists in several).")
+    ] = None,
+    expires_days: Annotated[
+        int | None, typer.Option("--expires-days", help="Valid for this many days (default: until revoked).")
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Who holds the token (for the audit log).")] = None,
 ) -> None:
     """Print a new API token; only its hash is stored."""
-    from sanling.pipeline import jobs
+    from sanling.pipeline import admin
 
-    typer.echo(jobs.token_create(role.value, township=township, name=name))
+    typer.echo(
+        admin.token_create(role.value, township=township, county=county, name=name, expires_days=expires_days)
+    )
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List the tokens: id, role, scope, holder, created, last used, expires, status (never the token)."""
+    from sanling.pipeline import admin
+
+    typer.echo(admin.format_tokens(admin.token_list()))
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (see `sanling token list`).")],
+) -> None:
+    """Revoke a token at once; page sessions signed in with it end too."""
+    from sanling.pipeline import admin
+
+    admin.token_revoke(token_id)
+    typer.echo(f"revoked token {token_id}")
+
+
+@app.command()
+def backup(out: Annotated[Path, typer.Argument(help="The backup file to write (mode 0600).")]) -> None:
+    """Back up the store (scores, follow-ups, tokens, audit) while the server runs; see
+    docs/operations.md for restoring."""
+    from sanling.pipeline import admin
+
+    typer.echo(f"backup written to {admin.backup(out)}")
 
 
 def _config(path: Path | None):

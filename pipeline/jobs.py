@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from sanling.core.config import Config, Settings, load_config
-from sanling.core.errors import ModelError, SanlingError
+from sanling.core.errors import ModelError
+from sanling.pipeline.admin import token_create
 from sanling.pipeline.context import (
     atomic_write,
     config_hash,
@@ -283,20 +284,23 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
     for w in warnings:
         say(f"drift: {w}")
     engine = db.init_db(settings.db_url)
+    # One store, several data folders: everything below replaces only this folder's units (its
+    # registry's dropped units turn inactive), in one transaction — a crash leaves the old run whole.
+    source = str(Path(data_dir).resolve())
     with db.session_scope(engine) as session:
-        store_units.upsert_units(session, ds.units)
+        store_units.upsert_units(session, ds.units, source=source)
         store_scores.save_scores(
             session,
             {
                 "as_of": as_of,
                 "model_version": version,
-                "data_dir": str(Path(data_dir).resolve()),
+                "data_dir": source,
                 "n_units": len(rows),
                 "drift_warnings": warnings,
             },
             rows,
         )
-        store_history.replace_event_history(session, event_months, open_events)
+        store_history.replace_event_history(session, event_months, open_events, source=source)
     counts = pd.Series([r["tier_zh"] for r in rows]).value_counts()
     print(f"as of {as_of}: " + "  ".join(f"{t} {counts.get(t, 0)}" for t in ("红", "橙", "黄", "蓝")))
     return {"as_of": as_of, "model_version": version, "n_units": len(rows)}
@@ -341,22 +345,6 @@ def _last_scored_dir(settings: Settings) -> Path | None:
     return Path(run["data_dir"]) if run and run.get("data_dir") and Path(run["data_dir"]).exists() else None
 
 
-def token_create(
-    role: str, *, township: str | None = None, name: str | None = None, settings: Settings | None = None
-) -> str:
-    from sanling.serving.store import db
-    from sanling.serving.store.tokens import create_token
-
-    settings = settings or Settings()
-    if role == "township" and not township:
-        raise SanlingError("a township token needs --township NAME")
-    if role != "township" and township:
-        raise SanlingError("--township applies to township tokens only")
-    engine = db.init_db(settings.db_url)
-    with db.session_scope(engine) as session:
-        return create_token(session, role, township, name)
-
-
 def drift(data_dir: Path, *, out: Path | None = None, settings: Settings | None = None) -> dict:
     from sanling.pipeline.drift_job import run_drift
 
@@ -392,9 +380,11 @@ def demo(workdir: Path, *, serve_after: bool = True, port: int = 8000) -> None:
 
     engine = db.init_db(settings.db_url)
     with db.session_scope(engine) as session:
-        first_township = list_townships(session)[0]["township"]
-    clerk = token_create("township", township=first_township, name="demo clerk", settings=settings)
-    print(f"\nanalyst token:  {analyst}\ntownship token ({first_township}): {clerk}")
+        first = list_townships(session)[0]
+    clerk = token_create(
+        "township", township=first["township"], county=first["county"], name="demo clerk", settings=settings
+    )
+    print(f"\nanalyst token:  {analyst}\ntownship token ({first['county']}/{first['township']}): {clerk}")
     print(f"report: {workdir / 'backtest' / 'report.html'}")
     if serve_after:
         print(f"serving on http://127.0.0.1:{port}/ (sign in at /login with a token; Ctrl-C stops)")

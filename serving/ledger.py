@@ -12,6 +12,7 @@ from openpyxl import Workbook
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 
 from sanling.core.vocabulary import TIER_COLOURS, TIER_TEXT_COLOURS, TIER_ZH, UNIT_TYPE_ZH
+from sanling.serving.spreadsheet import append_row, cell_value
 
 COLUMNS: tuple[str, ...] = (
     "序号",
@@ -30,20 +31,11 @@ COLUMNS: tuple[str, ...] = (
 )
 WIDTHS: tuple[int, ...] = (6, 22, 10, 14, 9, 8, 48, 12, 12, 30, 30, 12, 10)
 NOT_SCREENED = "未排查"
-# Excel (and LibreOffice) evaluate a cell typed as text starting with these as a formula / DDE.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _argb(hex_colour: str) -> str:
     """``#d93025`` → ``D93025`` (openpyxl's colour form)."""
     return hex_colour.lstrip("#").upper()
-
-
-def neutralise(value: Any) -> Any:
-    """Make a text cell inert: prefix ``'`` when it starts like a formula (CSV/formula injection)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def _latest_by_unit(followups: Mapping[str, dict] | Iterable[dict] | None) -> dict[str, dict]:
@@ -116,7 +108,7 @@ def write_ledger(
     }
     wrap = Alignment(vertical="top", wrap_text=True)
     for i, row in enumerate(rows, start=1):
-        ws.append([neutralise(v) for v in ledger_row(i, row, latest.get(row.get("unit_id")))])
+        append_row(ws, ledger_row(i, row, latest.get(row.get("unit_id"))))
         r = ws.max_row
         for cell in ws[r]:
             cell.border = border
@@ -139,7 +131,8 @@ def write_ledger(
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_title_rows = "1:1"
     if title:
-        ws.oddHeader.center.text = neutralise(title).replace("&", "&&")
+        # A header is never evaluated; "&" starts a header code (page number …), so it is doubled.
+        ws.oddHeader.center.text = cell_value(title).replace("&", "&&")
     ws.oddFooter.center.text = "第 &P 页 / 共 &N 页"
     buf = io.BytesIO()
     wb.save(buf)

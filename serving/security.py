@@ -1,8 +1,9 @@
 """Token hashing and the signed session cookie of the township pages.
 
 API tokens are random (``secrets.token_urlsafe(32)``) and only their SHA-256 is stored, so a copy of
-the database does not hand out access. The pages keep the *token id* (not the token) in a cookie
-signed with :mod:`itsdangerous`; revoking the token ends every session built on it."""
+the database does not hand out access. The pages keep a random *session id* (not the token) in a
+cookie signed with :mod:`itsdangerous`; the store's ``sessions`` table (:mod:`serving.store.sessions`)
+says which token it belongs to, so logout and revoking the token end it on the server."""
 
 from __future__ import annotations
 
@@ -57,20 +58,20 @@ def _serializer(secret_key: str | None) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret_key, salt=_SALT)
 
 
-def sign_session(token_id: int, secret_key: str | None = None) -> str:
-    """The cookie value for a signed-in token id. Inside a request pass
-    ``request.app.state.secret_key``; ``None`` reads the key from the environment's settings."""
-    return _serializer(secret_key).dumps(int(token_id))
+def sign_session(session_id: str, secret_key: str | None = None) -> str:
+    """The cookie value for a session id (from :func:`serving.store.sessions.open_session`). Inside a
+    request pass ``request.app.state.secret_key``; ``None`` reads the key from the environment."""
+    return _serializer(secret_key).dumps(str(session_id))
 
 
 def read_session(
     cookie: str | None, secret_key: str | None = None, max_age: int = SESSION_MAX_AGE
-) -> int | None:
-    """The token id inside a session cookie, or ``None`` if it is missing, forged, malformed or expired."""
+) -> str | None:
+    """The session id inside a cookie, or ``None`` if it is missing, forged, malformed or expired."""
     if not cookie:
         return None
     try:
         value = _serializer(secret_key).loads(cookie, max_age=max_age)
-    except BadSignature:  # SignatureExpired is a subclass
+    except (BadSignature, UnicodeError):  # SignatureExpired is a subclass of BadSignature
         return None
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, str) and value else None

@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sanling.core.text import ONE_LINE_CONTROLS
+
 # Cells that mean "no value" in the spreadsheets this ingests (exports write them for empty cells).
 NA_TOKENS: frozenset[str] = frozenset(
     {
@@ -131,7 +133,8 @@ def clean_text(s: pd.Series) -> pd.Series:
         out = s if s.dtype == "str" else s.astype("str")
     else:
         out = s.map(_object_text, na_action="ignore").astype("str")
-    out = out.str.strip()
+    # Control characters (Word's \x0b line break …) become a space: XML exports cannot hold them.
+    out = out.str.replace(ONE_LINE_CONTROLS, " ", regex=True).str.strip()
     # Only short cells can be NA tokens; testing those alone spares a lookup over millions of ids.
     short = (out.str.len() <= _NA_TOKEN_LEN).to_numpy(dtype=bool, na_value=True)
     na = out.isna().to_numpy().copy()

@@ -404,11 +404,30 @@ def _csv_grid(path: Path) -> tuple[pd.DataFrame, str]:
     return grid, encoding
 
 
+# An .xlsx is a zip: a few kilobytes can declare gigabytes of XML (a "zip bomb"). Real ledgers of
+# 100,000 rows unzip to well under 100 MB.
+MAX_UNZIPPED_BYTES = 512 * 1024 * 1024
+
+
+def _check_unzipped_size(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as z:
+            total = sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError):
+        return  # not a zip at all: openpyxl names the problem below
+    if total > MAX_UNZIPPED_BYTES:
+        raise DataError(
+            f"{path.name}: refused, the workbook would unpack to {total / 2**20:,.0f} MB "
+            f"(more than {MAX_UNZIPPED_BYTES / 2**20:,.0f} MB); save it again from Excel or as CSV"
+        )
+
+
 def _xlsx_grids(path: Path) -> list[tuple[str, pd.DataFrame]]:
     """A workbook → (sheet title, grid of text cells) for each worksheet, in workbook order."""
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
+    _check_unzipped_size(path)
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as e:

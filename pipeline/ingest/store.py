@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from sanling.core.text import csv_safe
+
 # Bump when normalisation changes what it writes: every cached dataset is then re-ingested.
 INGEST_VERSION = 2
 
@@ -85,9 +87,10 @@ def read_optional(workdir: Path, report: dict[str, Any]) -> dict[str, pd.DataFra
 def write_rejects(workdir: Path, rejects: pd.DataFrame) -> Path:
     """Write ``rejects.csv`` (UTF-8 with BOM so Excel shows the Chinese) atomically; return its path."""
     path = workdir / REJECTS_FILE
-    atomic_write(
-        path, lambda tmp: rejects.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\n")
-    )
+    # Rejected values are what the user typed, hostile or not: a formula-like cell would run when
+    # the file is opened in Excel, so it gets the leading apostrophe (CSV has no text cells).
+    safe = rejects.map(csv_safe) if len(rejects) else rejects
+    atomic_write(path, lambda tmp: safe.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\n"))
     return path
 
 

@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     model_name: str = "sanling-tier"
     data_dir: Path | None = None  # the data directory POST /v1/score builds fresh features from
     cookie_secure: bool = False  # set true behind HTTPS
+    # Request bodies above this are answered 413 before anything parses them (docs/operations.md).
+    max_request_bytes: int = Field(1_000_000, ge=1_024, le=1_000_000_000)
 
     @property
     def db_url(self) -> str:

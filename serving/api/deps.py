@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 
 from sanling.serving.scorer import Scorer
 from sanling.serving.security import SESSION_COOKIE, read_session
-from sanling.serving.store.tokens import Principal, principal_for, principal_for_id
+from sanling.serving.store.sessions import principal_for_session
+from sanling.serving.store.tokens import Principal, principal_for
 
 
 def _finish(session: Session, ok: bool) -> None:
@@ -57,9 +58,9 @@ def principal_from_request(request: Request, session: Session) -> Principal | No
         if scheme.lower() == "bearer":
             principal = principal_for(session, raw.strip())
     else:
-        token_id = read_session(request.cookies.get(SESSION_COOKIE), request.app.state.secret_key)
-        if token_id is not None:
-            principal = principal_for_id(session, token_id)
+        session_id = read_session(request.cookies.get(SESSION_COOKIE), request.app.state.secret_key)
+        if session_id is not None:
+            principal = principal_for_session(session, session_id)
     request.state.principal = principal
     return principal
 

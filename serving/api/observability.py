@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 access_log = logging.getLogger("sanling.access")
 error_log = logging.getLogger("sanling.error")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 
@@ -97,7 +98,8 @@ class ObservabilityMiddleware:
         finally:
             elapsed = time.perf_counter() - start
             route = _route_template(scope)
-            method = scope["method"]
+            # Any method is accepted on the wire; only the standard ones get a series of their own.
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
             self.metrics.requests.labels(method, route, str(status)).inc()
             self.metrics.latency.labels(method, route).observe(elapsed)
             principal = state.get("principal")

@@ -88,3 +88,22 @@ class ModelInfo(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
+
+
+class ErrorDetail(BaseModel):
+    """Every error answer: ``{"detail": "…"}`` (a 422 lists ``loc``, ``msg``, ``type`` per problem)."""
+
+    detail: str | list[dict]
+
+
+# The answers every authenticated route may give besides its success, declared in the OpenAPI document.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    401: {"model": ErrorDetail, "description": "missing, invalid, revoked or expired token"},
+    403: {"model": ErrorDetail, "description": "the token's role may not use this route"},
+    404: {
+        "model": ErrorDetail,
+        "description": "no such unit, township or month — or outside the token's township",
+    },
+    413: {"model": ErrorDetail, "description": "request body larger than the configured cap (default 1 MB)"},
+    422: {"model": ErrorDetail, "description": "invalid parameters or body"},
+}

@@ -1,9 +1,9 @@
 """Who is signed in to the pages, and the CSRF protection of their forms.
 
-The session cookie (``serving.security``) carries the token id; every request looks the token up
-again, so revoking it ends the session at once. Forms carry a CSRF token derived from the session
-cookie with an HMAC under the app's secret key: an attacker's page can neither read the HttpOnly
-cookie nor compute the token. Before sign-in (the login form itself) a random double-submit cookie
+The session cookie (``serving.security``) carries a session id; every request looks the session
+and its token up again, so logout or revoking the token ends the session at once. Forms carry a
+CSRF token derived from the session cookie with an HMAC under the app's secret key: an attacker's
+page can neither read the HttpOnly cookie nor compute the token. Before sign-in (the login form itself) a random double-submit cookie
 plays the same role. POSTs that carry an ``Origin`` (or, failing that, a ``Referer``) from another
 host are refused as well."""
 
@@ -19,7 +19,8 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from sanling.serving.security import SESSION_COOKIE, read_session
-from sanling.serving.store.tokens import Principal, principal_for, principal_for_id
+from sanling.serving.store.sessions import principal_for_session
+from sanling.serving.store.tokens import Principal, Scope, principal_for
 
 LOGIN_CSRF_COOKIE = "sanling_login_csrf"
 PAGE_ROLES: tuple[str, ...] = ("analyst", "township")
@@ -34,21 +35,22 @@ class PagePrincipal:
     role: str
     township: str | None
     name: str | None
+    county: str | None = None
 
     @property
     def display(self) -> str:
         who = self.name or f"令牌#{self.token_id}"
-        return f"{who}（{self.township}）" if self.role == "township" else f"{who}（分析员）"
+        return f"{who}（{self.county}{self.township}）" if self.role == "township" else f"{who}（分析员）"
 
     @property
-    def scope(self) -> str | None:
-        """The township every read and write is restricted to (``None``: analysts)."""
-        return self.township if self.role == "township" else None
+    def scope(self) -> Scope | None:
+        """The (county, township) every read and write is restricted to (``None``: analysts)."""
+        return Scope(self.county or "", self.township or "") if self.role == "township" else None
 
     @property
     def actor(self) -> str:
         """How the audit trail names this user — the same form the API uses."""
-        return Principal(self.token_id, self.role, self.township, self.name).actor
+        return Principal(self.token_id, self.role, self.township, self.name, self.county).actor
 
 
 def _page_principal(p: Principal | None) -> tuple[PagePrincipal | None, str | None]:
@@ -56,10 +58,12 @@ def _page_principal(p: Principal | None) -> tuple[PagePrincipal | None, str | No
         return None, "令牌无效或已吊销。"
     if p.role not in PAGE_ROLES:
         return None, "该令牌为系统接口令牌，不能用于网页登录。"
-    if p.role == "township" and not p.township:
+    if p.role == "township" and not (p.township and p.county):
         # A township token without a township would otherwise see every unit.
         return None, "该乡镇令牌未绑定乡镇，请联系管理员。"
-    return PagePrincipal(token_id=p.token_id, role=p.role, township=p.township, name=p.name), None
+    return PagePrincipal(
+        token_id=p.token_id, role=p.role, township=p.township, name=p.name, county=p.county
+    ), None
 
 
 def principal_from_token(session: Session, raw_token: str) -> tuple[PagePrincipal | None, str | None]:
@@ -73,10 +77,10 @@ def principal_from_token(session: Session, raw_token: str) -> tuple[PagePrincipa
 def principal_from_request(request: Request, session: Session) -> PagePrincipal | None:
     """The principal of the request's session cookie, or ``None`` (missing, forged, expired, revoked,
     or a role that has no pages)."""
-    token_id = read_session(request.cookies.get(SESSION_COOKIE), request.app.state.secret_key)
-    if token_id is None:
+    session_id = read_session(request.cookies.get(SESSION_COOKIE), request.app.state.secret_key)
+    if session_id is None:
         return None
-    return _page_principal(principal_for_id(session, token_id))[0]
+    return _page_principal(principal_for_session(session, session_id))[0]
 
 
 def csrf_for_session(cookie: str, secret_key: str) -> str:
@@ -110,4 +114,6 @@ def csrf_ok(request: Request, submitted: str | None, login: bool = False) -> boo
     pre = request.cookies.get(LOGIN_CSRF_COOKIE)
     if login and pre:
         expected.append(pre)
-    return any(hmac.compare_digest(submitted, e) for e in expected)
+    # Bytes, not str: compare_digest refuses non-ASCII str (a TypeError, i.e. a 500, before this).
+    given = submitted.encode("utf-8", "surrogateescape")
+    return any(hmac.compare_digest(given, e.encode("utf-8", "surrogateescape")) for e in expected)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from sanling.core.vocabulary import TIER_ZH, TIERS, UNIT_TYPE_ZH
+from sanling.serving.spreadsheet import append_row
 
 DONE_STATUSES: tuple[str, ...] = ("已整改", "误报")
 FOLLOWUP_STATUSES: tuple[str, ...] = ("待排查", "排查中", "已整改", "误报")
@@ -171,15 +172,16 @@ def bulletin_xlsx(b: Bulletin) -> bytes:
     wb = Workbook()
     ws = wb.active
     ws.title = "分级统计"
-    ws.append([f"{b.county} 三零单位风险预警月度通报（{b.as_of}）"])
+    append_row(ws, [f"{b.county} 三零单位风险预警月度通报（{b.as_of}）"])
     ws["A1"].font = Font(bold=True, size=14)
-    ws.append(["预警等级", "本月单位数", "上月单位数", "环比变化"])
+    append_row(ws, ["预警等级", "本月单位数", "上月单位数", "环比变化"])
     for r in b.tier_counts:
-        ws.append([r["tier_zh"], r["n"], r["n_prev"], r["delta"]])
-    ws.append(["合计", b.n_units])
+        append_row(ws, [r["tier_zh"], r["n"], r["n_prev"], r["delta"]])
+    append_row(ws, ["合计", b.n_units])
 
     ws = wb.create_sheet("乡镇排名")
-    ws.append(
+    append_row(
+        ws,
         [
             "红橙占比排名",
             "乡镇（街道）",
@@ -191,10 +193,11 @@ def bulletin_xlsx(b: Bulletin) -> bytes:
             "已整改/误报",
             "整改完成率",
             "完成率排名",
-        ]
+        ],
     )
     for r in b.townships:
-        ws.append(
+        append_row(
+            ws,
             [
                 r["rank_hot"],
                 r["township"],
@@ -206,13 +209,16 @@ def bulletin_xlsx(b: Bulletin) -> bytes:
                 r["n_done"],
                 _pct(r["completion"]),
                 r["rank_done"],
-            ]
+            ],
         )
 
     ws = wb.create_sheet("新增红色预警")
-    ws.append(["单位编码", "单位名称", "乡镇（街道）", "类型", "风险分", "上月等级", "排查状态", "主要原因"])
+    append_row(
+        ws, ["单位编码", "单位名称", "乡镇（街道）", "类型", "风险分", "上月等级", "排查状态", "主要原因"]
+    )
     for r in b.new_red:
-        ws.append(
+        append_row(
+            ws,
             [
                 r["unit_id"],
                 r["unit_name"],
@@ -222,7 +228,7 @@ def bulletin_xlsx(b: Bulletin) -> bytes:
                 r["prev_tier_zh"],
                 r["status"],
                 "；".join(r["reasons"]),
-            ]
+            ],
         )
     for sheet in wb.worksheets:
         for col, width in zip("ABCDEFGHIJ", (14, 22, 16, 10, 10, 10, 10, 12, 12, 10), strict=True):

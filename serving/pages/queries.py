@@ -16,6 +16,7 @@ from sanling.core.vocabulary import TIER_ZH, TIERS, UNIT_TYPE_ZH
 from sanling.serving.pages.auth import PagePrincipal
 from sanling.serving.store import followups, scores, units
 from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.scope import scope_clause
 from sanling.serving.store.tables import (
     FOLLOWUP_STATUSES,
     EventMonth,
@@ -52,7 +53,15 @@ class ListFilters:
 
 
 def _scoped_units(stmt: Select, p: PagePrincipal) -> Select:
-    return stmt.where(Unit.township == p.township) if p.role == "township" else stmt
+    """``stmt`` restricted to the units of the principal's (county, township); analysts see all."""
+    scope = p.scope
+    return stmt.where(scope_clause(scope)) if scope is not None else stmt
+
+
+def _listed(stmt: Select, p: PagePrincipal) -> Select:
+    """As :func:`_scoped_units`, and only units still in their registry (an inactive unit keeps its
+    page and history but leaves lists, counts and bulletins)."""
+    return _scoped_units(stmt, p).where(Unit.active.is_(True))
 
 
 def get_unit(session: Session, p: PagePrincipal, unit_id: str) -> Unit:
@@ -65,9 +74,7 @@ def get_unit(session: Session, p: PagePrincipal, unit_id: str) -> Unit:
 
 def places(session: Session, p: PagePrincipal) -> list[tuple[str, str]]:
     """(county, township) pairs within scope, sorted — the selectors' options."""
-    stmt = _scoped_units(select(Unit.county, Unit.township).distinct(), p).order_by(
-        Unit.county, Unit.township
-    )
+    stmt = _listed(select(Unit.county, Unit.township).distinct(), p).order_by(Unit.county, Unit.township)
     return [(c, t) for c, t in session.execute(stmt)]
 
 
@@ -157,7 +164,7 @@ def risk_rows(
         )
     else:
         stmt = stmt.outerjoin(prev_s, and_(prev_s.unit_id == Unit.unit_id, prev_s.as_of.is_(None)))
-    stmt = _scoped_units(stmt, p)
+    stmt = _listed(stmt, p)
     if f.county:
         stmt = stmt.where(Unit.county == f.county)
     if f.township:
@@ -202,7 +209,7 @@ def tier_counts(
     session: Session, p: PagePrincipal, run: Run, county: str | None = None, township: str | None = None
 ) -> dict[str, int]:
     """Units per tier of ``run`` within scope (and the county/township chosen)."""
-    stmt = _scoped_units(
+    stmt = _listed(
         select(Score.tier, func.count())
         .join(Unit, Unit.unit_id == Score.unit_id)
         .where(Score.as_of == run.as_of, Score.model_version == run.model_version),
@@ -267,7 +274,7 @@ def unit_followups(session: Session, unit_id: str) -> list[Followup]:
 
 def get_followup(session: Session, p: PagePrincipal, followup_id: int) -> dict:
     """The follow-up, if within scope (township users: their own township only)."""
-    fu = followups.get_followup(session, followup_id, township=p.scope)
+    fu = followups.get_followup(session, followup_id, scope=p.scope)
     if fu is None:
         raise RecordNotFound(f"follow-up {followup_id} not found")
     return fu
@@ -275,17 +282,17 @@ def get_followup(session: Session, p: PagePrincipal, followup_id: int) -> dict:
 
 def create_followup(session: Session, p: PagePrincipal, unit_id: str, values: dict) -> dict:
     """Record a screening of a unit (values: :data:`FOLLOWUP_FIELDS`); the store audits it."""
-    return followups.create_followup(session, unit_id, actor=p.actor, township=p.scope, **values)
+    return followups.create_followup(session, unit_id, actor=p.actor, scope=p.scope, **values)
 
 
 def update_followup(session: Session, p: PagePrincipal, followup_id: int, values: dict) -> dict:
     """Change a follow-up within scope; the store audits the changed fields before and after."""
-    return followups.update_followup(session, followup_id, actor=p.actor, township=p.scope, **values)
+    return followups.update_followup(session, followup_id, actor=p.actor, scope=p.scope, **values)
 
 
 def set_responsible(session: Session, p: PagePrincipal, unit_id: str, person: str | None) -> dict:
     """Set a unit's 排查责任人 within scope (the store audits it with before/after)."""
-    return units.set_responsible_person(session, unit_id, person, actor=p.actor, township=p.scope)
+    return units.set_responsible_person(session, unit_id, person, actor=p.actor, scope=p.scope)
 
 
 # --- bulletin and province inputs ---------------------------------------------------------------
@@ -293,7 +300,7 @@ def set_responsible(session: Session, p: PagePrincipal, unit_id: str, person: st
 
 def county_score_rows(session: Session, p: PagePrincipal, county: str, run: Run) -> list[dict]:
     """The county's scores of ``run`` (within scope) as dicts for :func:`bulletin.build_bulletin`."""
-    stmt = _scoped_units(
+    stmt = _listed(
         select(
             Unit.unit_id,
             Unit.unit_name,
@@ -338,7 +345,7 @@ def province_frames(session: Session, months: list[str]):
     from sanling.serving.pages.achievement import RED_RULE_CATEGORIES
 
     unit_frame = pd.DataFrame(
-        session.execute(select(Unit.unit_id, Unit.unit_type, Unit.city)).all(),
+        session.execute(select(Unit.unit_id, Unit.unit_type, Unit.city).where(Unit.active.is_(True))).all(),
         columns=["unit_id", "unit_type", "city"],
     )
     ev = pd.DataFrame(

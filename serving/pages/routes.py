@@ -11,12 +11,14 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from sanling.core.months import months_back
+from sanling.core.text import clean_text
 from sanling.core.vocabulary import CATEGORIES_ZH, TIER_COLOURS, TIER_ZH, TIERS, UNIT_TYPE_ZH, UNIT_TYPES
 from sanling.serving.api.deps import SessionDep
 from sanling.serving.pages import queries as q
@@ -36,9 +38,10 @@ from sanling.serving.pages.charts import (
     event_grid,
     tier_strip_svg,
 )
-from sanling.serving.security import SESSION_COOKIE, SESSION_MAX_AGE, sign_session
+from sanling.serving.security import SESSION_COOKIE, SESSION_MAX_AGE, read_session, sign_session
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.sessions import end_session, open_session
 from sanling.serving.store.tables import FOLLOWUP_STATUSES
 
 HERE = Path(__file__).parent
@@ -48,6 +51,9 @@ templates.env.globals["tier_colours"] = TIER_COLOURS  # one palette: the CSS var
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
+# Numbers from the URL are bounded, so a huge one is a 422 and never reaches SQL (an overflow, a 500).
+MAX_PAGE = 100_000
+FollowupId = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 HISTORY_MONTHS = 24
 SEVERITY_ZH = {1: "一般", 2: "较大", 3: "重大", 4: "特别重大"}
 # Pages render only local resources; inline styles are used for chart widths.
@@ -163,11 +169,12 @@ def login(
     if p is None:
         return _login_form(request, reason, status=401)
     record_audit(session, p.actor, "login", "tokens", p.token_id, {"via": "pages"})
+    session_id = open_session(session, p.token_id, SESSION_MAX_AGE)
     session.commit()
     resp = RedirectResponse("/list", status_code=303)
     resp.set_cookie(
         SESSION_COOKIE,
-        sign_session(p.token_id, request.app.state.secret_key),
+        sign_session(session_id, request.app.state.secret_key),
         httponly=True,
         samesite="lax",
         secure=_cookie_secure(request),
@@ -179,9 +186,14 @@ def login(
 
 
 @router.post("/logout")
-def logout(request: Request, p: User, csrf_token: Annotated[str, Form()] = "") -> Response:
+def logout(request: Request, session: DB, p: User, csrf_token: Annotated[str, Form()] = "") -> Response:
     if not csrf_ok(request, csrf_token):
         return forbidden_csrf(request, p)
+    # Ended on the server: a copy of the cookie is worth nothing afterwards.
+    end_session(
+        session, read_session(request.cookies.get(SESSION_COOKIE), request.app.state.secret_key) or ""
+    )
+    session.commit()
     resp = RedirectResponse("/login", status_code=303)
     resp.delete_cookie(SESSION_COOKIE, path="/")
     return resp
@@ -201,7 +213,7 @@ def risk_list_page(
     tier: str = "",
     unit_type: str = "",
     status: str = "",
-    page: int = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     as_of: str = "",
 ) -> HTMLResponse:
     search = request.query_params.get("q", "")  # ``q`` names the queries module here
@@ -376,11 +388,18 @@ def unit_page(request: Request, unit_id: str, session: DB, p: User) -> HTMLRespo
     return render(request, "unit.html", p, **ctx)
 
 
+def _field(form: dict, name: str, multiline: bool = True) -> str:
+    """A form field as clean text: control characters (Word's ``\x0b`` …) out, stripped; a file
+    upload or a missing field is ``""``."""
+    value = form.get(name)
+    return clean_text(value, multiline=multiline).strip() if isinstance(value, str) else ""
+
+
 def _parse_followup(form: dict) -> tuple[dict, str | None]:
     """Form fields → follow-up values, or the first problem in Chinese."""
 
     def day(name: str, label: str, required: bool) -> date | None:
-        raw = (form.get(name) or "").strip()
+        raw = _field(form, name)
         if not raw:
             if required:
                 raise ValueError(f"请填写{label}。")
@@ -394,10 +413,10 @@ def _parse_followup(form: dict) -> tuple[dict, str | None]:
         values = {
             "screened_on": day("screened_on", "排查日期", True),
             "deadline": day("deadline", "整改时限", False),
-            "person": (form.get("person") or "").strip()[:100],
-            "findings": (form.get("findings") or "").strip()[:2000] or None,
-            "measures": (form.get("measures") or "").strip()[:2000] or None,
-            "status": (form.get("status") or "").strip(),
+            "person": _field(form, "person", multiline=False)[:100],
+            "findings": _field(form, "findings")[:2000] or None,
+            "measures": _field(form, "measures")[:2000] or None,
+            "status": _field(form, "status", multiline=False),
         }
     except ValueError as e:
         return {}, str(e)
@@ -435,7 +454,7 @@ async def add_followup(request: Request, unit_id: str, session: DB, p: User) -> 
 
 
 @router.get("/followups/{followup_id}/edit", response_class=HTMLResponse)
-def edit_followup_page(request: Request, followup_id: int, session: DB, p: User) -> HTMLResponse:
+def edit_followup_page(request: Request, followup_id: FollowupId, session: DB, p: User) -> HTMLResponse:
     try:
         fu = q.get_followup(session, p, followup_id)
         unit = q.get_unit(session, p, fu["unit_id"])
@@ -455,7 +474,7 @@ def edit_followup_page(request: Request, followup_id: int, session: DB, p: User)
 
 
 @router.post("/followups/{followup_id}")
-async def edit_followup(request: Request, followup_id: int, session: DB, p: User) -> Response:
+async def edit_followup(request: Request, followup_id: FollowupId, session: DB, p: User) -> Response:
     form = dict(await request.form())
     if not csrf_ok(request, form.get("csrf_token")):
         return forbidden_csrf(request, p)
@@ -489,7 +508,9 @@ async def set_responsible(request: Request, unit_id: str, session: DB, p: User) 
     if not csrf_ok(request, form.get("csrf_token")):
         return forbidden_csrf(request, p)
     try:
-        q.set_responsible(session, p, unit_id, (form.get("responsible_person") or "").strip()[:100] or None)
+        q.set_responsible(
+            session, p, unit_id, _field(form, "responsible_person", multiline=False)[:100] or None
+        )
     except RecordNotFound:
         return not_found(request, p)
     session.commit()

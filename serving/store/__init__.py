@@ -18,6 +18,7 @@ from sanling.serving.store.followups import (
     update_followup,
 )
 from sanling.serving.store.history import event_months_for, open_events_for, replace_event_history
+from sanling.serving.store.scope import Scope
 from sanling.serving.store.scores import (
     get_score,
     latest_as_of,
@@ -28,12 +29,12 @@ from sanling.serving.store.scores import (
     save_scores,
     unit_history,
 )
+from sanling.serving.store.sessions import end_session, open_session, principal_for_session
 from sanling.serving.store.tokens import (
     Principal,
     create_token,
     list_tokens,
     principal_for,
-    principal_for_id,
     revoke_token,
 )
 from sanling.serving.store.units import (
@@ -47,9 +48,11 @@ from sanling.serving.store.units import (
 __all__ = [
     "Principal",
     "RecordNotFound",
+    "Scope",
     "create_followup",
     "create_token",
     "delete_followup",
+    "end_session",
     "event_months_for",
     "existing_unit_ids",
     "get_followup",
@@ -66,9 +69,10 @@ __all__ = [
     "list_townships",
     "make_engine",
     "open_events_for",
+    "open_session",
     "previous_score",
     "principal_for",
-    "principal_for_id",
+    "principal_for_session",
     "record_audit",
     "replace_event_history",
     "revoke_token",

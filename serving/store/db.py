@@ -4,6 +4,9 @@ programmatically from the migrations shipped inside this package — no ``alembi
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,6 +32,24 @@ def normalise_url(url: str) -> str:
     return url
 
 
+_PASSWORD = re.compile(r"(?P<head>://[^/@:]*:)[^@/]*@")
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` — for every message that names a database, even
+    a URL too malformed to parse."""
+    return _PASSWORD.sub(lambda m: m.group("head") + "***@", str(url))
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite file with mode 0600 before SQLite does (it would use the umask, often 0644):
+    the store holds token hashes, staff names and follow-up texts. SQLite gives its -wal and -shm
+    files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with a pool sized for the API's thread pool.
 
@@ -38,12 +59,12 @@ def make_engine(url: str) -> Engine:
     url = normalise_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(f"database URL {url!r} is not a valid SQLAlchemy URL") from None
+    except (ArgumentError, ValueError):
+        raise ConfigError(f"database URL {redact_url(url)!r} is not a valid SQLAlchemy URL") from None
     if parsed.get_backend_name() == "sqlite":
         memory = parsed.database in (None, "", ":memory:")
         if not memory:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database))
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

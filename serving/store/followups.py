@@ -10,8 +10,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
+from sanling.core.text import clean_text
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.scope import Scope, scope_clause, unit_in_scope
 from sanling.serving.store.tables import FOLLOWUP_STATUSES, Followup, Unit, utcnow
 
 EDITABLE = ("screened_on", "person", "findings", "measures", "status", "deadline")
@@ -41,8 +43,8 @@ def _clean(changes: dict[str, Any]) -> dict[str, Any]:
             if v not in FOLLOWUP_STATUSES:
                 raise DataError(f"follow-up status {v!r} is not one of {', '.join(FOLLOWUP_STATUSES)}")
             out[k] = v
-        else:
-            v = None if v is None else str(v).strip()
+        else:  # free text: control characters out (Word pastes \x0b), see sanling.core.text
+            v = None if v is None else clean_text(str(v), multiline=k != "person").strip()
             out[k] = v or None
     return out
 
@@ -68,21 +70,22 @@ def _jsonable(d: dict) -> dict:
     return {k: v.isoformat() if isinstance(v, date) else v for k, v in d.items()}
 
 
-def _get(session: Session, followup_id: int, township: str | None) -> Followup:
+def _get(session: Session, followup_id: int, scope: Scope | None) -> Followup:
+    # Scoped by the unit's *current* township: after a unit moves, its records move with it.
     f = session.get(Followup, followup_id)
-    if f is None or (township is not None and f.township != township):
+    if f is None or (scope is not None and not unit_in_scope(session.get(Unit, f.unit_id), scope)):
         raise RecordNotFound(f"follow-up {followup_id} not found")
     return f
 
 
 def create_followup(
-    session: Session, unit_id: str, *, actor: str, township: str | None = None, **fields: Any
+    session: Session, unit_id: str, *, actor: str, scope: Scope | None = None, **fields: Any
 ) -> dict:
     """Record a screening of ``unit_id`` (fields: screened_on, person, findings, measures, status,
-    deadline); returns it as a dict. ``township`` restricts to that township's units (others are
+    deadline); returns it as a dict. ``scope`` restricts to that township's units (others are
     :class:`RecordNotFound`, like missing ones). The follow-up takes the unit's township."""
     unit = session.get(Unit, unit_id)
-    if unit is None or (township is not None and unit.township != township):
+    if not unit_in_scope(unit, scope):
         raise RecordNotFound(f"unit {unit_id!r} not found")
     values = _clean({"status": "待排查", **fields})
     now = utcnow()
@@ -98,10 +101,10 @@ def create_followup(
 
 
 def update_followup(
-    session: Session, followup_id: int, *, actor: str, township: str | None = None, **changes: Any
+    session: Session, followup_id: int, *, actor: str, scope: Scope | None = None, **changes: Any
 ) -> dict:
     """Change some fields of a follow-up; returns it. Audits only what actually changed (before/after)."""
-    f = _get(session, followup_id, township)
+    f = _get(session, followup_id, scope)
     values = _clean(changes)
     before = {k: getattr(f, k) for k in values if getattr(f, k) != values[k]}
     after = {k: values[k] for k in before}
@@ -121,9 +124,9 @@ def update_followup(
     return followup_dict(f)
 
 
-def delete_followup(session: Session, followup_id: int, *, actor: str, township: str | None = None) -> None:
+def delete_followup(session: Session, followup_id: int, *, actor: str, scope: Scope | None = None) -> None:
     """Delete a follow-up, keeping its last values in the audit trail."""
-    f = _get(session, followup_id, township)
+    f = _get(session, followup_id, scope)
     record_audit(
         session,
         actor,
@@ -136,24 +139,26 @@ def delete_followup(session: Session, followup_id: int, *, actor: str, township:
     session.flush()
 
 
-def get_followup(session: Session, followup_id: int, township: str | None = None) -> dict | None:
-    f = session.get(Followup, followup_id)
-    if f is None or (township is not None and f.township != township):
+def get_followup(session: Session, followup_id: int, scope: Scope | None = None) -> dict | None:
+    """The follow-up as a dict, or ``None`` when it does not exist or its unit is outside ``scope``."""
+    try:
+        return followup_dict(_get(session, followup_id, scope))
+    except RecordNotFound:
         return None
-    return followup_dict(f)
 
 
 def list_followups(
     session: Session,
-    township: str | None = None,
+    scope: Scope | None = None,
     unit_id: str | None = None,
     status: str | None = None,
     limit: int | None = 500,
 ) -> list[dict]:
-    """Follow-ups, newest screening first, filtered by township, unit and status."""
+    """Follow-ups, newest screening first, filtered by scope (the unit's current township), unit
+    and status."""
     q = select(Followup).order_by(Followup.screened_on.desc().nulls_last(), Followup.id.desc())
-    if township is not None:
-        q = q.where(Followup.township == township)
+    if scope is not None:
+        q = q.join(Unit, Unit.unit_id == Followup.unit_id).where(scope_clause(scope))
     if unit_id is not None:
         q = q.where(Followup.unit_id == unit_id)
     if status is not None:
@@ -164,12 +169,12 @@ def list_followups(
 
 
 def latest_followups(
-    session: Session, unit_ids: list[str] | None = None, township: str | None = None
+    session: Session, unit_ids: list[str] | None = None, scope: Scope | None = None
 ) -> dict[str, dict]:
-    """The most recently recorded follow-up of each unit: ``{unit_id: followup}``."""
+    """The most recently recorded follow-up of each unit (within ``scope``): ``{unit_id: followup}``."""
     latest = select(func.max(Followup.id))
-    if township is not None:
-        latest = latest.where(Followup.township == township)
+    if scope is not None:
+        latest = latest.join(Unit, Unit.unit_id == Followup.unit_id).where(scope_clause(scope))
     ids: list[int] = []
     if unit_ids is None:
         ids = list(session.scalars(latest.group_by(Followup.unit_id)))

@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
-from sanling.serving.store.tables import EventMonth, OpenEvent
+from sanling.serving.store.tables import EventMonth, OpenEvent, Unit
 
 _CHUNK = 5000
 EVENT_MONTH_COLUMNS = ("unit_id", "month", "category", "n")
@@ -32,17 +32,30 @@ def _datetimes(s: pd.Series) -> list[datetime | None]:
 
 
 def replace_event_history(
-    session: Session, event_months: pd.DataFrame, open_events: pd.DataFrame
+    session: Session, event_months: pd.DataFrame, open_events: pd.DataFrame, source: str | None = None
 ) -> tuple[int, int]:
-    """Replace both tables with the given frames; returns the rows written (event_months, open_events).
+    """Replace both tables' rows with the given frames; returns the rows written (event_months,
+    open_events). With ``source`` (a data folder, after ``upsert_units(..., source=...)``) only the
+    rows of that folder's units are replaced, so scoring another folder keeps this one's history;
+    without it, everything is.
 
     ``event_months``: unit_id, month (YYYY-MM), category, n. ``open_events``: event_id, unit_id,
     category, subtype, occurred_at, severity, escalated (subtype/severity/escalated optional).
     """
     _require(event_months, EVENT_MONTH_COLUMNS, "event_months")
     _require(open_events, OPEN_EVENT_COLUMNS, "open_events", optional=("subtype", "severity", "escalated"))
-    session.execute(delete(EventMonth))
-    session.execute(delete(OpenEvent))
+    if source is None:
+        session.execute(delete(EventMonth))
+        session.execute(delete(OpenEvent))
+    else:
+        # The folder's current units only: a unit that left its registry keeps its history.
+        of_source = select(Unit.unit_id).where(Unit.source == str(source), Unit.active.is_(True))
+        session.execute(delete(EventMonth).where(EventMonth.unit_id.in_(of_source)))
+        session.execute(delete(OpenEvent).where(OpenEvent.unit_id.in_(of_source)))
+        # An event id is unique across folders only by convention: the newest load wins.
+        ids = _strings(open_events["event_id"]) if len(open_events) else []
+        for i in range(0, len(ids), _CHUNK):
+            session.execute(delete(OpenEvent).where(OpenEvent.event_id.in_(ids[i : i + _CHUNK])))
     months = [
         {"unit_id": u, "month": m, "category": c, "n": int(n)}
         for u, m, c, n in zip(

@@ -67,7 +67,9 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
     str). ``rows``: one dict per unit with ``unit_id``, ``tier``, ``risk_score``, the probabilities
     either as ``probabilities={"blue": …}`` or ``p_blue`` … ``p_red``, and ``reasons`` /
     ``protective`` lists of ``{"feature","value","contribution","text_zh","group"}``. An earlier run
-    of the same (as_of, model_version) is replaced; other months are kept.
+    of the same (as_of, model_version) is replaced — with ``data_dir``, only for that folder's units
+    (upsert them with ``source=data_dir`` first), so several data folders share one store; other
+    months are kept.
     """
     as_of, version = str(run.get("as_of", "")), str(run.get("model_version", ""))
     if not AS_OF.match(as_of):
@@ -76,8 +78,25 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
         raise DataError("score run: model_version is empty")
     now = utcnow()
     records = [_score_record(r, as_of, version, now) for r in rows]
-    session.execute(delete(Score).where(Score.as_of == as_of, Score.model_version == version))
-    session.execute(delete(ScoreRun).where(ScoreRun.as_of == as_of, ScoreRun.model_version == version))
+    same_run = (Score.as_of == as_of) & (Score.model_version == version)
+    source = run.get("data_dir")
+    if source is None:
+        session.execute(delete(Score).where(same_run))
+        session.execute(delete(ScoreRun).where(ScoreRun.as_of == as_of, ScoreRun.model_version == version))
+    else:
+        # One store, several data folders: replace only this folder's units (those it scored before,
+        # which ``upsert_units`` tagged with the folder, and those in ``rows``); keep the others'.
+        source = str(source)
+        of_source = select(Unit.unit_id).where(Unit.source == source, Unit.active.is_(True))
+        session.execute(delete(Score).where(same_run, Score.unit_id.in_(of_source)))
+        ids = [r["unit_id"] for r in records]
+        for i in range(0, len(ids), _CHUNK):
+            session.execute(delete(Score).where(same_run, Score.unit_id.in_(ids[i : i + _CHUNK])))
+        session.execute(
+            delete(ScoreRun).where(
+                ScoreRun.as_of == as_of, ScoreRun.model_version == version, ScoreRun.data_dir == source
+            )
+        )
     score_run = ScoreRun(
         as_of=as_of,
         model_version=version,
@@ -189,8 +208,8 @@ def previous_score(session: Session, unit_id: str, as_of: str) -> dict | None:
     return {"as_of": s.as_of, "tier": s.tier, "risk_score": s.risk_score, "model_version": s.model_version}
 
 
-@lru_cache(maxsize=4)
-def _unit_statement(by_month: bool, by_township: bool) -> Select:
+@lru_cache(maxsize=8)
+def _unit_statement(by_month: bool, by_township: bool, by_county: bool = False) -> Select:
     """The single-unit read as one statement, built once per filter combination (building SQLAlchemy
     statements costs more than running them): the unit's score in the run readers use, its unit row,
     and its score in the latest run of an earlier month — one round trip."""
@@ -233,20 +252,30 @@ def _unit_statement(by_month: bool, by_township: bool) -> Select:
     )
     if by_township:
         q = q.where(u.c.township == bindparam("township"))
+    if by_county:
+        q = q.where(u.c.county == bindparam("county"))
     return q
 
 
 def get_score(
-    session: Session, unit_id: str, as_of: str | None = None, township: str | None = None
+    session: Session,
+    unit_id: str,
+    as_of: str | None = None,
+    township: str | None = None,
+    county: str | None = None,
 ) -> dict | None:
     """One unit's explained score at ``as_of`` (default: the latest month), or ``None`` when there is
-    none — also when the unit lies outside ``township``, which must look the same to the caller."""
+    none — also when the unit lies outside ``township`` (and ``county``: a township is the pair),
+    which must look the same to the caller."""
     params = {"unit_id": unit_id}
     if as_of is not None:
         params["as_of"] = as_of
     if township is not None:
         params["township"] = township
-    row = session.execute(_unit_statement(as_of is not None, township is not None), params).first()
+    if county is not None:
+        params["county"] = county
+    statement = _unit_statement(as_of is not None, township is not None, county is not None)
+    row = session.execute(statement, params).first()
     if row is None:
         return None
     return explained(row, row, row.prev_tier, row.prev_risk)
@@ -326,6 +355,7 @@ def _list_statement(by_township: bool, by_county: bool, by_unit_type: bool, by_t
             & (p.c.model_version == bindparam("prev_version")),
         )
         .where(s.c.as_of == bindparam("as_of"), s.c.model_version == bindparam("version"))
+        .where(u.c.active.is_(True))  # units that left their registry leave the lists
     )
     if by_township:
         q = q.where(u.c.township == bindparam("township"))

@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -52,6 +53,10 @@ class Unit(Base):
     city: Mapped[str] = mapped_column(String(100))
     responsible_person: Mapped[str | None] = mapped_column(String(100))  # 排查责任人, edited by staff
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The data folder the unit was last scored from, and whether that folder's registry still holds
+    # it: a unit that left the registry keeps its history but leaves the lists.
+    source: Mapped[str | None] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class ScoreRun(Base):
@@ -121,6 +126,21 @@ class Token(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    county: Mapped[str | None] = mapped_column(String(100))  # a township is (county, township)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class PageSession(Base):
+    """A sign-in to the pages: ended by logout, bound to the token's hash (not only its id)."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the cookie's session id
+    token_id: Mapped[int] = mapped_column(Integer, ForeignKey("tokens.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Followup(Base):

@@ -1,20 +1,27 @@
-"""API tokens: created by ``sanling token create``, stored as SHA-256 hashes, looked up by hash."""
+"""API tokens: created by ``sanling token create``, stored as SHA-256 hashes, looked up by hash.
+
+A township token is scoped to one township, identified by (county, township) — names such as 城关镇
+repeat across counties. A token may expire (``expires_at``); revoked and expired tokens, and
+township tokens without a county (from before the county was recorded, when the name was
+ambiguous), identify nobody."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import ConfigError
 from sanling.serving.security import hash_token, new_token
-from sanling.serving.store.tables import ROLES, Token, utcnow
+from sanling.serving.store.scope import Scope
+from sanling.serving.store.tables import ROLES, Token, Unit, utcnow
 
 # Writing last_used_at on every request would turn each read into a write; a few minutes' precision
 # is enough to see which tokens are in use.
 _TOUCH_EVERY = timedelta(minutes=5)
+MAX_EXPIRES_DAYS = 3650
 
 
 @dataclass(frozen=True)
@@ -25,6 +32,7 @@ class Principal:
     role: str
     township: str | None = None
     name: str | None = None
+    county: str | None = None
 
     @property
     def actor(self) -> str:
@@ -32,24 +40,85 @@ class Principal:
         return f"{self.name or self.role} ({self.role} #{self.token_id})"
 
     @property
-    def scope(self) -> str | None:
+    def scope(self) -> Scope | None:
         """The township every read is restricted to, or ``None`` for analyst and service tokens."""
-        return self.township if self.role == "township" else None
+        if self.role != "township":
+            return None
+        return Scope(self.county or "", self.township or "")
 
 
-def create_token(session: Session, role: str, township: str | None = None, name: str | None = None) -> str:
-    """Create a token for ``role`` (analyst, service, township — the last needs ``township``) and return
-    the raw token; only its hash is stored, so it cannot be shown again."""
+def aware(t: datetime | None) -> datetime | None:
+    """``t`` as an aware UTC datetime (SQLite hands datetimes back naive; they are UTC)."""
+    if t is not None and t.tzinfo is None:
+        return t.replace(tzinfo=utcnow().tzinfo)
+    return t
+
+
+def township_counties(session: Session, township: str) -> list[str]:
+    """The counties that have a township of this name in the store, sorted."""
+    q = select(Unit.county).where(Unit.township == township).distinct().order_by(Unit.county)
+    return list(session.scalars(q))
+
+
+def _resolve_county(session: Session, township: str, county: str | None) -> str:
+    counties = township_counties(session, township)
+    if county is None:
+        if len(counties) == 1:
+            return counties[0]
+        if not counties:
+            raise ConfigError(
+                f"township {township!r} is not in the store (run `sanling score` first), "
+                "or name its county with --county"
+            )
+        raise ConfigError(
+            f"township {township!r} exists in {len(counties)} counties "
+            f"({', '.join(counties)}): name one with --county"
+        )
+    if counties and county not in counties:
+        raise ConfigError(
+            f"township {township!r} is not in county {county!r}; it is in {', '.join(counties)}"
+        )
+    if not counties and session.scalar(select(func.count()).select_from(Unit)):
+        raise ConfigError(f"township {township!r} of county {county!r} is not in the store")
+    return county
+
+
+def create_token(
+    session: Session,
+    role: str,
+    township: str | None = None,
+    name: str | None = None,
+    *,
+    county: str | None = None,
+    expires_days: int | None = None,
+) -> str:
+    """Create a token for ``role`` (analyst, service, township — the last needs ``township``, and
+    ``county`` when the name exists in several counties) valid for ``expires_days`` days (``None``:
+    until revoked); returns the raw token — only its hash is stored, so it cannot be shown again."""
     if role not in ROLES:
         raise ConfigError(f"token role {role!r} is not one of {', '.join(ROLES)}")
     township = (township or "").strip() or None
+    county = (county or "").strip() or None
     if role == "township" and township is None:
         raise ConfigError("a township token needs --township NAME (the township it may read)")
-    if role != "township" and township is not None:
-        raise ConfigError(f"--township applies only to township tokens, not to role {role}")
+    if role != "township" and (township is not None or county is not None):
+        raise ConfigError(f"--township and --county apply only to township tokens, not to role {role}")
+    if expires_days is not None and not 1 <= expires_days <= MAX_EXPIRES_DAYS:
+        raise ConfigError(f"--expires-days must be between 1 and {MAX_EXPIRES_DAYS}, not {expires_days}")
+    if role == "township":
+        county = _resolve_county(session, township, county)
+    now = utcnow()
     raw = new_token()
     session.add(
-        Token(token_hash=hash_token(raw), role=role, township=township, name=name, created_at=utcnow())
+        Token(
+            token_hash=hash_token(raw),
+            role=role,
+            township=township,
+            county=county,
+            name=name,
+            created_at=now,
+            expires_at=None if expires_days is None else now + timedelta(days=expires_days),
+        )
     )
     session.flush()
     return raw
@@ -57,37 +126,41 @@ def create_token(session: Session, role: str, township: str | None = None, name:
 
 # Built once: constructing a statement costs more than running it, and this runs on every request.
 _T = Token.__table__
-_BY_HASH = select(_T.c.id, _T.c.role, _T.c.township, _T.c.name, _T.c.last_used_at).where(
-    _T.c.token_hash == bindparam("h"), _T.c.revoked_at.is_(None)
+PRINCIPAL_COLUMNS = (
+    _T.c.id,
+    _T.c.role,
+    _T.c.township,
+    _T.c.county,
+    _T.c.name,
+    _T.c.last_used_at,
+    _T.c.expires_at,
 )
-_BY_ID = select(_T.c.id, _T.c.role, _T.c.township, _T.c.name, _T.c.last_used_at).where(
-    _T.c.id == bindparam("i"), _T.c.revoked_at.is_(None)
-)
+_BY_HASH = select(*PRINCIPAL_COLUMNS).where(_T.c.token_hash == bindparam("h"), _T.c.revoked_at.is_(None))
 _TOUCH = update(_T).where(_T.c.id == bindparam("i")).values(last_used_at=bindparam("now"))
 
 
-def _principal(session: Session, row) -> Principal | None:
+def principal_from_row(session: Session, row) -> Principal | None:
+    """The caller of a token row (:data:`PRINCIPAL_COLUMNS`), or ``None`` when it has expired or is a
+    township token without a full (county, township) scope; notes the use (every few minutes)."""
     if row is None:
         return None
     now = utcnow()
-    last = row.last_used_at
-    if last is not None and last.tzinfo is None:  # SQLite hands datetimes back naive (they are UTC)
-        last = last.replace(tzinfo=now.tzinfo)
+    expires = aware(row.expires_at)
+    if expires is not None and expires <= now:
+        return None
+    if row.role == "township" and not (row.township and row.county):
+        return None  # fail closed: a bare name could match townships of other counties
+    last = aware(row.last_used_at)
     if last is None or now - last > _TOUCH_EVERY:
         session.execute(_TOUCH, {"i": row.id, "now": now})
-    return Principal(token_id=row.id, role=row.role, township=row.township, name=row.name)
+    return Principal(token_id=row.id, role=row.role, township=row.township, name=row.name, county=row.county)
 
 
 def principal_for(session: Session, raw_token: str) -> Principal | None:
-    """The caller a raw token stands for, or ``None`` if it is unknown or revoked."""
+    """The caller a raw token stands for, or ``None`` if it is unknown, revoked or expired."""
     if not raw_token:
         return None
-    return _principal(session, session.execute(_BY_HASH, {"h": hash_token(raw_token)}).first())
-
-
-def principal_for_id(session: Session, token_id: int) -> Principal | None:
-    """The caller behind a token id (from a signed session cookie), or ``None`` if unknown or revoked."""
-    return _principal(session, session.execute(_BY_ID, {"i": int(token_id)}).first())
+    return principal_from_row(session, session.execute(_BY_HASH, {"h": hash_token(raw_token)}).first())
 
 
 def revoke_token(session: Session, token_id: int) -> bool:
@@ -100,17 +173,30 @@ def revoke_token(session: Session, token_id: int) -> bool:
     return True
 
 
+def token_status(t: Token, now: datetime | None = None) -> str:
+    """active, revoked or expired."""
+    now = now or utcnow()
+    if t.revoked_at is not None:
+        return "revoked"
+    expires = aware(t.expires_at)
+    return "expired" if expires is not None and expires <= now else "active"
+
+
 def list_tokens(session: Session) -> list[dict]:
-    """Every token's metadata (never the token itself)."""
+    """Every token's metadata (never the token itself), oldest first."""
+    now = utcnow()
     return [
         {
             "id": t.id,
             "role": t.role,
+            "county": t.county,
             "township": t.township,
             "name": t.name,
-            "created_at": t.created_at,
-            "revoked_at": t.revoked_at,
-            "last_used_at": t.last_used_at,
+            "created_at": aware(t.created_at),
+            "last_used_at": aware(t.last_used_at),
+            "expires_at": aware(t.expires_at),
+            "revoked_at": aware(t.revoked_at),
+            "status": token_status(t, now),
         }
         for t in session.scalars(select(Token).order_by(Token.id))
     ]

@@ -4,13 +4,15 @@ township staff and survives every re-import."""
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
+from sanling.core.text import clean_text
 from sanling.core.vocabulary import UNIT_REQUIRED
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.scope import Scope, scope_clause, unit_in_scope
 from sanling.serving.store.tables import Unit, utcnow
 
 _CHUNK = 5000
@@ -20,11 +22,14 @@ def _column(frame: pd.DataFrame, name: str) -> list:
     return frame[name].astype("string").to_numpy(dtype=object, na_value=None).tolist()
 
 
-def upsert_units(session: Session, units: pd.DataFrame) -> int:
+def upsert_units(session: Session, units: pd.DataFrame, source: str | None = None) -> int:
     """Insert or update units from the normalised registry (docs/data-contract.md columns).
 
-    Takes the units frame (extra columns ignored); returns the number of rows written. The
-    ``responsible_person`` typed in by staff is kept unless the frame carries that column.
+    Takes the units frame (extra columns ignored) and the data folder it came from; returns the
+    number of rows written. Every unit written is active. With ``source``, the units that folder
+    listed before and lists no longer are marked inactive: they leave the lists, while their
+    scores, events and follow-ups stay. The ``responsible_person`` typed in by staff is kept unless
+    the frame carries that column.
     """
     missing = [c for c in UNIT_REQUIRED if c not in units.columns]
     if missing:
@@ -35,10 +40,23 @@ def upsert_units(session: Session, units: pd.DataFrame) -> int:
         raise DataError("units table for the store has an empty unit_id")
     now = utcnow()
     records = [
-        dict(zip(cols, row, strict=True), updated_at=now) for row in zip(*values.values(), strict=True)
+        dict(zip(cols, row, strict=True), updated_at=now, source=source, active=True)
+        for row in zip(*values.values(), strict=True)
     ]
     if not records:
         return 0
+    _write(session, records, cols)
+    if source is not None:
+        # Every unit of this upsert carries ``now``: the folder's older rows are the ones it dropped.
+        session.execute(
+            update(Unit)
+            .where(Unit.source == source, Unit.updated_at < now, Unit.active.is_(True))
+            .values(active=False)
+        )
+    return len(records)
+
+
+def _write(session: Session, records: list[dict], cols: list[str]) -> None:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
@@ -48,19 +66,18 @@ def upsert_units(session: Session, units: pd.DataFrame) -> int:
         for r in records:
             session.merge(Unit(**r))
         session.flush()
-        return len(records)
+        return
     stmt = insert(Unit)
-    update = {c: stmt.excluded[c] for c in [*cols[1:], "updated_at"]}
-    stmt = stmt.on_conflict_do_update(index_elements=["unit_id"], set_=update)
+    changed = {c: stmt.excluded[c] for c in [*cols[1:], "updated_at", "source", "active"]}
+    stmt = stmt.on_conflict_do_update(index_elements=["unit_id"], set_=changed)
     for i in range(0, len(records), _CHUNK):
         session.execute(stmt, records[i : i + _CHUNK])
-    return len(records)
 
 
-def get_unit(session: Session, unit_id: str, township: str | None = None) -> dict | None:
-    """One unit's registry row as a dict, or ``None`` if it does not exist (or is outside ``township``)."""
+def get_unit(session: Session, unit_id: str, scope: Scope | None = None) -> dict | None:
+    """One unit's registry row as a dict, or ``None`` if it does not exist (or is outside ``scope``)."""
     unit = session.get(Unit, unit_id)
-    if unit is None or (township is not None and unit.township != township):
+    if not unit_in_scope(unit, scope):
         return None
     return unit_dict(unit)
 
@@ -78,13 +95,13 @@ def unit_dict(unit: Unit) -> dict:
     }
 
 
-def existing_unit_ids(session: Session, unit_ids: list[str], township: str | None = None) -> set[str]:
-    """Which of ``unit_ids`` exist (and, with ``township``, lie in that township)."""
+def existing_unit_ids(session: Session, unit_ids: list[str], scope: Scope | None = None) -> set[str]:
+    """Which of ``unit_ids`` exist (and, with ``scope``, lie in that county's township)."""
     found: set[str] = set()
     for i in range(0, len(unit_ids), _CHUNK):
         q = select(Unit.unit_id).where(Unit.unit_id.in_(unit_ids[i : i + _CHUNK]))
-        if township is not None:
-            q = q.where(Unit.township == township)
+        if scope is not None:
+            q = q.where(scope_clause(scope))
         found.update(session.scalars(q))
     return found
 
@@ -102,14 +119,14 @@ def list_townships(session: Session, county: str | None = None) -> list[dict]:
 
 
 def set_responsible_person(
-    session: Session, unit_id: str, person: str | None, *, actor: str, township: str | None = None
+    session: Session, unit_id: str, person: str | None, *, actor: str, scope: Scope | None = None
 ) -> dict:
-    """Set a unit's 排查责任人 (audited). ``township`` restricts the edit to that township's units;
+    """Set a unit's 排查责任人 (audited). ``scope`` restricts the edit to that township's units;
     outside it the unit is :class:`RecordNotFound`, like a missing one."""
     unit = session.get(Unit, unit_id)
-    if unit is None or (township is not None and unit.township != township):
+    if not unit_in_scope(unit, scope):
         raise RecordNotFound(f"unit {unit_id!r} not found")
-    person = (person or "").strip() or None
+    person = clean_text(person or "", multiline=False).strip() or None
     before = unit.responsible_person
     unit.responsible_person = person
     unit.updated_at = utcnow()

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from sanling.serving.security import SESSION_COOKIE, sign_session
+from sanling.serving.store import open_session, session_scope
 
 OWN_UNIT, OTHER_UNIT = "140100001001", "140100002001"  # 城关镇, 河西乡
 CONTRACT_KEYS = {
@@ -117,17 +118,22 @@ def test_township_404_is_indistinguishable_from_a_missing_unit(client, world):
     assert world.app.state.scorer.calls == []  # nothing scored for a refused request
 
 
+def _session_cookie(world, label: str, key: str = "test-secret") -> str:
+    with session_scope(world.engine) as s:
+        return sign_session(open_session(s, world.token_ids[label], 3600), key)
+
+
 def test_session_cookie_authenticates_and_tampering_does_not(client, world):
-    cookie = sign_session(world.token_ids["township"], "test-secret")
+    cookie = _session_cookie(world, "township")
     r = client.get(f"/v1/units/{OWN_UNIT}/risk", cookies={SESSION_COOKIE: cookie})
     assert r.status_code == 200
     client.cookies.clear()
     assert client.get("/v1/risk-list", cookies={SESSION_COOKIE: cookie[:-2] + "xx"}).status_code == 401
     client.cookies.clear()
-    revoked = sign_session(world.token_ids["revoked"], "test-secret")
+    revoked = _session_cookie(world, "revoked")
     assert client.get("/v1/risk-list", cookies={SESSION_COOKIE: revoked}).status_code == 401
     client.cookies.clear()
-    forged = sign_session(world.token_ids["analyst"], "another-key")
+    forged = _session_cookie(world, "analyst", "another-key")
     assert client.get("/v1/risk-list", cookies={SESSION_COOKIE: forged}).status_code == 401
 
 

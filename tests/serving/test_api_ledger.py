@@ -79,13 +79,15 @@ def test_ledger_columns_colours_layout_and_formula_neutralisation():
     assert [c.value for c in ws[1]] == list(COLUMNS)
     assert ws.max_row == 5
     a, b, c, d = ([cell.value for cell in ws[r]] for r in range(2, 6))
-    assert a[0] == 1 and a[1].startswith("'=") and a[4] == "红" and a[5] == 91.3
+    assert a[0] == 1 and a[1].startswith("=") and a[4] == "红" and a[5] == 91.3
     assert a[6] == "未化解矛盾纠纷3起；-1+2；近期信访1件"  # top three reasons; inner text is not at the start
-    assert (a[7], a[9], a[10], a[12]) == ("张三", "'+cmd", "调解", "已整改")  # the latest follow-up
+    assert (a[7], a[9], a[10], a[12]) == ("张三", "+cmd", "调解", "已整改")  # the latest follow-up
     assert a[8].date() == date(2023, 1, 9) and a[11].date() == date(2023, 2, 1)
     assert (b[7], b[12]) == ("李四", "未排查")  # responsible person when never screened
-    assert c[1] == "'@SUM(A1)" and d[1] == "'\tTAB" and d[2] == "企事业单位"
-    assert all(ws.cell(r, 2).data_type != "f" for r in range(2, 6))
+    assert c[1] == "@SUM(A1)" and d[1] == "\tTAB" and d[2] == "企事业单位"
+    # Formula-like text is a text cell with Excel's hidden quote prefix: shown as typed, never run.
+    assert all(ws.cell(r, 2).data_type == "s" and ws.cell(r, 2).quotePrefix for r in (2, 4, 5))
+    assert ws.cell(2, 10).quotePrefix and not ws.cell(2, 11).quotePrefix
     fills = [ws.cell(r, 5).fill.fgColor.rgb[-6:] for r in range(2, 6)]
     # the one palette of the vocabulary, as on the pages
     assert fills == [TIER_COLOURS[t].lstrip("#").upper() for t in ("red", "orange", "yellow", "blue")]
@@ -106,7 +108,7 @@ def test_ledger_download_for_a_township(client, world):
     assert r.headers["content-type"].startswith("application/vnd.openxmlformats-officedocument.spreadsheetml")
     disposition = r.headers["content-disposition"]
     assert disposition.startswith("attachment;")
-    assert unquote(disposition.split("filename*=UTF-8''")[1]) == "台账_城关镇_2022-12.xlsx"
+    assert unquote(disposition.split("filename*=UTF-8''")[1]) == "台账_清徐县城关镇_2022-12.xlsx"
     ws = load_workbook(io.BytesIO(r.content)).active
     rows = [[c.value for c in row] for row in ws.iter_rows(min_row=2)]
     assert [x[1] for x in rows] == ["西街社区", "东关村"]  # own township only, by risk

@@ -23,8 +23,8 @@ def test_secret_key_is_generated_once_with_mode_0600(tmp_path):
 
 
 def test_session_cookie_round_trip_forgery_and_expiry():
-    cookie = sign_session(7, "k1")
-    assert read_session(cookie, "k1") == 7
+    cookie = sign_session("sid-7", "k1")
+    assert read_session(cookie, "k1") == "sid-7"
     assert read_session(cookie, "k2") is None
     assert read_session(cookie + "x", "k1") is None
     assert read_session("", "k1") is None and read_session(None, "k1") is None

@@ -14,6 +14,7 @@ from sanling.core.errors import ConfigError, DataError
 from sanling.serving.security import hash_token
 from sanling.serving.store import (
     RecordNotFound,
+    Scope,
     create_followup,
     create_token,
     delete_followup,
@@ -24,9 +25,10 @@ from sanling.serving.store import (
     list_audit,
     list_followups,
     open_events_for,
+    open_session,
     previous_score,
     principal_for,
-    principal_for_id,
+    principal_for_session,
     replace_event_history,
     revoke_token,
     risk_list,
@@ -39,7 +41,17 @@ from sanling.serving.store import (
 from sanling.serving.store.db import downgrade, make_engine, upgrade
 from sanling.serving.store.tables import Audit, Base, Score, ScoreRun, Token
 
-TABLES = {"units", "score_runs", "scores", "event_months", "open_events", "tokens", "followups", "audit"}
+TABLES = {
+    "units",
+    "score_runs",
+    "scores",
+    "event_months",
+    "open_events",
+    "tokens",
+    "sessions",
+    "followups",
+    "audit",
+}
 
 
 def _row(unit_id: str, tier: str, risk: float, **extra) -> dict:
@@ -69,7 +81,7 @@ def test_migrations_upgrade_an_empty_database_to_the_models(db_url):
             )
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
         assert diffs == []
-        assert version == "0001"
+        assert version == "0002"
         index_cols = {tuple(ix["column_names"]) for ix in inspect(engine).get_indexes("scores")}
         assert ("as_of", "model_version", "risk_score") in index_cols and ("unit_id",) in index_cols
     finally:
@@ -99,7 +111,7 @@ def test_upsert_units_updates_registry_and_keeps_responsible_person(engine, seed
         audit = list_audit(s, entity="units", entity_id="140100001001")
         assert audit[0]["detail"]["after"] == {"responsible_person": "王建国"}
         with pytest.raises(RecordNotFound):
-            set_responsible_person(s, "140100001001", "李四", actor="t", township="河西乡")
+            set_responsible_person(s, "140100001001", "李四", actor="t", scope=Scope("清徐县", "河西乡"))
     with session_scope(engine) as s, pytest.raises(DataError, match="lacks column"):
         upsert_units(s, renamed.drop(columns=["township"]))
 
@@ -230,7 +242,7 @@ def test_followups_are_audited_and_scoped_to_the_township(engine, seed):
             s,
             "140100001001",
             actor="张三 (township #1)",
-            township="城关镇",
+            scope=Scope("清徐县", "城关镇"),
             screened_on="2023-01-05",
             person="张三",
             findings="土地纠纷2起",
@@ -242,7 +254,7 @@ def test_followups_are_audited_and_scoped_to_the_township(engine, seed):
             s,
             fid,
             actor="张三 (township #1)",
-            township="城关镇",
+            scope=Scope("清徐县", "城关镇"),
             status="已整改",
             measures="=cmd|' /C calc'!A0",
             person="张三",
@@ -255,13 +267,13 @@ def test_followups_are_audited_and_scoped_to_the_township(engine, seed):
         assert rows[1].detail["before"] == {"status": "排查中", "measures": None}
         assert rows[1].detail["after"]["status"] == "已整改"
         assert rows[1].actor == "张三 (township #1)"
-        assert [x["status"] for x in list_followups(s, township="城关镇")] == ["已整改"]
-        assert list_followups(s, township="河西乡") == []
+        assert [x["status"] for x in list_followups(s, scope=Scope("清徐县", "城关镇"))] == ["已整改"]
+        assert list_followups(s, scope=Scope("清徐县", "河西乡")) == []
         assert latest_followups(s, ["140100001001", "140100002001"])["140100001001"]["id"] == fid
         with pytest.raises(RecordNotFound):
-            update_followup(s, fid, actor="x", township="河西乡", status="误报")
+            update_followup(s, fid, actor="x", scope=Scope("清徐县", "河西乡"), status="误报")
         with pytest.raises(RecordNotFound):
-            create_followup(s, "140100001001", actor="x", township="河西乡")
+            create_followup(s, "140100001001", actor="x", scope=Scope("阳曲县", "城关镇"))
         with pytest.raises(RecordNotFound):
             create_followup(s, "no-such-unit", actor="x")
         with pytest.raises(DataError, match="status"):
@@ -280,19 +292,20 @@ def test_followups_are_audited_and_scoped_to_the_township(engine, seed):
 
 def test_tokens_are_stored_hashed_and_can_be_revoked(engine):
     with session_scope(engine) as s:
-        raw = create_token(s, "township", "城关镇", name="张三")
+        raw = create_token(s, "township", "城关镇", name="张三", county="清徐县")
         other = create_token(s, "service")
     with session_scope(engine) as s:
         stored = s.scalars(select(Token).order_by(Token.id)).all()
         assert stored[0].token_hash == hash_token(raw) and raw not in {t.token_hash for t in stored}
         p = principal_for(s, raw)
-        assert (p.role, p.township, p.scope, p.name) == ("township", "城关镇", "城关镇", "张三")
+        assert (p.role, p.township, p.scope, p.name) == ("township", "城关镇", ("清徐县", "城关镇"), "张三")
         assert principal_for(s, other).scope is None
         assert principal_for(s, raw + "x") is None and principal_for(s, "") is None
-        assert principal_for_id(s, p.token_id) == p
+        sid = open_session(s, p.token_id, 3600)
+        assert principal_for_session(s, sid) == p
         assert revoke_token(s, p.token_id) is True
     with session_scope(engine) as s:
-        assert principal_for(s, raw) is None and principal_for_id(s, p.token_id) is None
+        assert principal_for(s, raw) is None and principal_for_session(s, sid) is None
         assert revoke_token(s, p.token_id) is False
         assert s.get(Token, p.token_id).last_used_at is not None
         with pytest.raises(ConfigError, match="needs --township"):
@@ -301,3 +314,29 @@ def test_tokens_are_stored_hashed_and_can_be_revoked(engine):
             create_token(s, "analyst", "城关镇")
         with pytest.raises(ConfigError, match="role 'admin'"):
             create_token(s, "admin")
+
+
+def test_migration_0002_gives_township_tokens_their_county_only_when_unambiguous(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        for uid, town, county in [
+            ("1", "城关镇", "清徐县"),
+            ("2", "城关镇", "阳曲县"),
+            ("3", "河西乡", "清徐县"),
+        ]:
+            conn.exec_driver_sql(
+                "INSERT INTO units (unit_id, unit_name, unit_type, township, county, city, updated_at) "
+                f"VALUES ('{uid}', 'u', 'village', '{town}', '{county}', '太原市', '2026-01-01')"
+            )
+        for i, town in enumerate(["城关镇", "河西乡"], start=1):
+            conn.exec_driver_sql(
+                "INSERT INTO tokens (id, token_hash, role, township, created_at) "
+                f"VALUES ({i}, 'h{i}', 'township', '{town}', '2026-01-01')"
+            )
+    upgrade(engine, "head")
+    with engine.connect() as conn:
+        counties = dict(conn.exec_driver_sql("SELECT township, county FROM tokens").all())
+        active = {r[0] for r in conn.exec_driver_sql("SELECT active FROM units").all()}
+    assert counties == {"城关镇": None, "河西乡": "清徐县"} and active == {1}
+    engine.dispose()

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sanling.serving.api.deps import ReaderDep
+from sanling.serving.api.schemas import ERROR_RESPONSES
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], responses=ERROR_RESPONSES)
 
 
 @router.get("/metrics", response_class=Response)

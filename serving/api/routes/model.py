@@ -6,10 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from sanling.serving.api.deps import ReaderDep, ScorerDep, SessionDep
-from sanling.serving.api.schemas import ModelInfo
+from sanling.serving.api.schemas import ERROR_RESPONSES, ModelInfo
 from sanling.serving.store.scores import latest_run
 
-router = APIRouter(prefix="/v1", tags=["model"])
+router = APIRouter(prefix="/v1", tags=["model"], responses=ERROR_RESPONSES)
 
 
 @router.get("/model", response_model=ModelInfo)

@@ -11,14 +11,14 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from sanling.serving.api.deps import PrincipalDep, SessionDep
-from sanling.serving.api.schemas import AS_OF_PATTERN, ExplainedScore, Tier, UnitType
+from sanling.serving.api.schemas import AS_OF_PATTERN, ERROR_RESPONSES, ExplainedScore, Tier, UnitType
 from sanling.serving.ledger import write_ledger
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.followups import latest_followups
 from sanling.serving.store.scores import current_run, get_score, risk_list
 from sanling.serving.store.tokens import Principal
 
-router = APIRouter(prefix="/v1", tags=["risk"])
+router = APIRouter(prefix="/v1", tags=["risk"], responses=ERROR_RESPONSES)
 
 AsOf = Annotated[
     str | None, Query(pattern=AS_OF_PATTERN, description="YYYY-MM; default the latest scored month")
@@ -31,21 +31,29 @@ def _check_month(session, as_of: str | None) -> None:
         raise HTTPException(404, f"no scores for as_of {as_of}")
 
 
-def _scope(principal: Principal, township: str | None) -> str | None:
-    """The township a list is restricted to: a township token's own, whatever it asks for."""
+def _place(principal: Principal, county: str | None, township: str | None) -> tuple[str | None, str | None]:
+    """The (county, township) a list is restricted to: a township token's own, whatever it asks for
+    (asking for another township or county is 404, as if it did not exist)."""
     own = principal.scope
     if own is None:
-        return township
-    if township is not None and township != own:
-        raise HTTPException(404, f"township {township!r} not found")
-    return own
+        return county, township
+    if (township is not None and township != own.township) or (county is not None and county != own.county):
+        raise HTTPException(404, f"township {township or county!r} not found")
+    return own.county, own.township
 
 
 @router.get("/units/{unit_id}/risk", response_model=ExplainedScore)
 def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of: AsOf = None) -> dict:
     """One unit's explained score (docs/operations.md), with its change since the previous month."""
     _check_month(session, as_of)
-    score = get_score(session, unit_id, as_of=as_of, township=principal.scope)
+    own = principal.scope
+    score = get_score(
+        session,
+        unit_id,
+        as_of=as_of,
+        township=own.township if own else None,
+        county=own.county if own else None,
+    )
     if score is None:
         raise HTTPException(404, f"unit {unit_id!r} not found")
     return score
@@ -53,9 +61,10 @@ def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of:
 
 def _list(session, principal: Principal, township, county, min_tier, unit_type, limit, as_of) -> list[dict]:
     _check_month(session, as_of)
+    county, township = _place(principal, county, township)
     return risk_list(
         session,
-        township=_scope(principal, township),
+        township=township,
         county=county,
         min_tier=min_tier,
         unit_type=unit_type,
@@ -94,12 +103,12 @@ def get_risk_ledger(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST,
     as_of: AsOf = None,
 ) -> Response:
-    """The same list as an Excel 台账 with each unit's latest follow-up; named ``台账_<乡镇>_<as_of>.xlsx``."""
+    """The same list as an Excel 台账 with each unit's latest follow-up; named ``台账_<县区><乡镇>_<as_of>.xlsx``."""
     rows = _list(session, principal, township, county, min_tier, unit_type, limit, as_of)
-    scope = _scope(principal, township)
+    county, scope = _place(principal, county, township)
     month = rows[0]["as_of"] if rows else (as_of or "")
     followups = latest_followups(session, [r["unit_id"] for r in rows]) if rows else {}
-    place = scope or county or "全部"
+    place = f"{county or ''}{scope}" if scope else (county or "全部")
     title = f"{place}风险隐患排查整治台账（{month}）"
     data = write_ledger(rows, followups, title=title)
     record_audit(

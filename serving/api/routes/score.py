@@ -7,10 +7,10 @@ from fastapi import APIRouter, HTTPException, Request
 from sanling.core.errors import ModelError, SanlingError
 from sanling.core.vocabulary import TIER_ZH
 from sanling.serving.api.deps import PrincipalDep, SessionDep, get_scorer
-from sanling.serving.api.schemas import ExplainedScore, ScoreRequest
+from sanling.serving.api.schemas import ERROR_RESPONSES, ExplainedScore, ScoreRequest
 from sanling.serving.store.units import existing_unit_ids
 
-router = APIRouter(prefix="/v1", tags=["score"])
+router = APIRouter(prefix="/v1", tags=["score"], responses=ERROR_RESPONSES)
 
 
 @router.post("/score", response_model=list[ExplainedScore])
@@ -20,7 +20,7 @@ def score(body: ScoreRequest, principal: PrincipalDep, session: SessionDep, requ
     # The scorer is looked up after the body is validated, so an oversized request is 422 even
     # on a server without a model.
     scorer = get_scorer(request)
-    known = existing_unit_ids(session, body.unit_ids, township=principal.scope)
+    known = existing_unit_ids(session, body.unit_ids, scope=principal.scope)
     missing = [u for u in body.unit_ids if u not in known]
     if missing:
         shown = ", ".join(repr(u) for u in missing[:5]) + (
