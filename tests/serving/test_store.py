@@ -39,7 +39,17 @@ from sanling.serving.store import (
 from sanling.serving.store.db import downgrade, make_engine, upgrade
 from sanling.serving.store.tables import Audit, Base, Score, ScoreRun, Token
 
-TABLES = {"units", "score_runs", "scores", "event_months", "open_events", "tokens", "followups", "audit"}
+TABLES = {
+    "units",
+    "score_runs",
+    "scores",
+    "observed_tiers",
+    "event_months",
+    "open_events",
+    "tokens",
+    "followups",
+    "audit",
+}
 
 
 def _row(unit_id: str, tier: str, risk: float, **extra) -> dict:
@@ -69,7 +79,7 @@ def test_migrations_upgrade_an_empty_database_to_the_models(db_url):
             )
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
         assert diffs == []
-        assert version == "0001"
+        assert version == "0003"
         index_cols = {tuple(ix["column_names"]) for ix in inspect(engine).get_indexes("scores")}
         assert ("as_of", "model_version", "risk_score") in index_cols and ("unit_id",) in index_cols
     finally:
