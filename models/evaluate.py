@@ -18,6 +18,7 @@ from sanling.core.config import Config
 from sanling.core.months import add_months, month_label
 from sanling.core.vocabulary import TIERS
 from sanling.models.baselines import HistoricalRate, LogisticBaseline, Persistence
+from sanling.models.conformal import fold_tier_sets
 from sanling.models.metrics import class_balance, tier_metrics
 from sanling.models.policy import decide
 from sanling.models.tier_model import TierModel
@@ -70,6 +71,7 @@ class BacktestResult:
     shap: tuple[np.ndarray, pd.DataFrame, list[str]] | None = None
     folds: list[dict] = field(default_factory=list)
     last_model: TierModel | None = None
+    tier_sets: np.ndarray | None = None  # (n, 4) bool: each row's conformal set (models.conformal)
 
 
 def _fit_predict(
@@ -134,7 +136,7 @@ def rolling_origin(
     ]
     it = progress(blocks) if progress else blocks
 
-    metas, ys, preds, folds = [], [], {}, []
+    metas, ys, preds, folds, tier_sets = [], [], {}, [], []
     model = None
     for block in it:
         cutoff = add_months(block[0], -h)  # outcome window of a training row ends ≤ block[0]
@@ -148,6 +150,7 @@ def rolling_origin(
             )
         out = _fit_predict(train, test, feature_names, config, history)
         model = out.pop("_model")
+        tier_sets.append(fold_tier_sets(model, train, test, out["lightgbm"], config.model.validation_periods))
         folds.append(
             {
                 "test": list(block),
@@ -184,7 +187,7 @@ def rolling_origin(
         "class_balance": class_balance(y),
         "models": {k: tier_metrics(y, p, d) for k, (p, d) in predictions.items()},
     }
-    return BacktestResult(meta, y, predictions, metrics, shap, folds, model)
+    return BacktestResult(meta, y, predictions, metrics, shap, folds, model, np.vstack(tier_sets))
 
 
 def oracle_proba(meta: pd.DataFrame, truth: pd.DataFrame, horizon: int) -> np.ndarray | None:

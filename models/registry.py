@@ -7,6 +7,7 @@ and predicts with the native boosters (pyfunc schema enforcement costs ~80× per
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import tempfile
@@ -126,6 +127,14 @@ class Registry:
             return None
         r = runs[0]
         return {"run_id": r.info.run_id, "rps": r.data.metrics.get("lightgbm.rps"), "metrics": r.data.metrics}
+
+    def backtest_summary(self, run_id: str) -> dict:
+        """The ``summary`` of a backtest run's ``metrics.json`` artifact ({} when it has none)."""
+        with tempfile.TemporaryDirectory() as tmp:
+            local = self.mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="backtest/metrics.json", dst_path=tmp
+            )
+            return json.loads(Path(local).read_text(encoding="utf-8")).get("summary", {})
 
     def log_model(
         self, experiment: str, bundle, *, params: dict, metrics: dict, tags: dict, input_example: pd.DataFrame

@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 token_app = typer.Typer(help="API tokens (stored hashed).", no_args_is_help=True)
 app.add_typer(token_app, name="token")
+followups_app = typer.Typer(help="双排查 follow-up records.", no_args_is_help=True)
+app.add_typer(followups_app, name="followups")
 
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="YAML configuration (docs/configuration.md).")
@@ -201,6 +203,17 @@ def backup(out: Annotated[Path, typer.Argument(help="The backup file to write (m
     from sanling.pipeline import admin
 
     typer.echo(f"backup written to {admin.backup(out)}")
+
+
+@followups_app.command("export")
+def followups_export(
+    out: Annotated[Path, typer.Argument(help="A data directory to write followups.csv into.")],
+) -> None:
+    """Write the store's follow-up records as the data folder's optional followups table
+    (unit_id, visited_at, status, measures), so `sanling backtest` can read them (summary.acted_on)."""
+    from sanling.pipeline import jobs
+
+    typer.echo(jobs.followups_export(out))
 
 
 def _config(path: Path | None):

@@ -20,6 +20,7 @@ from sanling.core.config import Config, Settings
 from sanling.models import drift as d
 from sanling.models.reporting import drift_markdown, plots
 from sanling.pipeline.context import prepare, say
+from sanling.pipeline.forecast_audit import model_audit_view
 
 # The feature reference is a sample of as-of months (the frame of 60 months × 50,000 units would be
 # large for what a PSI needs); these many, evenly spread over the reference window.
@@ -390,6 +391,8 @@ def run_drift(data_dir: Path, *, out: Path | None = None, settings: Settings | N
     ds, panel = prepare(data_dir, config, settings)
     reference = champion_reference(*champion) if champion else fallback_reference(panel, config)
     result = drift_check(ds, panel, reference)
+    if champion:  # the backtest's groups whose ECE is more than twice the overall one
+        result.warnings.extend(model_audit_view(champion[1].info)["calibration_warnings"])
     out = Path(out) if out is not None else settings.home / "drift" / result.cur_month
     summary = write_outputs(result, out, data_dir)
     summary["seconds"] = round(time.perf_counter() - t0, 1)

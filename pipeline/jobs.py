@@ -42,6 +42,7 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
     from sanling.models.evaluate import rolling_origin, tier_history
     from sanling.models.metrics import oracle_share_with_se, paired_rps_difference
     from sanling.models.reporting import write_report
+    from sanling.pipeline.forecast_audit import audit_summary
 
     settings = settings or Settings()
     t0 = time.perf_counter()
@@ -70,6 +71,7 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
         metrics["summary"]["rps_gap_to_oracle"] = {"mean": d, "se": se}
         metrics["summary"]["oracle_share"] = share
         metrics["summary"]["oracle_share_se"] = share_se
+    metrics["summary"].update(audit_summary(result, config, data_dir, ds.units["unit_id"]))
     metrics["summary"]["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -137,6 +139,11 @@ def _print_metrics(metrics: dict) -> None:
             f"share of the oracle's skill captured: {s['oracle_share']:.3f}"
             + (f" ± {se:.3f} (1 SE)" if se else "")
         )
+    from sanling.pipeline.forecast_audit import coverage_line
+
+    line = coverage_line(s)
+    if line:
+        print(line)
 
 
 # -- train / promote ----------------------------------------------------------------------------
@@ -168,6 +175,7 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
     from sanling.features.registry import REGISTRY_VERSION
     from sanling.models.bundle import ModelBundle
     from sanling.models.tier_model import TierModel
+    from sanling.pipeline.forecast_audit import model_audit_info
 
     settings = settings or Settings()
     ds, panel = prepare(data_dir, config, settings)
@@ -206,6 +214,7 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
         "backtest": {k: v for k, v in (bt or {}).get("metrics", {}).items()},
         "horizon_months": config.horizon_months,
     }
+    info.update(model_audit_info(model, labelled, config, reg, bt))
     if bt and bt["rps"] is not None:
         tags["backtest_rps"] = f"{bt['rps']:.6f}"
         tags["backtest_run"] = bt["run_id"]
@@ -262,10 +271,15 @@ def promote(
 
 
 # -- score ---------------------------------------------------------------------------------------
+HISTORY_MONTHS = 24  # earlier months of forecast vs outcome on the unit pages
+
+
 def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None = None) -> dict:
-    from sanling.pipeline.scoring import explained_scores, history_tables
+    from sanling.core.months import months_back
+    from sanling.pipeline.scoring import backfill_scores, explained_scores, history_tables, observed_tiers
     from sanling.serving.store import db
     from sanling.serving.store import history as store_history
+    from sanling.serving.store import outcomes as store_outcomes
     from sanling.serving.store import scores as store_scores
     from sanling.serving.store import units as store_units
 
@@ -287,8 +301,33 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
     # One store, several data folders: everything below replaces only this folder's units (its
     # registry's dropped units turn inactive), in one transaction — a crash leaves the old run whole.
     source = str(Path(data_dir).resolve())
+    # The forecast history: earlier months never scored (all 24 on the first run) are scored once
+    # with this model; months scored before are kept as they were forecast then.
+    earlier = [m for m in months_back(as_of, HISTORY_MONTHS + 1)[:-1] if m >= panel.first_label]
+    with db.session_scope(engine) as session:
+        scored = set(store_scores.scored_months(session, data_dir=source))
+    todo = [m for m in earlier if m not in scored]
+    backfill = backfill_scores(bundle, ds, panel, todo, model_version=version)
+    if todo:
+        say(
+            f"forecast history: scored {len(todo)} earlier month(s) {todo[0]} … {todo[-1]} with version {version}"
+        )
+    outcomes = observed_tiers(panel, config, [*earlier, as_of])
     with db.session_scope(engine) as session:
         store_units.upsert_units(session, ds.units, source=source)
+        for month, month_rows in backfill.items():
+            store_scores.save_scores(
+                session,
+                {
+                    "as_of": month,
+                    "model_version": version,
+                    "data_dir": source,
+                    "n_units": len(month_rows),
+                    "backfilled": True,
+                },
+                month_rows,
+            )
+        store_outcomes.replace_observed_tiers(session, outcomes, source=source)
         store_scores.save_scores(
             session,
             {
@@ -389,3 +428,25 @@ def demo(workdir: Path, *, serve_after: bool = True, port: int = 8000) -> None:
     if serve_after:
         print(f"serving on http://127.0.0.1:{port}/ (sign in at /login with a token; Ctrl-C stops)")
         serve(host="127.0.0.1", port=port, data_dir=world, settings=settings)
+
+
+def followups_export(out: Path, *, settings: Settings | None = None) -> str:
+    """``sanling followups export DIR``: the store's 双排查 records as ``DIR/followups.csv`` in the data
+    folder's form (CONTRACT §1: unit_id, visited_at, status, measures), written atomically; records
+    without a screening date (待排查: not visited yet) are left out. Returns a one-line summary."""
+    from sanling.pipeline.ingest.followups import export_frame
+    from sanling.serving.store import db
+    from sanling.serving.store.followups import list_followups
+
+    settings = settings or Settings()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise SanlingError(f"{out} exists and is not a directory")
+    engine = db.init_db(settings.db_url)
+    with db.session_scope(engine) as session:
+        records = list_followups(session, limit=None)
+    engine.dispose()
+    frame = export_frame(records)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "followups.csv", frame.to_csv(index=False))
+    return f"wrote {len(frame):,} visits ({len(records) - len(frame):,} records not yet visited left out) to {out / 'followups.csv'}"

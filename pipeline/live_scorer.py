@@ -20,6 +20,7 @@ from sanling.core.config import Settings
 from sanling.core.errors import ModelError
 from sanling.models.explain import peer_means
 from sanling.pipeline.context import registry
+from sanling.pipeline.forecast_audit import model_audit_view
 
 log = logging.getLogger("sanling.scorer")
 
@@ -29,7 +30,7 @@ class _Data:
     stamp: tuple
     ds: object
     panel: object
-    peers: dict = field(default_factory=dict)  # as_of → (frame of all units' meta, peer means)
+    peers: dict = field(default_factory=dict)  # (version, as_of) → (row positions, peer means, peer risk)
 
 
 @dataclass
@@ -117,7 +118,7 @@ class ChampionScorer:
     # -- the protocol ------------------------------------------------------------------------
     def score(self, unit_ids: list[str], as_of: str | None = None) -> list[dict]:
         from sanling.features.build import build_frame
-        from sanling.pipeline.scoring import explained_scores, frame_at
+        from sanling.pipeline.scoring import explained_scores, frame_at, peer_risk_table
 
         model, data = self._model, self._fresh_data()
         bundle = model.bundle
@@ -132,8 +133,9 @@ class ChampionScorer:
             data.peers[key] = (
                 pd.Series(range(len(full)), index=full["unit_id"]),
                 peer_means(full, bundle.feature_names),
+                peer_risk_table(bundle, full),  # relative risk compares with every unit of the month
             )
-        pos, peers = data.peers[key]
+        pos, peers, peer_risk = data.peers[key]
         c = bundle.config
         frame = build_frame(
             data.panel,
@@ -153,6 +155,7 @@ class ChampionScorer:
             model_version=model.version,
             frame=frame.reset_index(drop=True),
             peers=peer_rows.reset_index(drop=True),
+            peer_risk=peer_risk,
         )
 
     def model_info(self) -> dict:
@@ -169,4 +172,5 @@ class ChampionScorer:
             "policy": b.config.policy.model_dump(),
             "backtest_metrics": b.info.get("backtest", {}),
             "explained_quantity": "calibrated log-odds of P(tier >= orange)",
+            **model_audit_view(b.info),
         }

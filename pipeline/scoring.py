@@ -8,13 +8,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from sanling.core.months import month_number
+from sanling.core.vocabulary import TIERS
+from sanling.features.build import build_frame
+from sanling.features.labels import tiers_from_outcomes, window_outcomes
+from sanling.models.conformal import ConformalTiers, set_labels
 from sanling.models.explain import peer_means
+from sanling.models.relative_risk import peer_mean_probabilities, relative_risk
 
 
 def frame_at(bundle, panel, as_of: str) -> pd.DataFrame:
     """All units' features as of one month (peers need every unit of the county)."""
-    from sanling.features.build import build_frame
-
     c = bundle.config
     return build_frame(
         panel,
@@ -36,26 +40,118 @@ def explained_scores(
     model_version: str | None = None,
     frame: pd.DataFrame | None = None,
     peers: pd.DataFrame | None = None,
+    peer_risk: pd.DataFrame | None = None,
 ) -> list[dict]:
-    """Explained scores (docs/operations.md shape) for ``unit_ids`` (default: every unit) as of ``as_of``.
+    """Explained scores (docs/operations.md shape) for ``unit_ids`` (default: every unit) as of ``as_of``,
+    each with its ``relative_risk`` against its peers and, when the model carries one, its conformal
+    ``tier_set``.
 
-    ``frame``/``peers`` may be passed in when the caller caches the month's frame.
+    ``frame``/``peers``/``peer_risk`` (:func:`peer_risk_table`) may be passed in when the caller
+    caches the month's frame; given a ``frame`` of some units only, pass the month's ``peer_risk``.
     """
     if frame is None:
         frame = frame_at(bundle, panel, as_of)
     if peers is None:
         peers = peer_means(frame, bundle.feature_names)
+    if peer_risk is None:
+        peer_risk = peer_risk_table(bundle, frame)
     if unit_ids is not None:
         pos = pd.Index(frame["unit_id"]).get_indexer(list(unit_ids))
         pos = pos[pos >= 0]
         frame, peers = frame.iloc[pos], peers.iloc[pos]
     rows = bundle.explained(frame, peers)
+    proba = np.array([[r["probabilities"][t] for t in TIERS] for r in rows], dtype=np.float64).reshape(-1, 4)
+    for r, extra in zip(rows, forecast_context(bundle, frame, proba, peer_risk), strict=True):
+        r.update(extra)
     cols = ["unit_name", "unit_type", "township", "county"]
     reg = ds.units.loc[ds.units["unit_id"].isin({r["unit_id"] for r in rows}), ["unit_id", *cols]]
     info = {u[0]: dict(zip(cols, map(str, u[1:]), strict=True)) for u in reg.itertuples(index=False)}
     for r in rows:
         r.update(info[r["unit_id"]], model_version=model_version)
     return rows
+
+
+def peer_risk_table(bundle, frame: pd.DataFrame) -> pd.DataFrame:
+    """The peers' mean P(red) and P(≥ orange) for every row of ``frame`` (all units of the month),
+    indexed by (unit_id, as_of): what :func:`explained_scores` divides by for ``relative_risk``."""
+    proba = bundle.model.predict_proba(frame)
+    means = peer_mean_probabilities(frame, proba)
+    idx = pd.MultiIndex.from_arrays(
+        [frame["unit_id"].astype(str).to_numpy(), frame["as_of"].astype(str).to_numpy()]
+    )
+    return pd.DataFrame(means, columns=["red", "orange_or_worse"], index=idx)
+
+
+def forecast_context(bundle, frame: pd.DataFrame, proba: np.ndarray, peer_risk: pd.DataFrame) -> list[dict]:
+    """Per row of ``frame``: ``relative_risk`` against the peers in ``peer_risk`` and, when the bundle
+    carries a conformal calibration, the ``tier_set`` and its ``tier_set_level``."""
+    idx = pd.MultiIndex.from_arrays(
+        [frame["unit_id"].astype(str).to_numpy(), frame["as_of"].astype(str).to_numpy()]
+    )
+    rr = relative_risk(proba, peer_risk.reindex(idx).to_numpy(dtype=np.float64))
+    out = [{"relative_risk": r} for r in rr]
+    conformal = bundle.info.get("conformal") if isinstance(bundle.info, dict) else None
+    if conformal:
+        ct = ConformalTiers.from_dict(conformal)
+        for o, s in zip(out, set_labels(ct.sets(proba, frame["unit_type"].astype(str))), strict=True):
+            o["tier_set"], o["tier_set_level"] = s, ct.level
+    return out
+
+
+def backfill_scores(bundle, ds, panel, months: Sequence[str], *, model_version: str) -> dict[str, list[dict]]:
+    """Forecasts of the same model for earlier ``months``, by month: tier, probabilities, risk score,
+    relative risk and tier set, without reasons — the history needs what was forecast, not why, and
+    explaining 24 months of a province would take an hour (docs/pages.md). The model may have been
+    trained on these months' outcomes: the history is a reading aid, the backtest is the evaluation."""
+    if not months:
+        return {}
+    c = bundle.config
+    frame = build_frame(
+        panel,
+        list(months),
+        tier_rules=c.tiers,
+        horizon_months=c.horizon_months,
+        params=c.features,
+        with_labels=False,
+    )
+    proba, tiers, scores = bundle.predict(frame)
+    idx = pd.MultiIndex.from_arrays(
+        [frame["unit_id"].astype(str).to_numpy(), frame["as_of"].astype(str).to_numpy()]
+    )
+    peer = pd.DataFrame(peer_mean_probabilities(frame, proba), columns=["red", "orange_or_worse"], index=idx)
+    context = forecast_context(bundle, frame, proba, peer)
+    out: dict[str, list[dict]] = {str(m): [] for m in months}
+    for i, (uid, as_of) in enumerate(
+        zip(frame["unit_id"].astype(str), frame["as_of"].astype(str), strict=True)
+    ):
+        tier = TIERS[int(tiers[i])]
+        out[as_of].append(
+            {
+                "unit_id": uid,
+                "as_of": as_of,
+                "tier": tier,
+                "risk_score": float(scores[i]),
+                "probabilities": {t: round(float(proba[i, k]), 4) for k, t in enumerate(TIERS)},
+                "reasons": [],
+                "protective": [],
+                **context[i],
+            }
+        )
+    return out
+
+
+def observed_tiers(panel, config, months: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(unit_id, as_of, observed tier) for every unit and every month of ``months`` whose outcome
+    window lies inside the data (the others are still open and left out)."""
+    last = month_number(panel.last_month)
+    closed = [m for m in months if month_number(m) + config.horizon_months <= last]
+    if not closed:
+        return []
+    tiers = np.asarray(
+        tiers_from_outcomes(window_outcomes(panel, closed, config.horizon_months), config.tiers)
+    )
+    ids = [str(u) for u in panel.unit_ids]
+    return [(u, m, TIERS[int(t)]) for j, m in enumerate(closed) for u, t in zip(ids, tiers[j], strict=True)]
 
 
 def history_tables(events: pd.DataFrame, as_of: str, months: int = 24) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -24,12 +24,22 @@ CONFIG = Config(
 )
 
 
+def _write_followups(world) -> None:
+    """A 双排查 ledger kept outside sanling: a visit to every fifth unit in 2022-11 and 2022-12, one
+    row with a unit that does not exist (set aside, not fatal)."""
+    units = pd.read_parquet(world / "units.parquet")["unit_id"].tolist()
+    rows = [(u, f"2022-{11 + i % 2}-15", "已整改") for i, u in enumerate(units[::5])]
+    rows.append(("000000000000", "2022-12-01", "误报"))
+    pd.DataFrame(rows, columns=["单位编码", "排查日期", "状态"]).to_csv(world / "followups.csv", index=False)
+
+
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     work = tmp_path_factory.mktemp("e2e")
     settings = Settings(home=work / "home")
     world = work / "world"
     simulate_world(world, preset="county", n_units=160, seed=3, progress=False)
+    _write_followups(world)
     metrics = jobs.backtest(world, work / "bt", CONFIG, settings)
     version = jobs.train(world, CONFIG, settings)
     jobs.promote(version, settings=settings)
@@ -81,6 +91,78 @@ def test_api_serves_the_stored_explained_score(deployed):
         assert reason["contribution"] > 0 and reason["text_zh"] and "{" not in reason["text_zh"]
 
 
+def test_backtest_audits_tier_sets_townships_and_visits(deployed):
+    s = deployed["metrics"]["summary"]
+    assert set(s["acted_on"]) == {"visited", "not_visited"}
+    assert s["acted_on"]["visited"]["n_rows"] > 0 and s["acted_on"]["not_visited"]["n_rows"] > 0
+    assert (
+        s["acted_on"]["visited"]["n_rows"] + s["acted_on"]["not_visited"]["n_rows"]
+        == deployed["metrics"]["n_rows"]
+    )
+    assert "lightgbm" in s["acted_on"]["visited"]["models"]
+    c = s["conformal"]
+    assert c["level"] == 0.9 and set(c["by_unit_type"]) <= {"village", "community", "enterprise"}
+    assert 0.8 < c["overall"]["coverage"] <= 1.0 and 1 <= c["overall"]["mean_size"] <= 4
+    assert {(t["county"], t["township"]) for t in s["townships"]} == set(
+        deployed["units"][["county", "township"]].itertuples(index=False, name=None)
+    )
+    report = (deployed["work"] / "bt" / "report.html").read_text(encoding="utf-8")
+    assert "Visited and not-visited rows" in report and "Tier sets at 90%" in report
+
+
+def test_lists_are_tier_first_and_every_score_is_relative_to_its_peers(deployed):
+    c = deployed["client"]
+    rows = c.get("/v1/risk-list?limit=200", headers=deployed["analyst"]).json()
+    rank = ["blue", "yellow", "orange", "red"]
+    keys = [(rank.index(r["tier"]), r["risk_score"]) for r in rows]
+    assert keys == sorted(keys, reverse=True) and len(rows) == 160
+    assert all(r["relative_risk"]["red"] is not None and r["relative_risk"]["red"] >= 0 for r in rows)
+    assert all(r["tier"] in r["tier_set"] or len(r["tier_set"]) >= 1 for r in rows)
+    # relative risk is against the same unit type in the same county: peers' ratios average to 1
+    frame = pd.DataFrame(
+        [{**r, "rr": r["relative_risk"]["red"], "p": r["probabilities"]["red"]} for r in rows]
+    )
+    for _, g in frame.groupby(["county", "unit_type"]):
+        assert abs((g["p"] / g["p"].mean() - g["rr"]).abs().max()) < 0.02
+    county = rows[0]["county"]
+    assert {
+        r["county"] for r in c.get(f"/v1/risk-list?county={county}", headers=deployed["analyst"]).json()
+    } == {county}
+
+
+def test_a_unit_has_a_forecast_history_with_outcomes(deployed):
+    unit = deployed["units"]["unit_id"].iloc[0]
+    body = deployed["client"].get(f"/v1/units/{unit}/risk", headers=deployed["clerk"]).json()
+    history = body["history"]
+    assert len(history) == 24 and history[-1]["as_of"] < body["as_of"]
+    assert sum(h["observed_tier"] is not None for h in history) >= 12
+    assert [h["as_of"] for h in history] == sorted(h["as_of"] for h in history)
+    assert body["relative_risk"]["orange_or_worse"] is not None
+
+
+def test_the_model_route_carries_calibration_and_township_hit_rates(deployed):
+    info = deployed["client"].get("/v1/model", headers=deployed["analyst"]).json()
+    assert "calibration_by_group" in info and isinstance(info["calibration_warnings"], list)
+    towns = info["townships"]
+    assert towns and all({"county", "township", "hit_rate", "pai"} <= set(t) for t in towns)
+    assert info["conformal"]["level"] == 0.9 and info["conformal"]["backtest_coverage"]["overall"]["n"] > 0
+
+
+def test_followups_export_writes_what_the_backtest_reads(deployed, tmp_path):
+    from sanling.pipeline.ingest.followups import load_followups
+    from sanling.serving.store import create_followup, db
+
+    unit = deployed["units"]["unit_id"].iloc[0]
+    engine = db.init_db(deployed["settings"].db_url)
+    with db.session_scope(engine) as s:
+        create_followup(s, unit, actor="test", screened_on="2022-12-20", person="王芳", status="已整改")
+    engine.dispose()
+    line = jobs.followups_export(tmp_path, settings=deployed["settings"])
+    assert "1 visits" in line
+    visits, rejects = load_followups(tmp_path, deployed["units"]["unit_id"])
+    assert visits["unit_id"].tolist() == [unit] and rejects.empty
+
+
 def test_fresh_score_equals_batch_score(deployed):
     """POST /v1/score and `sanling score` run the same feature, model and explanation code."""
     c, ids = deployed["client"], deployed["units"]["unit_id"].iloc[:5].tolist()
@@ -92,6 +174,8 @@ def test_fresh_score_equals_batch_score(deployed):
         for k, v in f["probabilities"].items():
             assert abs(v - stored["probabilities"][k]) < 1e-3
         assert [r["feature"] for r in f["reasons"]] == [r["feature"] for r in stored["reasons"]]
+        assert f["relative_risk"] == pytest.approx(stored["relative_risk"], abs=0.011)
+        assert f["tier_set"] == stored["tier_set"]
     other = deployed["units"][deployed["units"]["township"] != deployed["township"]]["unit_id"].iloc[0]
     assert c.post("/v1/score", json={"unit_ids": [other]}, headers=deployed["clerk"]).status_code == 404
 

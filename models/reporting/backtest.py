@@ -14,6 +14,7 @@ import pandas as pd
 from sanling.core.vocabulary import TIERS
 from sanling.models import metrics as m
 from sanling.models.reporting import figures as f
+from sanling.models.reporting.audit import audit_sections
 from sanling.models.reporting.render import fmt, pct, render, table
 from sanling.models.reporting.style import Labels, save
 from sanling.models.reporting.tables import (
@@ -199,6 +200,7 @@ def write_report(
                 image(f.fig_shap(contrib, values, importance, labels), "shap_summary.png", "shap summary"),
             )
         )
+    sections.extend(audit_sections(metrics))
     months = np.unique(as_of)
     page = render(
         "backtest.html",

@@ -294,7 +294,9 @@ def normalise_events(
         ("escalated_at", esc_day, esc_month),
     ):
         if (day & keep).any():
-            warnings[f"{name}: date only, on the day of occurred_at; set to occurred_at"] = int((day & keep).sum())
+            warnings[f"{name}: date only, on the day of occurred_at; set to occurred_at"] = int(
+                (day & keep).sum()
+            )
         if (month & keep).any():
             warnings[f"{name}: month only, in the month of occurred_at; set to occurred_at"] = int(
                 (month & keep).sum()

@@ -108,6 +108,14 @@ COLUMN_ALIASES: dict[str, str] = {
     "更正时间": "recorded_at",
     "续报时间": "recorded_at",
     "记录时间": "recorded_at",
+    # followups (双排查 visits)
+    "排查日期": "visited_at",
+    "排查时间": "visited_at",
+    "走访日期": "visited_at",
+    "状态": "status",
+    "整改状态": "status",
+    "排查状态": "status",
+    "整改措施": "measures",
     # unit_history
     "属性": "attribute",
     "属性名": "attribute",

@@ -31,6 +31,22 @@ class Probabilities(BaseModel):
     red: float
 
 
+class RelativeRisk(BaseModel):
+    """The unit's probability over the mean of the same unit type in the same county that month
+    (2.4 reads "2.4 times its peers"); ``None`` where the peers' mean is 0."""
+
+    red: float | None = None
+    orange_or_worse: float | None = None
+
+
+class HistoryMonth(BaseModel):
+    """One earlier month: the tier forecast and the tier then observed (``None`` while open)."""
+
+    as_of: str
+    tier: Tier
+    observed_tier: Tier | None = None
+
+
 class ExplainedScore(BaseModel):
     """docs/operations.md explained score, plus unit_type, county, protective factors and month-on-month change."""
 
@@ -54,6 +70,17 @@ class ExplainedScore(BaseModel):
         description="tier against the previous month's score: up, down, same, or new (no previous score)",
     )
     risk_score_change: float | None = None
+    relative_risk: RelativeRisk | None = None
+    tier_set: list[Tier] | None = Field(
+        None,
+        description="the conformal set of tiers that holds next month's tier at the model's level (90 %)",
+    )
+
+
+class UnitRisk(ExplainedScore):
+    """One unit's explained score with its forecast history (up to 24 earlier months, oldest first)."""
+
+    history: list[HistoryMonth] = []
 
 
 class ScoreRequest(BaseModel):

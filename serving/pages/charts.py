@@ -43,23 +43,41 @@ def contribution_chart(reasons: list[dict], protective: list[dict]) -> Markup:
     return Markup("".join(parts))
 
 
-def tier_strip_svg(history: dict[str, str], months: list[str]) -> Markup:
+def tier_strip_svg(
+    history: dict[str, str], months: list[str], observed: dict[str, str] | None = None
+) -> Markup:
     """One coloured cell per month (grey when the unit was not scored) as an inline SVG stretched to
     the card's width, with the first month and each January labelled underneath in HTML (text
-    inside a stretched SVG would shrink on a phone). ``history`` maps ``YYYY-MM`` → tier."""
+    inside a stretched SVG would shrink on a phone). ``history`` maps ``YYYY-MM`` → forecast tier.
+
+    With ``observed`` (``YYYY-MM`` → the tier the following window then met) a second row under the
+    forecasts shows what happened, so a clerk reads forecast against outcome month by month; a
+    month whose window is still open stays grey with a dashed outline."""
     n = max(len(months), 1)
+    rows = 1 if observed is None else 2
+    height = 10 * rows + (rows - 1)
     parts = [
-        f'<svg class="strip" viewBox="0 0 {10 * n} 10" preserveAspectRatio="none" role="img" '
-        f'aria-label="近{n}个月预警等级" xmlns="http://www.w3.org/2000/svg">'
+        f'<svg class="strip{" two" if rows == 2 else ""}" viewBox="0 0 {10 * n} {height}" '
+        f'preserveAspectRatio="none" role="img" aria-label="近{n}个月预警等级" xmlns="http://www.w3.org/2000/svg">'
     ]
     labels = []
     for i, m in enumerate(months):
         t = history.get(m)
         fill = TIER_COLOURS.get(t, "#e3e7ed")
-        label = f"{m}：{TIER_ZH[t]}色" if t in TIER_ZH else f"{m}：未评分"
+        label = f"{m}：预测{TIER_ZH[t]}色" if t in TIER_ZH else f"{m}：未评分"
         parts.append(
-            f'<rect x="{10 * i + 0.5}" y="0" width="9" height="10" fill="{fill}"><title>{label}</title></rect>'
+            f'<rect x="{10 * i + 0.5}" y="0" width="9" height="10" fill="{fill}" data-kind="forecast" '
+            f'data-month="{m}" data-tier="{t or ""}"><title>{label}</title></rect>'
         )
+        if observed is not None:
+            o = observed.get(m)
+            fill = TIER_COLOURS.get(o, "#ffffff" if t else "#e3e7ed")
+            text = f"{m}评分后的一个月：实际{TIER_ZH[o]}色" if o in TIER_ZH else f"{m}：结果待观察"
+            dash = "" if o in TIER_ZH else ' stroke="#9aa4b2" stroke-width="0.4" stroke-dasharray="1 1"'
+            parts.append(
+                f'<rect x="{10 * i + 0.5}" y="11" width="9" height="10" fill="{fill}"{dash} data-kind="observed" '
+                f'data-month="{m}" data-tier="{o or ""}"><title>{text}</title></rect>'
+            )
         if i == 0 or m.endswith("-01"):
             labels.append(f'<span style="left:{100 * i / n:.2f}%">{m}</span>')
     parts.append("</svg>")

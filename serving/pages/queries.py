@@ -14,13 +14,14 @@ from sqlalchemy.orm import Session, aliased
 
 from sanling.core.vocabulary import TIER_ZH, TIERS, UNIT_TYPE_ZH
 from sanling.serving.pages.auth import PagePrincipal
-from sanling.serving.store import followups, scores, units
+from sanling.serving.store import followups, outcomes, scores, units
 from sanling.serving.store.errors import RecordNotFound
 from sanling.serving.store.scope import scope_clause
 from sanling.serving.store.tables import (
     FOLLOWUP_STATUSES,
     EventMonth,
     Followup,
+    ObservedTier,
     OpenEvent,
     Score,
     ScoreRun,
@@ -135,9 +136,10 @@ def risk_rows(
     offset: int = 0,
     n_reasons: int = 3,
 ) -> tuple[list[dict], int]:
-    """The filtered risk list of ``run``, sorted by risk (highest first): one page of rows and the
-    total. Each row: unit fields, tier, risk_score, prev_tier, the first ``n_reasons`` reason texts,
-    responsible_person, status (latest follow-up's, or 未排查) and latest followup id."""
+    """The filtered risk list of ``run``, ordered by tier (red first), then risk (highest first): one
+    page of rows and the total. Each row: unit fields, tier, risk_score, P(red) and its ratio to the
+    peers', prev_tier, the first ``n_reasons`` reason texts, responsible_person, status (latest
+    follow-up's, or 未排查) and latest followup id."""
     prev_s = aliased(Score)
     latest = _latest_followup_ids()
     stmt = (
@@ -182,7 +184,8 @@ def risk_rows(
             or_(Unit.unit_name.contains(f.q.strip(), autoescape=True), Unit.unit_id == f.q.strip())
         )
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    page = session.execute(stmt.order_by(Score.risk_score.desc(), Unit.unit_id).limit(limit).offset(offset))
+    order = (scores.tier_rank(Score.tier).desc(), Score.risk_score.desc(), Unit.unit_id)
+    page = session.execute(stmt.order_by(*order).limit(limit).offset(offset))
     rows = []
     for unit, score, prev_tier, status, fid in page:
         rows.append(
@@ -195,6 +198,8 @@ def risk_rows(
                 "county": unit.county,
                 "tier": score.tier,
                 "risk_score": float(score.risk_score),
+                "p_red": float(score.p_red),
+                "relative_red": score.relative_red,
                 "prev_tier": prev_tier,
                 "reasons": [r.get("text_zh", "") for r in (score.reasons or [])[:n_reasons]],
                 "responsible_person": unit.responsible_person,
@@ -240,6 +245,33 @@ def tier_history(session: Session, unit_id: str, months: list[str]) -> dict[str,
         .order_by(Score.as_of, Score.created_at)
     )
     return {m: t for m, t in rows}
+
+
+def observed_tiers(session: Session, unit_id: str, months: list[str]) -> dict[str, str]:
+    """``YYYY-MM`` → the tier the unit's window after that month then met (closed windows only)."""
+    return outcomes.observed_for(session, unit_id, months)
+
+
+def red_hits(
+    session: Session, p: PagePrincipal, run: Run, county: str | None = None, township: str | None = None
+) -> tuple[int, int | None]:
+    """Of ``run``'s red warnings within scope (and the county/township chosen): how many units were
+    warned red and how many of them then met red (``None`` while that window is still open)."""
+    warned = _scoped_units(
+        select(Score.unit_id, ObservedTier.tier)
+        .join(Unit, Unit.unit_id == Score.unit_id)
+        .outerjoin(ObservedTier, and_(ObservedTier.unit_id == Score.unit_id, ObservedTier.as_of == run.as_of))
+        .where(Score.as_of == run.as_of, Score.model_version == run.model_version, Score.tier == "red"),
+        p,
+    )
+    if county:
+        warned = warned.where(Unit.county == county)
+    if township:
+        warned = warned.where(Unit.township == township)
+    rows = session.execute(warned).all()
+    if rows and all(t is None for _, t in rows):
+        return len(rows), None
+    return len(rows), sum(t == "red" for _, t in rows)
 
 
 def event_month_rows(session: Session, unit_id: str, months: list[str]) -> list[dict]:

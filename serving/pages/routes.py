@@ -38,6 +38,7 @@ from sanling.serving.pages.charts import (
     event_grid,
     tier_strip_svg,
 )
+from sanling.serving.pages.wording import hits_sentence, record_sentence, relative_sentence, tier_set_text
 from sanling.serving.security import SESSION_COOKIE, SESSION_MAX_AGE, read_session, sign_session
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.errors import RecordNotFound
@@ -264,7 +265,9 @@ def risk_list_page(
         r["change"], r["change_symbol"], r["change_title"] = q.change_of(
             r["tier"], r["prev_tier"], prev is not None
         )
+        r["relative"] = relative_sentence(r["p_red"], r["relative_red"], r["unit_type"])
     counts = q.tier_counts(session, p, run, f.county, f.township)
+    hits = hits_sentence(prev.as_of, *q.red_hits(session, p, prev, f.county, f.township)) if prev else ""
     params = {
         k: v
         for k, v in {
@@ -307,6 +310,7 @@ def risk_list_page(
         export_url="/v1/risk-list.xlsx?" + urlencode(export),
         export_partial=bool(f.status or f.q),
         page_url=lambda n: "/list?" + urlencode({**params, "page": n}),
+        hits=hits,
     )
 
 
@@ -321,6 +325,7 @@ def _unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
     prev_score = q.unit_score(session, unit_id, prev)
     as_of = run.as_of if run else date.today().strftime("%Y-%m")
     months = months_back(as_of, HISTORY_MONTHS)
+    forecast, observed = q.tier_history(session, unit_id, months), q.observed_tiers(session, unit_id, months)
     change = (
         q.change_of(score.tier, prev_score.tier if prev_score else None, prev is not None)
         if score
@@ -356,6 +361,8 @@ def _unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
             "tier_zh": TIER_ZH[score.tier],
             "risk_score": score.risk_score,
             "model_version": score.model_version,
+            "sentence": relative_sentence(score.p_red, score.relative_red, unit.unit_type),
+            "tier_set": tier_set_text(score.tier_set or []),
         },
         "change": change[0],
         "change_symbol": change[1],
@@ -370,7 +377,8 @@ def _unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
         if score
         else "",
         "months": months,
-        "tier_strip": tier_strip_svg(q.tier_history(session, unit_id, months), months),
+        "tier_strip": tier_strip_svg(forecast, months, observed),
+        "record": record_sentence(forecast, observed),
         "grid": event_grid(q.event_month_rows(session, unit_id, months), months),
         "open_events": open_ev,
         "followups": q.unit_followups(session, unit_id),

@@ -18,6 +18,7 @@ from sanling.serving.store.followups import (
     update_followup,
 )
 from sanling.serving.store.history import event_months_for, open_events_for, replace_event_history
+from sanling.serving.store.outcomes import forecast_history, observed_for, replace_observed_tiers
 from sanling.serving.store.scope import Scope
 from sanling.serving.store.scores import (
     get_score,
@@ -55,6 +56,7 @@ __all__ = [
     "end_session",
     "event_months_for",
     "existing_unit_ids",
+    "forecast_history",
     "get_followup",
     "get_score",
     "get_unit",
@@ -68,6 +70,7 @@ __all__ = [
     "list_tokens",
     "list_townships",
     "make_engine",
+    "observed_for",
     "open_events_for",
     "open_session",
     "previous_score",
@@ -75,6 +78,7 @@ __all__ = [
     "principal_for_session",
     "record_audit",
     "replace_event_history",
+    "replace_observed_tiers",
     "revoke_token",
     "risk_list",
     "save_scores",

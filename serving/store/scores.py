@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, Select, bindparam, delete, insert, select
+from sqlalchemy import Integer, Select, bindparam, case, delete, insert, select
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
@@ -57,7 +57,21 @@ def _score_record(row: dict, as_of: str, version: str, now) -> dict:
     }
     for t in TIERS:
         rec[f"p_{t}"] = float(probs[t])
+    rr = row.get("relative_risk") or {}
+    rec["relative_red"] = _ratio(rr.get("red"))
+    rec["relative_orange"] = _ratio(rr.get("orange_or_worse"))
+    tier_set = row.get("tier_set")
+    if tier_set is not None and any(t not in _RANK for t in tier_set):
+        raise DataError(
+            f"score for unit {row.get('unit_id')!r}: tier_set {tier_set!r} holds a tier outside {TIERS}"
+        )
+    rec["tier_set"] = None if tier_set is None else [str(t) for t in tier_set]
     return rec
+
+
+def _ratio(v: Any) -> float | None:
+    v = _plain(v)
+    return None if v is None else float(v)
 
 
 def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
@@ -66,10 +80,11 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
     ``run``: ``as_of`` (YYYY-MM), ``model_version``, optional ``data_dir``, ``drift_warnings`` (list of
     str). ``rows``: one dict per unit with ``unit_id``, ``tier``, ``risk_score``, the probabilities
     either as ``probabilities={"blue": …}`` or ``p_blue`` … ``p_red``, and ``reasons`` /
-    ``protective`` lists of ``{"feature","value","contribution","text_zh","group"}``. An earlier run
-    of the same (as_of, model_version) is replaced — with ``data_dir``, only for that folder's units
-    (upsert them with ``source=data_dir`` first), so several data folders share one store; other
-    months are kept.
+    ``protective`` lists of ``{"feature","value","contribution","text_zh","group"}``; optionally
+    ``relative_risk`` ``{"red", "orange_or_worse"}`` and ``tier_set`` (tier names). ``run["backfilled"]``
+    marks a month scored after the fact (the forecast history). An earlier run of the same
+    (as_of, model_version) is replaced — with ``data_dir``, only for that folder's units (upsert them
+    with ``source=data_dir`` first), so several data folders share one store; other months are kept.
     """
     as_of, version = str(run.get("as_of", "")), str(run.get("model_version", ""))
     if not AS_OF.match(as_of):
@@ -104,6 +119,7 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
         n_units=len(records),
         created_at=now,
         drift_warnings=[str(w) for w in run.get("drift_warnings") or []],
+        backfilled=bool(run.get("backfilled", False)),
     )
     session.add(score_run)
     for i in range(0, len(records), _CHUNK):
@@ -149,7 +165,17 @@ def run_dict(run: ScoreRun) -> dict:
         "n_units": run.n_units,
         "created_at": run.created_at,
         "drift_warnings": list(run.drift_warnings or []),
+        "backfilled": bool(run.backfilled),
     }
+
+
+def scored_months(session: Session, data_dir: str | None = None) -> list[str]:
+    """Every month with a stored run (any model version), oldest first — of one data folder when
+    ``data_dir`` is given (another folder's history says nothing about this one's)."""
+    q = select(ScoreRun.as_of).distinct().order_by(ScoreRun.as_of)
+    if data_dir is not None:
+        q = q.where(ScoreRun.data_dir == str(data_dir))
+    return [m for (m,) in session.execute(q)]
 
 
 def latest_run(session: Session) -> dict | None:
@@ -172,8 +198,9 @@ def _change(tier: str, prev_tier: str | None) -> str:
 
 
 def explained(score: Any, unit: Any, prev_tier: str | None = None, prev_risk: float | None = None) -> dict:
-    """The docs/operations.md explained score (plus unit_type, county, protective, responsible person and the
-    change since the previous month: ``change`` is up / down / same by tier, or new)."""
+    """The docs/operations.md explained score (plus unit_type, county, protective, responsible person, the
+    change since the previous month — ``change`` is up / down / same by tier, or new — the relative
+    risk against the unit's peers and the conformal tier set)."""
     return {
         "unit_id": unit.unit_id,
         "unit_name": unit.unit_name,
@@ -193,7 +220,14 @@ def explained(score: Any, unit: Any, prev_tier: str | None = None, prev_risk: fl
         "previous_risk_score": prev_risk,
         "risk_score_change": None if prev_risk is None else round(score.risk_score - prev_risk, 4),
         "change": _change(score.tier, prev_tier),
+        "relative_risk": {"red": score.relative_red, "orange_or_worse": score.relative_orange},
+        "tier_set": score.tier_set,
     }
+
+
+def tier_rank(column: Any) -> Any:
+    """SQL: the tier's rank (blue 0 … red 3), for lists ordered by tier first (red first)."""
+    return case(_RANK, value=column, else_=-1)
 
 
 def previous_score(session: Session, unit_id: str, as_of: str) -> dict | None:
@@ -305,8 +339,9 @@ def risk_list(
     as_of: str | None = None,
     offset: int = 0,
 ) -> list[dict]:
-    """Explained scores of one month (default: the latest), filtered, sorted by risk_score descending
-    (ties by unit_id), with the previous month's tier joined in. ``limit=None`` returns all."""
+    """Explained scores of one month (default: the latest), filtered, ordered by tier (red first), then
+    risk_score descending (ties by unit_id), with the previous month's tier joined in. ``limit=None``
+    returns all."""
     run = current_run(session, as_of)
     if run is None:
         return []
@@ -366,7 +401,7 @@ def _list_statement(by_township: bool, by_county: bool, by_unit_type: bool, by_t
     if by_tier:
         q = q.where(s.c.tier.in_(bindparam("tiers", expanding=True)))
     return (
-        q.order_by(s.c.risk_score.desc(), s.c.unit_id)
+        q.order_by(tier_rank(s.c.tier).desc(), s.c.risk_score.desc(), s.c.unit_id)
         .limit(bindparam("limit", type_=Integer))
         .offset(bindparam("offset", type_=Integer))
     )

@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -70,6 +71,8 @@ class ScoreRun(Base):
     n_units: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     drift_warnings: Mapped[list] = mapped_column(JSON, default=list)
+    # A month scored after the fact by ``sanling score``'s first run, for the forecast history.
+    backfilled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Score(Base):
@@ -91,7 +94,21 @@ class Score(Base):
     risk_score: Mapped[float] = mapped_column(Float)
     reasons: Mapped[list] = mapped_column(JSON, default=list)
     protective: Mapped[list] = mapped_column(JSON, default=list)
+    # P(red) and P(≥ orange) over the mean of the same unit type in the same county that month.
+    relative_red: Mapped[float | None] = mapped_column(Float)
+    relative_orange: Mapped[float | None] = mapped_column(Float)
+    tier_set: Mapped[list | None] = mapped_column(JSON)  # conformal set of tiers, lowest first
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ObservedTier(Base):
+    """The tier a unit's forecast window then met, per as-of month (closed windows only)."""
+
+    __tablename__ = "observed_tiers"
+
+    unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    as_of: Mapped[str] = mapped_column(String(7), primary_key=True)
+    tier: Mapped[str] = mapped_column(String(8))
 
 
 class EventMonth(Base):

@@ -13,12 +13,12 @@ import pytest
 from sanling.core.errors import ConfigError
 from sanling.core.vocabulary import CATEGORIES_ZH, EVENT_COLUMNS, UNIT_REQUIRED
 from sanling.pipeline.simulate import build_world, simulate_world
-from sanling.pipeline.simulate.reporting import ReportingParams
 from sanling.pipeline.simulate.calibrate import SEED_SHARES, red_free_shares
 from sanling.pipeline.simulate.geography import build_registry
 from sanling.pipeline.simulate.oracle import open_at_month_end
 from sanling.pipeline.simulate.params import WorldParams
 from sanling.pipeline.simulate.process import simulate, unit_process
+from sanling.pipeline.simulate.reporting import ReportingParams
 
 USCC = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 

@@ -111,7 +111,8 @@ def test_township_staff_workflow(served, browser):
     page.click("text=东关村")
     page.wait_for_url("**/units/140101001001")
     assert page.locator("#reasons .cbar .bar").count() == 5  # four reasons + one protective factor
-    assert page.locator("#history svg rect").count() == 24
+    assert page.locator("#history svg rect[data-kind=forecast]").count() == 24
+    assert page.locator("#history svg rect[data-kind=observed]").count() == 24
     assert page.locator("#open-events tbody tr").count() == 3
     assert page.locator("table.heat tbody tr").count() >= 2
     _shot(page, "unit_desktop")
@@ -220,5 +221,39 @@ def test_analyst_bulletin_and_province(served, browser):
     page.goto("/province")
     assert "83.3%" in page.inner_text("#by-type")
     _shot(page, "province")
+    assert external == []
+    context.close()
+
+
+def test_list_order_relative_risk_sentence_and_history_strip(served, browser):
+    """What a clerk reads first: red units before any orange one whatever their scores, how a unit
+    compares with its peers in words, and what earlier forecasts came to."""
+    base_url, tokens, _app = served
+    context, page, external = _sign_in(
+        browser, base_url, tokens["township"], viewport={"width": 1280, "height": 900}
+    )
+    chips = page.locator("#risklist tbody tr .chip").all_inner_texts()
+    assert chips == ["红", "红", "橙", "黄", "黄", "蓝"]
+    ids = [r.get_attribute("data-unit") for r in page.locator("#risklist tbody tr").all()]
+    assert ids[:3] == ["140101001001", "140101001003", "140101001002"]  # red 66.0 above orange 72.0
+    scores = page.locator("#risklist tbody tr td.num").all_inner_texts()
+    assert scores[1].startswith("66.0") and scores[2].startswith("72.0")
+    assert "同类2.4倍" in scores[0]
+    assert page.inner_text("#last-month-hits") == "上月（2022-11）红色预警1个，其中1个发生红色事件"
+
+    page.goto("/units/140101001001")
+    assert page.inner_text("#relative-risk") == "下月发生红色事件的概率50%，是同县同类村庄的2.4倍"
+    assert page.inner_text("#tier-set") == "有90%的把握，下月等级在橙、红之中"
+    forecast = page.locator("#history svg rect[data-kind=forecast]")
+    observed = page.locator("#history svg rect[data-kind=observed]")
+    assert forecast.count() == observed.count() == 24
+    months = [r.get_attribute("data-month") for r in forecast.all()]
+    assert months[0] == "2021-01" and months[-1] == "2022-12"
+    assert all(r.get_attribute("data-tier") for r in forecast.all())  # every month was forecast
+    seen = [r.get_attribute("data-tier") for r in observed.all()]
+    assert all(seen[:-1]) and seen[-1] == ""  # December's window is still open
+    assert "预测红色" in page.inner_text("#forecast-record")
+    page.locator("#history").scroll_into_view_if_needed()
+    _shot(page, "unit_history", full_page=False)
     assert external == []
     context.close()

@@ -2,8 +2,8 @@
 
 Loaded by the page test modules with :func:`load` (tests/serving/conftest.py belongs to the API
 tests). Two counties: 示范县 with 城关镇 (6 units) and 河西乡 (4 units), 东山县 with 东山镇 (2 units);
-scores for 2022-11 and 2022-12; event history; open events; a township token for 城关镇 and an
-analyst token."""
+scores for 2022-11 and 2022-12 and a backfilled forecast history from 2021-01 with observed tiers;
+event history; open events; a township token for 城关镇 and an analyst token."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from sanling.serving.app import create_app
 from sanling.serving.store import (
     create_token,
     replace_event_history,
+    replace_observed_tiers,
     save_scores,
     session_scope,
     upsert_units,
@@ -70,7 +71,8 @@ TIERS_DEC = [
     "orange",
     "blue",
 ]
-RISK_DEC = [91.5, 72.0, 88.0, 41.0, 5.5, 33.0, 95.0, 55.0, 80.5, 3.0, 60.0, 8.0]
+# 南街社区 is red with a lower risk score (66) than 西关村's orange (72): lists put tier first.
+RISK_DEC = [91.5, 72.0, 66.0, 41.0, 5.5, 33.0, 95.0, 55.0, 80.5, 3.0, 60.0, 8.0]
 _P = {
     "red": (0.05, 0.15, 0.30, 0.50),
     "orange": (0.10, 0.25, 0.45, 0.20),
@@ -119,6 +121,31 @@ PROTECTIVE = [
 ]
 
 
+RELATIVE = {
+    "red": {"red": 2.4, "orange_or_worse": 1.6},
+    "orange": {"red": 1.2, "orange_or_worse": 1.3},
+    "yellow": {"red": 0.6, "orange_or_worse": 0.7},
+    "blue": {"red": 0.2, "orange_or_worse": 0.3},
+}
+# Earlier months, scored after the fact (sanling score's first run): 2021-01 … 2022-10.
+HISTORY_MONTHS = [f"2021-{m:02d}" for m in range(1, 13)] + [f"2022-{m:02d}" for m in range(1, 11)]
+
+
+def history(month_index: int) -> list[str]:
+    """Each unit's forecast tier in an earlier month: a slow deterministic cycle around November's."""
+    order = ["blue", "yellow", "orange", "red"]
+    return [order[(order.index(t) + (month_index + i) // 5) % 4] for i, t in enumerate(TIERS_NOV)]
+
+
+def observed(month_index: int) -> list[str]:
+    """What then happened: the forecast tier, one lower every third unit-month (a quiet month)."""
+    order = ["blue", "yellow", "orange", "red"]
+    return [
+        order[max(order.index(t) - ((month_index + i) % 3 == 0), 0)]
+        for i, t in enumerate(history(month_index))
+    ]
+
+
 def _scores(tiers: list[str], risk: list[float]) -> list[dict]:
     out = []
     for (uid, *_), t, r in zip(UNITS, tiers, risk, strict=True):
@@ -131,6 +158,8 @@ def _scores(tiers: list[str], risk: list[float]) -> list[dict]:
                 "probabilities": dict(zip(("blue", "yellow", "orange", "red"), p, strict=True)),
                 "reasons": REASONS if t in ("red", "orange") else REASONS[2:],
                 "protective": PROTECTIVE,
+                "relative_risk": RELATIVE[t],
+                "tier_set": ["orange", "red"] if t == "red" else [t],
             }
         )
     return out
@@ -171,9 +200,21 @@ def seed(engine) -> dict[str, str]:
     risk_nov = [r - 7 for r in RISK_DEC]
     with session_scope(engine) as s:
         upsert_units(s, units)
+        for j, month in enumerate(HISTORY_MONTHS):
+            save_scores(
+                s, {"as_of": month, "model_version": "3", "backfilled": True}, _scores(history(j), risk_nov)
+            )
         save_scores(s, {"as_of": "2022-11", "model_version": "3"}, _scores(TIERS_NOV, risk_nov))
         save_scores(s, {"as_of": "2022-12", "model_version": "3"}, _scores(TIERS_DEC, RISK_DEC))
         replace_event_history(s, event_months, open_events)
+        outcomes = [
+            (u[0], m, t)
+            for j, m in enumerate(HISTORY_MONTHS)
+            for u, t in zip(UNITS, observed(j), strict=True)
+        ]
+        # November's window (December) is known: 南街社区, November's one red warning, did turn red
+        outcomes += [(u[0], "2022-11", t) for u, t in zip(UNITS, TIERS_DEC, strict=True)]
+        replace_observed_tiers(s, outcomes)
         return {
             "township": create_token(s, "township", "城关镇", "王芳"),
             "other": create_token(s, "township", "河西乡", "李强"),

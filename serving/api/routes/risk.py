@@ -11,10 +11,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, HTTPException, Query, Response
 
 from sanling.serving.api.deps import PrincipalDep, SessionDep
-from sanling.serving.api.schemas import AS_OF_PATTERN, ERROR_RESPONSES, ExplainedScore, Tier, UnitType
+from sanling.serving.api.schemas import (
+    AS_OF_PATTERN,
+    ERROR_RESPONSES,
+    ExplainedScore,
+    Tier,
+    UnitRisk,
+    UnitType,
+)
 from sanling.serving.ledger import write_ledger
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.followups import latest_followups
+from sanling.serving.store.outcomes import forecast_history
 from sanling.serving.store.scores import current_run, get_score, risk_list
 from sanling.serving.store.tokens import Principal
 
@@ -24,6 +32,7 @@ AsOf = Annotated[
     str | None, Query(pattern=AS_OF_PATTERN, description="YYYY-MM; default the latest scored month")
 ]
 MAX_LIST = 10_000
+HISTORY_MONTHS = 24
 
 
 def _check_month(session, as_of: str | None) -> None:
@@ -42,9 +51,10 @@ def _place(principal: Principal, county: str | None, township: str | None) -> tu
     return own.county, own.township
 
 
-@router.get("/units/{unit_id}/risk", response_model=ExplainedScore)
+@router.get("/units/{unit_id}/risk", response_model=UnitRisk)
 def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of: AsOf = None) -> dict:
-    """One unit's explained score (docs/operations.md), with its change since the previous month."""
+    """One unit's explained score (docs/operations.md), with its change since the previous month and
+    ``history``: up to 24 earlier months of forecast tier and observed tier."""
     _check_month(session, as_of)
     own = principal.scope
     score = get_score(
@@ -56,6 +66,7 @@ def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of:
     )
     if score is None:
         raise HTTPException(404, f"unit {unit_id!r} not found")
+    score["history"] = forecast_history(session, unit_id, before=score["as_of"], months=HISTORY_MONTHS)
     return score
 
 
@@ -84,7 +95,8 @@ def get_risk_list(
     limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = 100,
     as_of: AsOf = None,
 ) -> list[dict]:
-    """Units sorted by risk_score (highest first), explained; an empty list before the first ``score`` run."""
+    """Units ordered by tier (red first), then risk_score (highest first), explained; filter by
+    ``county=`` and/or ``township=``; an empty list before the first ``score`` run."""
     return _list(session, principal, township, county, min_tier, unit_type, limit, as_of)
 
 

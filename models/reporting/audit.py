@@ -1,0 +1,88 @@
+"""The backtest report's sections for the analyst who audits the list (docs/metrics.md): the tier
+sets' coverage by unit type, the metrics apart for visited and not-visited rows with how to read a
+quiet month after a visit, and the groups whose calibration is off. Built from the ``summary`` of
+``metrics.json`` only, so the report says exactly what the file holds."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from sanling.models.group_calibration import WARN_FACTOR, calibration_warnings
+from sanling.models.reporting.render import fmt, pct, table
+
+ACTED_ON_NOTE = (
+    "A unit visited (双排查) in its forecast window and quiet afterwards is not simply a false alarm: the "
+    "visit may be what kept it quiet. Read the two rows apart. If red precision is much lower on visited "
+    "rows than on the others while the model warned them as often, the warnings were probably acted on "
+    "and some incidents prevented — the model is not worse there, the outcome was changed. If visited "
+    "rows are as red as before, the visits did not change the outcome. The visits never enter the "
+    "model (it would learn 'visited → safe'); they only split this evaluation."
+)
+
+
+def audit_sections(metrics: dict) -> list[dict]:
+    """Report sections (``{"title", "note", "blocks"}``) for ``summary.conformal``, ``summary.acted_on``
+    and ``summary.calibration_by_group`` — each only when the summary holds it."""
+    s = metrics.get("summary", {}) if isinstance(metrics, dict) else {}
+    out = []
+    c = s.get("conformal")
+    if c:
+        rows = [{"unit type": "all", **c["overall"]}] + [
+            {"unit type": k, **v} for k, v in c["by_unit_type"].items()
+        ]
+        frame = pd.DataFrame(rows, columns=["unit type", "coverage", "mean_size", "n"])
+        out.append(
+            _section(
+                f"等级区间 Tier sets at {c['level']:.0%}",
+                "Each unit's conformal set of tiers (e.g. {橙, 红}) should hold the observed tier in "
+                f"{c['level']:.0%} of rows. Thresholds per unit type, calibrated on the validation months "
+                "of each fold's model. Coverage far below the level means the sets are too narrow for "
+                "that type; mean size says how much the forecast hedges.",
+                {"kind": "table", "table": table(frame, {"coverage": pct, "mean_size": lambda v: fmt(v, 2)})},
+            )
+        )
+    a = s.get("acted_on")
+    if a:
+        keys = ("rps", "ece", "red_recall", "red_precision")
+        rows = []
+        for part in ("visited", "not_visited"):
+            m = a[part].get("models", {}).get("lightgbm", {})
+            red = a[part].get("red_share")
+            rows.append(
+                {"rows": part, "n": a[part]["n_rows"], "red share": float("nan") if red is None else red}
+                | {k: m.get(k, float("nan")) for k in keys}
+            )
+        frame = pd.DataFrame(rows)
+        out.append(
+            _section(
+                "排查与结果 Visited and not-visited rows (lightgbm)",
+                ACTED_ON_NOTE,
+                {"kind": "table", "table": table(frame, {"red share": pct})},
+            )
+        )
+    by_group = s.get("calibration_by_group")
+    overall = metrics.get("models", {}).get("lightgbm", {}).get("ece")
+    if by_group:
+        warnings = calibration_warnings(by_group, overall)
+        note = (
+            " ".join(warnings)
+            if warnings
+            else f"No group's ECE is more than {WARN_FACTOR:g}× the overall ECE ({fmt(overall)})."
+        )
+        rows = [
+            {"group": kind, "name": name, "ece": v.get("ece") if isinstance(v, dict) else v}
+            for kind, groups in by_group.items()
+            for name, v in (groups or {}).items()
+        ]
+        out.append(
+            _section(
+                "分组校准 Calibration by group",
+                note,
+                {"kind": "table", "table": table(pd.DataFrame(rows, columns=["group", "name", "ece"]))},
+            )
+        )
+    return out
+
+
+def _section(title: str, note: str, *blocks: dict) -> dict:
+    return {"title": title, "note": note, "blocks": list(blocks)}

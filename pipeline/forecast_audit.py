@@ -1,0 +1,106 @@
+"""What ``sanling backtest`` adds for the analyst who audits the list (docs/metrics.md): the
+conformal tier sets' coverage by unit type, each township's hit rate and PAI, the metrics apart for
+visited and not-visited rows when the data directory holds ``followups``, and the groups whose
+calibration is off. Wires the pure functions of ``sanling.models`` to the data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from sanling.core.config import Config
+from sanling.pipeline.context import say
+
+
+def audit_summary(result, config: Config, data_dir: Path, unit_ids) -> dict:
+    """The ``summary`` keys this adds to ``metrics.json``: ``conformal``, ``townships`` and, with a
+    followups table, ``acted_on`` (``result`` is the backtest's :class:`BacktestResult`)."""
+    from sanling.models.acted_on import acted_on_metrics, visited_in_window
+    from sanling.models.conformal import DEFAULT_LEVEL, coverage_by_group
+    from sanling.models.township_capacity import township_capacity
+    from sanling.pipeline.ingest.followups import load_followups
+
+    out: dict = {}
+    main = result.predictions["lightgbm"][0]
+    if result.tier_sets is not None:
+        cov = coverage_by_group(result.tier_sets, result.y, result.meta["unit_type"].astype(str))
+        out["conformal"] = {"level": DEFAULT_LEVEL, "calibrated_on": "validation months of each fold", **cov}
+    out["townships"] = township_capacity(result.meta, result.y, main)
+    visits, rejects = load_followups(Path(data_dir), unit_ids)
+    if len(rejects):
+        say(
+            f"followups: {len(rejects):,} row(s) set aside, e.g. row {rejects['row'].iloc[0]} "
+            f"({rejects['column'].iloc[0]}: {rejects['reason'].iloc[0]})"
+        )
+    if visits is not None:
+        visited = visited_in_window(result.meta, visits, config.horizon_months)
+        out["acted_on"] = acted_on_metrics(result.y, result.predictions, visited)
+        say(
+            f"followups: {len(visits):,} visits; {int(visited.sum()):,} of {len(visited):,} backtest rows visited "
+            "in their forecast window (summary.acted_on)"
+        )
+    return out
+
+
+def coverage_line(summary: dict) -> str | None:
+    """One printed line on the tier sets' coverage, or None without them."""
+    c = summary.get("conformal")
+    if not c:
+        return None
+    by = ", ".join(
+        f"{k} {v['coverage']:.1%}" for k, v in c["by_unit_type"].items() if np.isfinite(v["coverage"])
+    )
+    return (
+        f"tier sets at {c['level']:.0%}: coverage {c['overall']['coverage']:.1%} overall ({by}); "
+        f"mean size {c['overall']['mean_size']:.2f} tiers"
+    )
+
+
+# What the served model carries from its backtest (GET /v1/model): only these summary keys.
+BACKTEST_SUMMARY_KEYS = ("calibration_by_group", "townships", "conformal", "acted_on")
+
+
+def model_audit_info(model, labelled, config: Config, reg, backtest: dict | None) -> dict:
+    """The bundle ``info`` this adds at ``sanling train``: the conformal thresholds calibrated on the
+    model's own validation months (``conformal``), and from the backtest of the same data and
+    configuration its ``calibration_by_group``, per-township ``townships`` (hit rate, PAI),
+    ``conformal_coverage`` and ``acted_on`` (``backtest_summary``)."""
+    from sanling.models.conformal import calibrate_on_validation
+
+    ct = calibrate_on_validation(
+        model.predict_proba,
+        labelled,
+        labelled["tier"].to_numpy(dtype=np.int64),
+        config.model.validation_periods,
+    )
+    summary = {}
+    if backtest:
+        try:
+            summary = reg.backtest_summary(backtest["run_id"])
+        except Exception as e:  # an older backtest run without metrics.json: the model still trains
+            say(f"warning: could not read the backtest's metrics.json ({type(e).__name__}: {e})")
+    return {
+        "conformal": ct.to_dict(),
+        "backtest_summary": {k: summary[k] for k in BACKTEST_SUMMARY_KEYS if k in summary},
+    }
+
+
+def model_audit_view(info: dict) -> dict:
+    """What ``GET /v1/model`` shows of a bundle's ``info`` (older bundles have none of it):
+    ``calibration_by_group``, ``calibration_warnings``, per-township ``townships`` (``hit_rate``,
+    ``pai``), the tier sets' ``conformal`` level and backtest coverage, and ``acted_on``."""
+    from sanling.models.group_calibration import calibration_warnings
+
+    summary = (info or {}).get("backtest_summary") or {}
+    overall = (info or {}).get("backtest", {}).get("lightgbm.ece")
+    conformal = (info or {}).get("conformal")
+    return {
+        "calibration_by_group": summary.get("calibration_by_group"),
+        "calibration_warnings": calibration_warnings(summary.get("calibration_by_group"), overall),
+        "townships": summary.get("townships"),
+        "conformal": None
+        if not conformal
+        else {"level": conformal["level"], "backtest_coverage": summary.get("conformal")},
+        "acted_on": summary.get("acted_on"),
+    }

@@ -1,0 +1,60 @@
+"""Sentences the township pages say in plain Chinese about a forecast: how it compares with peers,
+what last month's warnings came to, and how sure the tier is. Pure: numbers in, text out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sanling.core.vocabulary import TIER_ZH
+
+# The coverage the model's conformal tier sets are calibrated to (the model's default; docs/metrics.md).
+TIER_SET_LEVEL = 0.9
+PEER_NOUN_ZH: dict[str, str] = {"village": "村庄", "community": "社区", "enterprise": "企事业单位"}
+
+
+def _pct(p: float) -> str:
+    v = 100 * float(p)
+    return f"{v:.0f}%" if v >= 1 or v == 0 else "不足1%"
+
+
+def relative_sentence(p_red: float, relative_red: float | None, unit_type: str | None) -> str:
+    """ "下月发生红色事件的概率8%，是同县同类村庄的2.4倍" (without the comparison when it is unknown)."""
+    head = f"下月发生红色事件的概率{_pct(p_red)}"
+    if relative_red is None:
+        return head
+    noun = PEER_NOUN_ZH.get(unit_type or "", "单位")
+    r = float(relative_red)
+    if 0.95 <= r <= 1.05:
+        return f"{head}，与同县同类{noun}持平"
+    return f"{head}，是同县同类{noun}的{r:.1f}倍"
+
+
+def hits_sentence(month: str, n_red_warned: int, n_red_hit: int | None) -> str:
+    """ "上月红色预警3个，其中2个发生红色事件" (``n_red_hit`` None: the month's window is still open)."""
+    label = f"上月（{month}）红色预警{n_red_warned}个"
+    if n_red_warned == 0:
+        return label
+    if n_red_hit is None:
+        return f"{label}，结果尚待观察"
+    return f"{label}，其中{n_red_hit}个发生红色事件"
+
+
+def tier_set_text(tiers: Sequence[str], level: float = TIER_SET_LEVEL) -> str:
+    """ "有90%的把握，下月等级在橙、红之中" for a set of more than one tier; "" otherwise."""
+    if len(tiers) <= 1:
+        return ""
+    names = "、".join(TIER_ZH[t] for t in tiers)
+    return f"有{100 * level:.0f}%的把握，下月等级在{names}之中"
+
+
+def record_sentence(forecast: dict[str, str], observed: dict[str, str]) -> str:
+    """The unit's own record over the strip's months: "近24个月中预测红色3次，其中2次发生红色事件"
+    (counting only months whose outcome is known); "" when it was never forecast red."""
+    red = [m for m, t in forecast.items() if t == "red"]
+    known = [m for m in red if m in observed]
+    if not red:
+        return ""
+    text = f"以上月份中预测红色{len(red)}次"
+    if known:
+        text += f"，已知结果的{len(known)}次中{sum(observed[m] == 'red' for m in known)}次发生红色事件"
+    return text

@@ -1,0 +1,66 @@
+"""What then happened: the observed tier of each unit's forecast window, per as-of month — the other
+half of the forecast-vs-outcome history on the unit pages and in ``GET /v1/units/{id}/risk``.
+
+Written by every ``sanling score`` run from the final record (a later run revises a month whose
+late reports arrived since); a month whose window is still open has no row, and reads as ``None``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from sanling.core.errors import DataError
+from sanling.core.vocabulary import TIERS
+from sanling.serving.store.tables import ObservedTier, Score, ScoreRun, Unit
+
+_CHUNK = 5000
+
+
+def replace_observed_tiers(
+    session: Session, rows: list[tuple[str, str, str]], source: str | None = None
+) -> int:
+    """Replace the table with ``rows`` of (unit_id, as_of YYYY-MM, tier); returns the rows written.
+    With ``source`` (a data folder, after ``upsert_units(..., source=...)``) only that folder's units'
+    rows are replaced, so scoring another folder keeps this one's outcomes."""
+    bad = next((r for r in rows if r[2] not in TIERS), None)
+    if bad is not None:
+        raise DataError(
+            f"observed tier for unit {bad[0]!r} at {bad[1]}: {bad[2]!r} is not one of {', '.join(TIERS)}"
+        )
+    if source is None:
+        session.execute(delete(ObservedTier))
+    else:
+        of_source = select(Unit.unit_id).where(Unit.source == str(source))
+        session.execute(delete(ObservedTier).where(ObservedTier.unit_id.in_(of_source)))
+    records = [{"unit_id": u, "as_of": m, "tier": t} for u, m, t in rows]
+    for i in range(0, len(records), _CHUNK):
+        session.execute(insert(ObservedTier), records[i : i + _CHUNK])
+    return len(records)
+
+
+def forecast_history(session: Session, unit_id: str, before: str, months: int = 24) -> list[dict]:
+    """Up to ``months`` scored months before ``before``, oldest first: ``{"as_of", "tier",
+    "observed_tier"}`` — the forecast of the most recent run of each month and what then happened
+    (``None`` while the window is open)."""
+    q = (
+        select(Score.as_of, Score.tier, ObservedTier.tier)
+        .join(ScoreRun, (ScoreRun.as_of == Score.as_of) & (ScoreRun.model_version == Score.model_version))
+        .outerjoin(
+            ObservedTier, (ObservedTier.unit_id == Score.unit_id) & (ObservedTier.as_of == Score.as_of)
+        )
+        .where(Score.unit_id == unit_id, Score.as_of < before)
+        .order_by(Score.as_of, ScoreRun.id)
+    )
+    by_month: dict[str, dict] = {}
+    for as_of, tier, observed in session.execute(q):
+        by_month[as_of] = {"as_of": as_of, "tier": tier, "observed_tier": observed}
+    return list(by_month.values())[-months:]
+
+
+def observed_for(session: Session, unit_id: str, months: list[str]) -> dict[str, str]:
+    """``YYYY-MM`` → observed tier of the unit over ``months`` (months with an open window absent)."""
+    q = select(ObservedTier.as_of, ObservedTier.tier).where(
+        ObservedTier.unit_id == unit_id, ObservedTier.as_of.in_(months)
+    )
+    return dict(session.execute(q).all())
