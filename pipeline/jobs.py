@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from sanling.core.config import Config, Settings, load_config
-from sanling.core.errors import ModelError
+from sanling.core.errors import ModelError, SanlingError
 from sanling.pipeline.admin import token_create
 from sanling.pipeline.context import (
     atomic_write,
