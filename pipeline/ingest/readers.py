@@ -184,7 +184,7 @@ def read_table(
             (missed if lacking else held).append((part, lacking))
         if not held:
             # A file named like the table but holding none of it is a mistake, not a notes file.
-            part, lacking = max(missed, key=lambda pl: len(pl[0].header.matched))  # type: ignore[union-attr]
+            part, lacking = max(missed, key=lambda pl: len(pl[0].header.matched) if pl[0].header else 0)
             raise DataError(_missing_message(part, lacking))
         parts.extend(p for p, _ in held)
         for p, lacking in missed:
@@ -335,9 +335,8 @@ def _aligned(parts: list[_Part], names: dict[str, str]) -> pd.DataFrame:
             cols[key] = col
             written.setdefault(key, header)
         pieces.append(pd.DataFrame(cols))
+    # Text and typed columns (csv beside parquet) may meet in one column: the parsers take both.
     frame = pd.concat(pieces, ignore_index=True)
-    if any(pd.api.types.is_string_dtype(frame[c].dtype) for c in frame.columns):
-        frame = frame.astype({c: "str" for c in frame.columns if frame[c].dtype == object})
     frame.columns = [written[c] for c in frame.columns]
     return frame
 
