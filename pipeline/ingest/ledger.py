@@ -158,19 +158,18 @@ def skipped_rows(body: pd.DataFrame, header: list[str]) -> np.ndarray:
     return code
 
 
-def row_ranges(rows: Iterable[int]) -> str:
-    """Row numbers as short ranges: ``[3, 4, 5, 9]`` → ``"3–5, 9"``."""
-    out: list[str] = []
-    start = prev = None
-    for r in sorted(rows):
-        if prev is not None and r == prev + 1:
-            prev = r
-            continue
-        if start is not None:
-            out.append(f"{start}" if start == prev else f"{start}–{prev}")
-        start = prev = r
-    if start is not None:
-        out.append(f"{start}" if start == prev else f"{start}–{prev}")
+def row_ranges(rows: Iterable[int], limit: int = 20) -> str:
+    """Row numbers as short ranges: ``[3, 4, 5, 9]`` → ``"3–5, 9"``; beyond ``limit`` ranges the
+    rest is counted (``"…, 180 (+42 more rows)"``), so a report stays readable."""
+    rows = np.unique(np.fromiter(rows, dtype=np.int64))
+    if len(rows) == 0:
+        return ""
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts, ends = rows[np.r_[0, breaks]], rows[np.r_[breaks - 1, len(rows) - 1]]
+    out = [f"{a}" if a == b else f"{a}–{b}" for a, b in zip(starts[:limit], ends[:limit], strict=True)]
+    if len(starts) > limit:
+        rest = int(np.sum(ends[limit:] - starts[limit:] + 1))
+        out[-1] += f" (+{rest:,} more rows)"
     return ", ".join(out)
 
 

@@ -436,6 +436,10 @@ def _xlsx_grids(path: Path) -> list[tuple[str, pd.DataFrame]]:
         for ws in wb.worksheets:
             # openpyxl hands out cells one by one anyway; rendering them as text costs nothing more.
             records = [[_cell_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
+            # Rows Excel keeps only for their formatting (borders drawn down to row 500) are not
+            # rows anyone wrote: trailing empty rows are dropped, not counted as skipped.
+            while records and not any(records[-1]):
+                records.pop()
             width = max((len(r) for r in records), default=0)
             records = [r + [""] * (width - len(r)) for r in records]
             grid = pd.DataFrame(records, columns=range(width), dtype="str")

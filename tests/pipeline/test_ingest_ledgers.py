@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
+from openpyxl.styles import Border, Side
 
 from sanling.core.errors import DataError
 from sanling.pipeline.ingest import ledger, load_dataset
@@ -417,3 +418,27 @@ def test_ledger_screenshot_for_the_docs(tmp_path):
         page.locator("table").screenshot(path=str(out))
         browser.close()
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+def test_formatted_empty_rows_at_the_end_of_a_sheet_are_not_rows(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    UNITS.to_csv(data / "units.csv", index=False)
+    wb = Workbook()
+    ws = wb.active
+    ws.append(list(EVENTS.columns))
+    ws.append(EVENTS.iloc[0].tolist())
+    ws.append([])
+    ws.append(EVENTS.iloc[1].tolist())
+    for r in range(5, 200):  # borders drawn far below the data
+        ws.cell(r, 1).border = Border(bottom=Side(style="thin"))
+    wb.save(data / "events.xlsx")
+    ds = load(data, tmp_path)
+    assert ds.report.events.accepted == 2
+    assert ds.report.events.sources[0]["skipped"] == {ledger.EMPTY: "3"}
+
+
+def test_row_ranges_are_short():
+    assert ledger.row_ranges([9, 3, 4, 5, 11, 12]) == "3–5, 9, 11–12"
+    assert ledger.row_ranges([]) == ""
+    assert ledger.row_ranges(range(1, 100, 2), limit=3) == "1, 3, 5 (+47 more rows)"
