@@ -4,7 +4,7 @@ are not records (合计/小计/总计 rows, 说明/备注/填表说明 lines, em
 
 Pure functions over a *grid*: a DataFrame of text cells with positional columns, every row of the
 sheet or CSV file as read without taking a header (grid row ``i`` is spreadsheet row ``i + 1``).
-:mod:`pipeline.ingest.readers` builds the grids and calls these; the rules are in
+:mod:`sanling.pipeline.ingest.readers` builds the grids and calls these; the rules are in
 ``docs/data-contract.md`` ("Ledgers as townships keep them").
 """
 
