@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from sanling.core.errors import DataError
-from sanling.pipeline.ingest import load_dataset, readers
+from sanling.pipeline.ingest import grids, load_dataset
 
 UNITS = {
     "unit_id": ["140105001001", "140105001002"],
@@ -60,8 +60,8 @@ def test_an_xlsx_that_would_unpack_too_large_is_refused(tmp_path, monkeypatch):
     pd.DataFrame(EVENTS).to_csv(data / "events.csv", index=False)
     with zipfile.ZipFile(data / "units.xlsx") as z:
         unpacked = sum(i.file_size for i in z.infolist())
-    monkeypatch.setattr(readers, "MAX_UNZIPPED_BYTES", unpacked - 1)
+    monkeypatch.setattr(grids, "MAX_UNZIPPED_BYTES", unpacked - 1)
     with pytest.raises(DataError, match=r"units\.xlsx: refused, the workbook would unpack to"):
         load_dataset(data, home=tmp_path / "home")
-    monkeypatch.setattr(readers, "MAX_UNZIPPED_BYTES", unpacked)
+    monkeypatch.setattr(grids, "MAX_UNZIPPED_BYTES", unpacked)
     assert len(load_dataset(data, home=tmp_path / "home").units) == 2
