@@ -24,8 +24,8 @@ import pyarrow.compute as pc
 HEADER_SCAN_ROWS = 20
 
 # Why a row below the header is not a record (the keys are what the summary and report.json show).
-EMPTY, TOTAL, NOTE = "空行 empty", "合计行 total", "说明行 note"
-SKIP_REASONS: tuple[str, ...] = ("", EMPTY, TOTAL, NOTE)
+EMPTY, TOTAL, NOTE, HEADER = "空行 empty", "合计行 total", "说明行 note", "重复表头 repeated header"
+SKIP_REASONS: tuple[str, ...] = ("", EMPTY, TOTAL, NOTE, HEADER)
 
 # 合计 / 小计 / 总计 (also 本月合计, 累计合计, 合 计 …) in the first filled cell of a row.
 _TOTAL = r"^\s*(本[年季月页周日]|全[年月]|累计|以上)?\s*(合\s*计|小\s*计|总\s*计|共\s*计)"
@@ -125,8 +125,9 @@ def _clean_names(written: list[str], names: Mapping[str, str]) -> list[str]:
 
 def skipped_rows(body: pd.DataFrame, header: list[str]) -> np.ndarray:
     """Which rows of ``body`` (the grid below the header, text cells) are not records: an ``int8``
-    array of indices into :data:`SKIP_REASONS` (0 for a record, else :data:`EMPTY`, :data:`TOTAL`
-    or :data:`NOTE`).
+    array of indices into :data:`SKIP_REASONS` (0 for a record, else :data:`EMPTY`, :data:`TOTAL`,
+    :data:`NOTE` or :data:`HEADER` — the header again, as exports printed page by page repeat it;
+    a repeated group row counts when most of its filled cells repeat the header).
 
     Only the first filled cell of a row is examined, column by column on the rows still without
     one, in Arrow: a province-sized file costs about one pass over its first column.
@@ -136,7 +137,9 @@ def skipped_rows(body: pd.DataFrame, header: list[str]) -> np.ndarray:
     if n == 0 or body.shape[1] == 0:
         return code
     running = [is_running_number(h) for h in header]
+    heads = [_squeeze(h) for h in header]
     seen = np.zeros(n, dtype=bool)  # the first filled cell (any column) was looked at
+    maybe_header: list[np.ndarray] = []  # rows whose first filled cell is its column's header
     todo = np.arange(n)  # rows without a filled cell outside the 序号 column so far
     for c in range(body.shape[1]):
         if len(todo) == 0:
@@ -151,10 +154,17 @@ def skipped_rows(body: pd.DataFrame, header: list[str]) -> np.ndarray:
             seen[at] = True
             code[at[pc.match_substring_regex(words, _NOTE).to_numpy(zero_copy_only=False)]] = 3
             code[at[pc.match_substring_regex(words, _TOTAL).to_numpy(zero_copy_only=False)]] = 2
+            if heads[c]:
+                maybe_header.append(at[pc.equal(words, heads[c]).to_numpy(zero_copy_only=False)])
         if not running[c]:
             todo = todo[~filled]
     # Rows with nothing outside 序号 are empty, unless their one cell says 合计 or 说明.
     code[todo[code[todo] == 0]] = 1
+    for i in np.concatenate(maybe_header) if maybe_header else ():
+        cells = [_squeeze(v) for v in body.iloc[i].tolist()]
+        filled = [(v, h) for v, h in zip(cells, heads, strict=True) if v]
+        if 2 * sum(v == h for v, h in filled) > len(filled):
+            code[i] = 4
     return code
 
 

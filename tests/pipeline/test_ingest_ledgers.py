@@ -442,3 +442,24 @@ def test_row_ranges_are_short():
     assert ledger.row_ranges([9, 3, 4, 5, 11, 12]) == "3–5, 9, 11–12"
     assert ledger.row_ranges([]) == ""
     assert ledger.row_ranges(range(1, 100, 2), limit=3) == "1, 3, 5 (+47 more rows)"
+
+
+def test_a_header_repeated_page_by_page_is_skipped(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    UNITS.to_csv(data / "units.csv", index=False)
+    wb = Workbook()
+    ws = wb.active
+    upper = ["序号", "基本信息", None, None, "事件类别", "严重程度", "是否越级", "办理情况"]
+    lower = [None, "事件编号", "单位编码", "发生时间", None, None, None, "化解时间"]
+    columns = ["事件编号", "单位编码", "发生时间", "事件类别", "严重程度", "是否越级", "化解时间"]
+    for k in range(4):
+        if k % 2 == 0:  # the two header rows again on each printed page
+            ws.append(upper)
+            ws.append(lower)
+        ws.append([k + 1, *EVENTS.iloc[k][columns]])
+    wb.save(data / "events.xlsx")
+    ds = load(data, tmp_path)
+    assert ds.report.events.accepted == 4 and ds.report.events.rejected == 0
+    assert ds.report.events.sources[0]["header_rows"] == [1, 2]
+    assert ds.report.events.sources[0]["skipped"] == {ledger.HEADER: "5–6"}
