@@ -5,7 +5,7 @@
 * ``tokens.expires_at`` — ``sanling token create --expires-days``;
 * ``sessions`` — the pages' sign-ins, ended server-side on logout and bound to the token's hash;
 * ``units.source`` / ``units.active`` — the data folder a unit was last scored from, and whether it
-  is still in that folder's registry; an index on ``units(county, township)`` for township lists.
+  is still in that folder's registry.
 
 Revision ID: 0002
 Revises: 0001
@@ -37,8 +37,6 @@ def upgrade() -> None:
     with op.batch_alter_table("units") as b:
         b.add_column(sa.Column("source", sa.Text(), nullable=True))
         b.add_column(sa.Column("active", sa.Boolean(), nullable=False, server_default=sa.true()))
-    # A township's list reads its units by the pair first (with statistics, see db.refresh_statistics).
-    op.create_index("ix_units_county_township", "units", ["county", "township"])
     op.create_table(
         "sessions",
         sa.Column("id", sa.String(64), nullable=False),
@@ -56,7 +54,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_sessions_token_id", table_name="sessions")
     op.drop_table("sessions")
-    op.drop_index("ix_units_county_township", table_name="units")
     with op.batch_alter_table("units") as b:
         b.drop_column("active")
         b.drop_column("source")
