@@ -99,3 +99,59 @@ def wait_up(url: str, timeout: float = 120.0) -> None:
             pass
         time.sleep(0.3)
     raise RuntimeError(f"{url} did not come up in {timeout} s")
+
+
+@dataclass
+class Timed:
+    """Latencies of one request kind with the second (from the start) each was scheduled in."""
+
+    latencies_ms: np.ndarray
+    second: np.ndarray
+    errors: int
+
+    def pct(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
+
+    def worst_second(self) -> tuple[int, float]:
+        """(second, its p99 in ms) of the second whose p99 was highest."""
+        worst = (-1, float("nan"))
+        for s in np.unique(self.second):
+            p = float(np.percentile(self.latencies_ms[self.second == s], 99))
+            if not worst[1] >= p:
+                worst = (int(s), p)
+        return worst
+
+
+async def _mixed(base: str, makers: dict, rate: float, seconds: float, headers: dict) -> dict[str, Timed]:
+    kinds = list(makers)
+    lat: dict[str, list[float]] = {k: [] for k in kinds}
+    sec: dict[str, list[int]] = {k: [] for k in kinds}
+    errors = dict.fromkeys(kinds, 0)
+    n = int(rate * seconds)
+    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
+        await asyncio.gather(*(makers[kinds[i % len(kinds)]](client, i) for i in range(32)))
+        start = time.perf_counter()
+
+        async def one(i: int) -> None:
+            kind = kinds[i % len(kinds)]
+            scheduled = start + i / rate
+            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+            try:
+                r = await makers[kind](client, i)
+                errors[kind] += r.status_code >= 400
+            except httpx.HTTPError:
+                errors[kind] += 1
+            lat[kind].append((time.perf_counter() - scheduled) * 1000)
+            sec[kind].append(int(i / rate))
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+    return {k: Timed(np.array(lat[k]), np.array(sec[k]), errors[k]) for k in kinds}
+
+
+def open_loop_mixed(
+    base: str, makers: dict, *, rate: float, seconds: float, headers: dict | None = None
+) -> dict[str, Timed]:
+    """An open loop at ``rate`` requests per second, taking turns over ``makers`` (kind → request);
+    latency counted from each request's scheduled send time. Returns each kind's :class:`Timed`."""
+    return asyncio.run(_mixed(base, makers, rate, seconds, headers or {}))

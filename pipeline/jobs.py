@@ -340,6 +340,7 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
             rows,
         )
         store_history.replace_event_history(session, event_months, open_events, source=source)
+        db.refresh_statistics(session)
     counts = pd.Series([r["tier_zh"] for r in rows]).value_counts()
     print(f"as of {as_of}: " + "  ".join(f"{t} {counts.get(t, 0)}" for t in ("红", "橙", "黄", "蓝")))
     return {"as_of": as_of, "model_version": version, "n_units": len(rows)}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -125,6 +125,16 @@ def init_db(url: str | Engine) -> Engine:
             f"database {engine.url.render_as_string(hide_password=True)} is not usable: {reason}"
         ) from None
     return engine
+
+
+def refresh_statistics(session: Session) -> None:
+    """Update the query planner's statistics after a bulk write (``sanling score``). Without them
+    SQLite walks a township list through the risk-ordered index of all scores — 1.1 s for one
+    township of a 50,000-unit province — instead of the township's few dozen units (2–6 ms)."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("ANALYZE"))
+    else:
+        session.execute(text("ANALYZE units, scores, score_runs"))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

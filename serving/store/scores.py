@@ -83,8 +83,9 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
     ``protective`` lists of ``{"feature","value","contribution","text_zh","group"}``; optionally
     ``relative_risk`` ``{"red", "orange_or_worse"}`` and ``tier_set`` (tier names). ``run["backfilled"]``
     marks a month scored after the fact (the forecast history). An earlier run of the same
-    (as_of, model_version) is replaced — with ``data_dir``, only for that folder's units (upsert them
-    with ``source=data_dir`` first), so several data folders share one store; other months are kept.
+    (as_of, model_version) is replaced — with ``data_dir``, only for the folder's current units and
+    ``rows`` (upsert the units with ``source=data_dir`` first), so several data folders share one
+    store; other months are kept.
     """
     as_of, version = str(run.get("as_of", "")), str(run.get("model_version", ""))
     if not AS_OF.match(as_of):

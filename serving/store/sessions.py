@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from sanling.serving.security import hash_token
@@ -32,6 +32,9 @@ def open_session(session: Session, token_id: int, max_age_seconds: int) -> str:
         raise ValueError(f"no token {token_id}")
     raw = secrets.token_urlsafe(32)
     now = utcnow()
+    # Sign-ins are rare: the moment to forget sessions that ended or expired more than a day ago.
+    session.execute(delete(PageSession).where(PageSession.expires_at < now - timedelta(days=1)))
+    session.execute(delete(PageSession).where(PageSession.ended_at < now - timedelta(days=1)))
     session.add(
         PageSession(
             id=hash_token(raw),

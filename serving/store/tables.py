@@ -45,6 +45,7 @@ class Base(DeclarativeBase):
 
 class Unit(Base):
     __tablename__ = "units"
+    __table_args__ = (Index("ix_units_county_township", "county", "township"),)
 
     unit_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     unit_name: Mapped[str] = mapped_column(String(200))

@@ -82,7 +82,7 @@ def test_migrations_upgrade_an_empty_database_to_the_models(db_url):
             )
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
         assert diffs == []
-        assert version == "0003"
+        assert version == "0004"
         index_cols = {tuple(ix["column_names"]) for ix in inspect(engine).get_indexes("scores")}
         assert ("as_of", "model_version", "risk_score") in index_cols and ("unit_id",) in index_cols
     finally:

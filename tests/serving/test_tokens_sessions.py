@@ -109,3 +109,28 @@ def test_expires_days_out_of_range_is_one_line(tmp_path, monkeypatch, days):
     monkeypatch.setenv("SANLING_HOME", str(tmp_path))
     r = CliRunner().invoke(app, ["token", "create", "--role", "service", "--expires-days", days])
     assert r.exit_code != 0
+
+
+def test_a_burst_with_one_token_writes_last_used_once(world):
+    """The stall found under load: every request of a burst wrote last_used_at and queued on
+    SQLite's write lock. Now the process claims the write once per interval."""
+    from sqlalchemy import event
+
+    from sanling.serving.store.tokens import principal_for
+
+    updates: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if statement.lstrip().upper().startswith("UPDATE TOKENS"):
+            updates.append(statement)
+
+    event.listen(world.engine, "before_cursor_execute", count)
+    try:
+        with session_scope(world.engine) as s:
+            raw = create_token(s, "service")
+        for _ in range(5):
+            with session_scope(world.engine) as s:
+                assert principal_for(s, raw) is not None
+    finally:
+        event.remove(world.engine, "before_cursor_execute", count)
+    assert len(updates) == 1

@@ -1,0 +1,235 @@
+"""Load benchmark (issue 13): a province-sized store served at an open-loop 200 req/s, mixed half
+GET one unit / half GET a township list of 50, first by one worker, then by the recommended number
+of workers, on SQLite and on PostgreSQL. Prints p50 / p99 / p99.9 / max per request kind, the worst
+second (highest per-second p99) and the errors; writes benchmarks/_out/load.json.
+
+    .venv/bin/python benchmarks/load.py [--seconds 300] [--rate 200] [--workers 2] [--backends sqlite,postgresql]
+
+Targets: p99 ≤ 10 ms for a unit, ≤ 20 ms for a list, 0 errors. The store holds 50,000 units in
+~1,390 townships of ~117 counties (the province preset's shape) with two scored months and five
+reasons per score, written through the store's own functions — the GET routes read only the store,
+so no model is trained for this benchmark. The server runs as ``uvicorn --factory
+sanling.serving.app:create_app`` (what ``sanling serve`` runs, minus the scorer), so it can be given
+workers. Open loop: latency is measured from each request's scheduled send time, so a stall shows
+up as the queue it causes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+_spec = importlib.util.spec_from_file_location("loadgen", HERE / "loadgen.py")
+loadgen = importlib.util.module_from_spec(_spec)
+sys.modules["loadgen"] = loadgen
+_spec.loader.exec_module(loadgen)
+
+BIN = Path(sys.executable).parent
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+N_UNITS, N_COUNTIES, N_TOWNSHIPS = 50_000, 117, 1_390
+TIERS = ("blue", "yellow", "orange", "red")
+
+
+def province_units(seed: int = 1) -> pd.DataFrame:
+    """50,000 units over 1,390 townships of 117 counties; township names repeat across counties."""
+    rng = np.random.default_rng(seed)
+    township = rng.integers(0, N_TOWNSHIPS, N_UNITS)
+    county = township % N_COUNTIES
+    return pd.DataFrame(
+        {
+            "unit_id": [f"14{i:010d}" for i in range(N_UNITS)],
+            "unit_name": [f"第{i}村" for i in range(N_UNITS)],
+            "unit_type": rng.choice(["village", "community", "enterprise"], N_UNITS, p=[0.56, 0.05, 0.39]),
+            "township": [f"城关镇{t % 40}" for t in township],  # 40 names over 1,390 townships: repeats
+            "county": [f"县{c:03d}" for c in county],
+            "city": [f"市{c % 11:02d}" for c in county],
+        }
+    )
+
+
+def score_rows(units: pd.DataFrame, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    p = rng.dirichlet([4, 2, 1, 0.5], len(units))
+    reasons = [
+        {
+            "feature": f"f{k}",
+            "value": k,
+            "contribution": 0.1 * (5 - k),
+            "text_zh": f"未化解矛盾纠纷{k}起，高于同类村庄平均",
+            "group": "矛盾纠纷",
+        }
+        for k in range(5)
+    ]
+    return [
+        {
+            "unit_id": u,
+            "tier": TIERS[int(np.argmax(pi))],
+            "risk_score": float(100 * pi[3] + 50 * pi[2]),
+            "probabilities": dict(zip(TIERS, map(float, pi), strict=True)),
+            "reasons": reasons,
+        }
+        for u, pi in zip(units["unit_id"], p, strict=True)
+    ]
+
+
+def fill_store(url: str, units: pd.DataFrame) -> str:
+    """Write the units, two scored months and a service token; returns the token."""
+    from sanling.serving.store import create_token, init_db, save_scores, session_scope, upsert_units
+    from sanling.serving.store.db import refresh_statistics
+
+    engine = init_db(url)
+    with session_scope(engine) as s:
+        upsert_units(s, units)
+        save_scores(s, {"as_of": "2022-11", "model_version": "1"}, score_rows(units, 1))
+        save_scores(s, {"as_of": "2022-12", "model_version": "1"}, score_rows(units, 2))
+        refresh_statistics(s)  # as `sanling score` does after its writes
+        token = create_token(s, "service", name="load benchmark")
+    engine.dispose()
+    return token
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(env: dict, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [
+        str(BIN / "uvicorn"),
+        "--factory",
+        "sanling.serving.app:create_app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    with open(log, "w") as out:  # the child keeps its own copy of the descriptor
+        p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    loadgen.wait_up(f"{base}/healthz")
+    return p, base
+
+
+def stop(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=30)
+    except Exception:
+        os.killpg(p.pid, signal.SIGKILL)
+
+
+def run_one(
+    label: str, env: dict, workers: int, args, units: pd.DataFrame, token: str, work: Path
+) -> list[dict]:
+    ids = units["unit_id"].tolist()
+    places = units[["county", "township"]].drop_duplicates().to_numpy().tolist()
+    p, base = serve(env, workers, work / f"{label}-{workers}.log")
+    rows = []
+    try:
+        makers = {
+            "GET unit": lambda c, i: c.get(f"/v1/units/{ids[(i * 7919) % len(ids)]}/risk"),
+            "GET township list of 50": lambda c, i: c.get(
+                "/v1/risk-list",
+                params={
+                    "county": places[i % len(places)][0],
+                    "township": places[i % len(places)][1],
+                    "limit": 50,
+                },
+            ),
+        }
+        loadgen.open_loop_mixed(
+            base, makers, rate=args.rate, seconds=5, headers={"Authorization": f"Bearer {token}"}
+        )
+        result = loadgen.open_loop_mixed(
+            base, makers, rate=args.rate, seconds=args.seconds, headers={"Authorization": f"Bearer {token}"}
+        )
+        for kind, r in result.items():
+            second, worst = r.worst_second()
+            row = {
+                "backend": label,
+                "workers": workers,
+                "kind": kind,
+                "requests": len(r.latencies_ms),
+                "errors": r.errors,
+                "p50_ms": round(r.pct(50), 2),
+                "p99_ms": round(r.pct(99), 2),
+                "p999_ms": round(r.pct(99.9), 2),
+                "max_ms": round(float(r.latencies_ms.max()), 1),
+                "worst_second": second,
+                "worst_second_p99_ms": round(worst, 1),
+            }
+            rows.append(row)
+            print(
+                f"{label:<10} {workers} worker(s)  {kind:<24} n={row['requests']:>6}  p50 {row['p50_ms']:>6.2f}  "
+                f"p99 {row['p99_ms']:>7.2f}  p99.9 {row['p999_ms']:>7.2f}  max {row['max_ms']:>7.1f} ms  "
+                f"worst second #{second}: p99 {row['worst_second_p99_ms']:.1f} ms  errors {r.errors}",
+                flush=True,
+            )
+    finally:
+        stop(p)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=300.0, help="length of each measured run")
+    ap.add_argument("--rate", type=float, default=200.0, help="requests per second, both kinds together")
+    ap.add_argument("--workers", type=int, default=2, help="the recommended number of workers (docs)")
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sanling-load-"))
+    units = province_units()
+    results: list[dict] = []
+    for backend in args.backends.split(","):
+        home = work / backend
+        home.mkdir()
+        env = {**os.environ, "SANLING_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+        db = None
+        if backend == "postgresql":
+            import psycopg
+
+            db = f"sanling_load_{secrets.token_hex(4)}"
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{db}"')
+            env["SANLING_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+        url = env.get("SANLING_DATABASE_URL") or f"sqlite:///{home / 'sanling.db'}"
+        try:
+            print(f"filling the {backend} store with {len(units):,} units …", flush=True)
+            token = fill_store(url, units)
+            for workers in sorted({1, args.workers}):
+                results += run_one(backend, env, workers, args, units, token, work)
+        finally:
+            if db is not None:
+                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                    admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    out = HERE / "_out"
+    out.mkdir(exist_ok=True)
+    (out / "load.json").write_text(
+        json.dumps(
+            {"seconds": args.seconds, "rate": args.rate, "results": results}, ensure_ascii=False, indent=1
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
