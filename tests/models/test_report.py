@@ -10,6 +10,7 @@ import pytest
 
 from sanling.models import metrics as m
 from sanling.models import reporting as report
+from sanling.models import skill as sk
 
 
 def _world(n_units: int = 60, n_months: int = 6, seed: int = 0):
@@ -109,14 +110,14 @@ def test_metrics_table_marks_the_best_real_model_not_the_oracle():
 def test_skill_table_against_each_reference():
     meta, y, predictions, _ = _world(seed=3)
     probas = {k: p for k, (p, _) in predictions.items()}
-    table = report.skill_table(y, meta["as_of"].to_numpy(), probas, "lightgbm")
+    table = report.skill_table(y, meta["as_of"].to_numpy(), meta["unit_id"].to_numpy(), probas, "lightgbm")
     assert list(table["reference"]) == ["persistence"]
     row = table.iloc[0]
     assert row["skill"] == pytest.approx(
-        m.skill(m.rps(y, probas["lightgbm"]), m.rps(y, probas["persistence"]))
+        sk.skill(m.rps(y, probas["lightgbm"]), m.rps(y, probas["persistence"]))
     )
     assert row["oracle_share"] == pytest.approx(
-        m.oracle_share(
+        sk.oracle_share(
             m.rps(y, probas["persistence"]), m.rps(y, probas["lightgbm"]), m.rps(y, probas["oracle"])
         )
     )
