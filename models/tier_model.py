@@ -232,7 +232,11 @@ class TierModel:
             if p.calibration == "stacked":
                 cat = self.encoder_.categorical_indices_
                 n_cat = [len(self.encoder_.categories_[self.feature_names[j]]) for j in cat]
-                self.linear_ = LinearLevels(cat, n_cat).fit(X["fit"], yf)
+                # a sample bounds the dense design's memory at province scale (D ≈ 250 columns)
+                lin = np.arange(len(yf))
+                if len(lin) > p.linear_max_rows:
+                    lin = np.sort(np.random.default_rng(p.seed).choice(lin, p.linear_max_rows, replace=False))
+                self.linear_ = LinearLevels(cat, n_cat).fit(X["fit"][lin], yf[lin])
             self._fit_stack(frame.iloc[cal_rows], X["cal"], yc, frame.iloc[fit_rows], yf)
         else:
             self.members_ = [[train("multiclass", yf, ye, s, num_class=N_TIERS) for s in seeds]]

@@ -68,6 +68,9 @@ class ModelParams(_Section):
         0.002, ge=0, description="ridge of the stack weights toward the boosters alone"
     )
     max_train_rows: int = Field(1_500_000, ge=1000, description="uniform sample of training rows beyond this")
+    linear_max_rows: int = Field(
+        200_000, ge=1000, description="uniform sample of fit rows for the linear model"
+    )
     seed: int = 20210121
     num_threads: int = Field(2, ge=1)
 
