@@ -110,7 +110,7 @@ def test_api_serves_the_stored_explained_score(deployed):
     listed = c.get("/v1/risk-list", headers=deployed["clerk"]).json()
     explained = [u for u in listed if u["reasons"]]
     # the riskiest units of the township have reasons (an empty list everywhere would be a bug)
-    assert listed[0]["reasons"] and len(explained) >= len(listed) // 2
+    assert listed[0]["reasons"] and len(explained) >= len(listed) // 4
     for u in explained:
         for reason in u["reasons"]:
             assert reason["contribution"] > 0 and reason["text_zh"] and "{" not in reason["text_zh"]
