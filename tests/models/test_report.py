@@ -171,3 +171,30 @@ def test_report_text_is_escaped_by_the_template(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "<i>t</i>" not in text and "&lt;i&gt;t&lt;/i&gt;" in text
+
+
+def test_report_leads_with_the_gap_share_and_labels_the_persistence_share(tmp_path):
+    meta, y, predictions, metrics = _world(seed=4)
+    metrics["summary"] = {
+        "best_baseline": "historical_rate",
+        "oracle_gap_share": 0.3125,
+        "oracle_gap_share_se": 0.0625,
+        "oracle_share": 0.9375,
+        "oracle_share_se": 0.01,
+        "calibration_by_group": {"unit_type": {"village": 0.0123}, "county": {"阳曲县": 0.0123}},
+        "policy": "capacity",
+        "policies": {
+            "capacity": {
+                "red_share": 0.08,
+                "red_recall": 0.45,
+                "red_precision": 0.2,
+                "red_per_township_month": 1.25,
+            }
+        },
+    }
+    html = report.write_report(tmp_path, meta=meta, y=y, predictions=predictions, metrics=metrics).read_text()
+    first = html.index("oracle_gap_share (vs best baseline: historical_rate)")
+    assert first < html.index("指标总表")  # before the metrics table: the report leads with it
+    assert "0.3125" in html and "oracle_share (vs persistence" in html
+    assert "Calibration by group" in html and "0.0123" in html
+    assert "Decision policies" in html and "1.25" in html
