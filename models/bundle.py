@@ -32,10 +32,11 @@ class ModelBundle:
         """Explained scores in the contract's shape (without unit_name/township, which the caller
         adds from the registry) for every row of ``frame``."""
         names = self.feature_names
-        X = self.model.encoder_.transform(frame)
-        proba = self.model.predict_proba(X)
-        tiers, scores = decide(proba, self.config.policy), risk_score(proba)
-        contrib, _ = self.model.contributions(X)
+        # the frame, not a matrix: the stacked model reads the unit's record and the as-of month too
+        proba = self.model.predict_proba(frame)
+        tiers = decide(proba, self.config.policy, getattr(self.model, "decision_thresholds_", None))
+        scores = risk_score(proba)
+        contrib, _ = self.model.contributions(frame)
         reasons, protective = explain_rows(
             contrib,
             frame[names].reset_index(drop=True),

@@ -20,7 +20,7 @@ from sanling.core.vocabulary import TIERS
 from sanling.models.baselines import HistoricalRate, LogisticBaseline, Persistence
 from sanling.models.conformal import fold_tier_sets
 from sanling.models.metrics import class_balance, tier_metrics
-from sanling.models.policy import decide
+from sanling.models.policy import decide, fit_thresholds
 from sanling.models.tier_model import TierModel
 
 META_COLUMNS = ("unit_id", "as_of", "unit_type", "township", "county")
@@ -72,29 +72,76 @@ class BacktestResult:
     folds: list[dict] = field(default_factory=list)
     last_model: TierModel | None = None
     tier_sets: np.ndarray | None = None  # (n, 4) bool: each row's conformal set (models.conformal)
+    # the main model's tiers under each policy kind, each fitted on the fold's calibration months
+    policy_decisions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def _fit_predict(
-    train: pd.DataFrame, test: pd.DataFrame, names: list[str], config: Config, history: TierHistory
-) -> dict[str, np.ndarray]:
-    ytr = train["tier"].to_numpy(dtype=np.int64)
-    model = TierModel(names, config.model).fit(train, ytr, train["as_of"].to_numpy())
-    out = {"lightgbm": model.predict_proba(test)}
+# The policies compared in the report (docs/model.md): each fitted on the same calibration months.
+COMPARED_POLICIES: tuple[str, ...] = ("capacity", "peer_multiple", "thresholds")
 
+
+def _baselines(
+    train: pd.DataFrame, ytr: np.ndarray, names: list[str], history: TierHistory
+) -> dict[str, Callable[[pd.DataFrame], np.ndarray]]:
+    """The baselines of docs/metrics.md fitted on ``train``, each as a function rows → (n, 4)."""
     last_tr = history.last_tier(train["unit_id"], train["as_of"])
     known = last_tr >= 0
     pers = Persistence().fit(last_tr[known], ytr[known])
-    last_te = history.last_tier(test["unit_id"], test["as_of"])
     fallback = int(np.bincount(ytr, minlength=4).argmax())
-    out["persistence"] = pers.predict_proba(np.where(last_te >= 0, last_te, fallback))
-
     hist = HistoricalRate().fit(train["unit_type"].astype(str), ytr)
-    out["historical_rate"] = hist.predict_proba(
-        history.past_counts(test["unit_id"], test["as_of"]), test["unit_type"].astype(str)
+    logistic = LogisticBaseline(names).fit(train, ytr)
+
+    def persistence(rows: pd.DataFrame) -> np.ndarray:
+        last = history.last_tier(rows["unit_id"], rows["as_of"])
+        return pers.predict_proba(np.where(last >= 0, last, fallback))
+
+    def historical_rate(rows: pd.DataFrame) -> np.ndarray:
+        counts = history.past_counts(rows["unit_id"], rows["as_of"])
+        return hist.predict_proba(counts, rows["unit_type"].astype(str))
+
+    return {
+        "persistence": persistence,
+        "historical_rate": historical_rate,
+        "logistic": logistic.predict_proba,
+    }
+
+
+def fit_predict(
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    names: list[str],
+    config: Config,
+    history: TierHistory,
+    truth: pd.DataFrame | None = None,
+) -> tuple[TierModel, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
+    """One fold: fit the model and the baselines on ``train``, forecast ``test``.
+
+    Every model's policy thresholds are fitted on its own forecasts of the training rows of the
+    model's calibration months (never on the test rows). Returns the fitted model,
+    ``{name: (proba (n, 4), decided (n,))}`` for the model (``lightgbm``), the baselines and the
+    oracle (when ``truth`` covers the rows), and the model's tiers under each compared policy.
+    """
+    ytr = train["tier"].to_numpy(dtype=np.int64)
+    model = TierModel(names, config.model, config.policy).fit(
+        train, ytr, train["as_of"].to_numpy(), horizon_months=config.horizon_months
     )
-    out["logistic"] = LogisticBaseline(names).fit(train, ytr).predict_proba(test)
-    out["_model"] = model
-    return out
+    recent = train[train["as_of"].isin(model.calibration_months_)]
+    p_test = model.predict_proba(test)
+    out = {"lightgbm": (p_test, decide(p_test, config.policy, model.decision_thresholds_))}
+    p_recent = model.predict_proba(recent)
+    compared = {}
+    for kind in COMPARED_POLICIES:
+        policy = config.policy.model_copy(update={"kind": kind})
+        compared[kind] = decide(p_test, policy, fit_thresholds(p_recent, policy))
+    forecasts = {name: (f(test), f(recent)) for name, f in _baselines(train, ytr, names, history).items()}
+    if truth is not None:
+        h = config.horizon_months
+        pair = (oracle_proba(test, truth, h), oracle_proba(recent, truth, h))
+        if pair[0] is not None and pair[1] is not None:
+            forecasts["oracle"] = pair
+    for name, (p, q) in forecasts.items():
+        out[name] = (p, decide(p, config.policy, fit_thresholds(q, config.policy)))
+    return model, out, compared
 
 
 def rolling_origin(
@@ -136,7 +183,7 @@ def rolling_origin(
     ]
     it = progress(blocks) if progress else blocks
 
-    metas, ys, preds, folds, tier_sets = [], [], {}, [], []
+    metas, ys, preds, folds, tier_sets, compared = [], [], {}, [], [], {}
     model = None
     for block in it:
         cutoff = add_months(block[0], -h)  # outcome window of a training row ends ≤ block[0]
@@ -148,30 +195,34 @@ def rolling_origin(
             raise ValueError(
                 f"fold {block[0]}: fewer than {config.backtest.min_train_periods} training dates"
             )
-        out = _fit_predict(train, test, feature_names, config, history)
-        model = out.pop("_model")
-        tier_sets.append(fold_tier_sets(model, train, test, out["lightgbm"], config.model.validation_periods))
+        model, out, decided = fit_predict(train, test, feature_names, config, history, truth)
+        tier_sets.append(
+            fold_tier_sets(model, train, test, out["lightgbm"][0], config.model.validation_periods)
+        )
         folds.append(
             {
                 "test": list(block),
                 "train_until": cutoff,
                 "n_train": len(train),
                 "best_iterations": model.best_iterations_,
+                "stack": [list(w) for w in model.stack_],
             }
         )
         metas.append(test[list(META_COLUMNS)].reset_index(drop=True))
         ys.append(test["tier"].to_numpy(dtype=np.int64))
         for k, v in out.items():
             preds.setdefault(k, []).append(v)
+        for k, v in decided.items():
+            compared.setdefault(k, []).append(v)
 
     meta = pd.concat(metas, ignore_index=True)
     y = np.concatenate(ys)
-    proba = {k: np.vstack(v) for k, v in preds.items()}
-    if truth is not None:
-        oracle = oracle_proba(meta, truth, h)
-        if oracle is not None:
-            proba["oracle"] = oracle
-    predictions = {k: (p, decide(p, config.policy)) for k, p in proba.items()}
+    # a model missing from any fold (the oracle where truth does not cover it) is left out
+    predictions = {
+        k: (np.vstack([p for p, _ in v]), np.concatenate([d for _, d in v]))
+        for k, v in preds.items()
+        if len(v) == len(folds)
+    }
 
     shap = None
     if model is not None and config.model.formulation == "cumulative":
@@ -187,7 +238,10 @@ def rolling_origin(
         "class_balance": class_balance(y),
         "models": {k: tier_metrics(y, p, d) for k, (p, d) in predictions.items()},
     }
-    return BacktestResult(meta, y, predictions, metrics, shap, folds, model, np.vstack(tier_sets))
+    policy_decisions = {k: np.concatenate(v) for k, v in compared.items()}
+    return BacktestResult(
+        meta, y, predictions, metrics, shap, folds, model, np.vstack(tier_sets), policy_decisions
+    )
 
 
 def oracle_proba(meta: pd.DataFrame, truth: pd.DataFrame, horizon: int) -> np.ndarray | None:

@@ -3,21 +3,20 @@
 Everything here is a pure function over numpy arrays (or a ``meta`` DataFrame aligned with them).
 Conventions shared by every function:
 
-* tiers are the integers 0 blue, 1 yellow, 2 orange, 3 red (:data:`pipeline.contract.TIERS`);
+* tiers are the integers 0 blue, 1 yellow, 2 orange, 3 red (:data:`sanling.core.vocabulary.TIERS`);
 * ``y`` is the observed tier per row, int ``(n,)``;
 * ``proba`` is the forecast probability matrix ``(n, 4)``, rows summing to 1;
 * ``decided`` is the tier the policy decided per row, int ``(n,)``.
 
 Bad shapes or values raise :class:`ValueError` with a one-line message naming the argument; the
-caller (``models.evaluate``) turns that into a :class:`pipeline.errors.SanlingError` if it comes
+caller (``models.evaluate``) turns that into a :class:`sanling.core.errors.SanlingError` if it comes
 from the user's data. A metric that is undefined on the given rows (no red row, a single class)
 returns the value documented in its docstring instead of raising, so one empty fold never aborts
-a backtest. ``docs/metrics.md`` explains how to read each number.
+a backtest. Skill, the oracle shares and their standard errors are in :mod:`sanling.models.skill`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,6 +25,7 @@ import pandas as pd
 from sanling.core.vocabulary import TIERS
 
 N_TIERS = len(TIERS)
+YELLOW = TIERS.index("yellow")
 ORANGE = TIERS.index("orange")
 RED = TIERS.index("red")
 
@@ -38,6 +38,8 @@ TIER_METRIC_KEYS: tuple[str, ...] = (
     "red_precision",
     "red_pr_auc",
     "ece",
+    "ece_yellow",
+    "ece_red",
 )
 # Direction of each metric: True when larger is better (the report highlights the best per column).
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -49,6 +51,8 @@ HIGHER_IS_BETTER: dict[str, bool] = {
     "red_precision": True,
     "red_pr_auc": True,
     "ece": False,
+    "ece_yellow": False,
+    "ece_red": False,
 }
 
 _LOG_LOSS_EPS = 1e-15
@@ -294,15 +298,17 @@ def p_at_least(proba: np.ndarray, tier: int) -> np.ndarray:
 # ---------------------------------------------------------------- the metrics.json block
 
 
-def tier_metrics(y: np.ndarray, proba: np.ndarray, decided: np.ndarray) -> dict[str, float]:
-    """The eight metrics of one model in ``metrics.json`` (docs/metrics.md).
+def tier_metrics(y: np.ndarray, proba: np.ndarray, decided: np.ndarray) -> dict:
+    """The metrics of one model in ``metrics.json`` (docs/metrics.md).
 
     Takes ``y`` (n,) observed tiers, ``proba`` (n, 4) forecast probabilities and ``decided`` (n,)
-    policy tiers; returns exactly the keys of :data:`TIER_METRIC_KEYS` as Python floats:
+    policy tiers; returns the keys of :data:`TIER_METRIC_KEYS` as Python floats —
     ``rps``, ``log_loss``, ``qwk`` (decided vs observed), ``macro_f1`` (decided vs observed),
     ``red_recall``, ``red_precision`` (decided == red vs observed red; 0 when undefined),
-    ``red_pr_auc`` (average precision of P(red); 0 without an observed red) and ``ece`` (of
-    P(tier ≥ orange) against 1[y ≥ orange], 10 equal-width bins).
+    ``red_pr_auc`` (average precision of P(red); 0 without an observed red), ``ece`` (of
+    P(tier ≥ orange) against 1[y ≥ orange], 10 equal-width bins), ``ece_yellow`` and ``ece_red``
+    (the same for P(tier ≥ yellow) and P(red)) — and ``decided_share``, the share of rows the policy
+    put in each tier (``{"blue": …, "yellow": …, "orange": …, "red": …}``).
 
     >>> y = np.array([0, 3]); proba = np.eye(4)[y]
     >>> tier_metrics(y, proba, y)["rps"]
@@ -323,136 +329,57 @@ def tier_metrics(y: np.ndarray, proba: np.ndarray, decided: np.ndarray) -> dict[
         "red_precision": precision,
         "red_pr_auc": average_precision((y == RED).astype(np.int8), proba[:, RED]),
         "ece": expected_calibration_error((y >= ORANGE).astype(np.int8), p_at_least(proba, ORANGE)),
+        "ece_yellow": expected_calibration_error((y >= YELLOW).astype(np.int8), p_at_least(proba, YELLOW)),
+        "ece_red": expected_calibration_error((y == RED).astype(np.int8), proba[:, RED]),
+        "decided_share": class_share(decided),
     }
+
+
+def class_share(tiers: np.ndarray) -> dict[str, float]:
+    """Share of rows in each tier, keyed by tier name; 0 for every tier when there is no row."""
+    tiers = check_tiers(tiers, "tiers")
+    shares = np.bincount(tiers, minlength=N_TIERS) / max(tiers.shape[0], 1)
+    return {tier: float(s) for tier, s in zip(TIERS, shares, strict=True)}
+
+
+def calibration_by_group(
+    meta: pd.DataFrame,
+    y: np.ndarray,
+    proba: np.ndarray,
+    columns: Sequence[str] = ("unit_type", "county"),
+    min_rows: int = 200,
+) -> dict[str, dict[str, float]]:
+    """ECE of P(tier ≥ orange) within each group of each column of ``meta`` (rows aligned with ``y``).
+
+    Returns ``{column: {group: ece}}``; groups under ``min_rows`` rows are pooled as ``other``.
+    """
+    y = check_tiers(y, "y", len(meta))
+    proba = check_proba(proba, len(meta))
+    outcome, p = (y >= ORANGE).astype(np.int8), p_at_least(proba, ORANGE)
+    out: dict[str, dict[str, float]] = {}
+    for col in columns:
+        if col not in meta.columns:
+            continue
+        names, codes, counts = np.unique(
+            meta[col].astype(str).to_numpy(), return_inverse=True, return_counts=True
+        )
+        groups = {
+            str(name): expected_calibration_error(outcome[codes == i], p[codes == i])
+            for i, name in enumerate(names)
+            if counts[i] >= min_rows
+        }
+        small = counts[codes] < min_rows
+        if small.any():
+            groups["other"] = expected_calibration_error(outcome[small], p[small])
+        out[col] = groups
+    return out
 
 
 def class_balance(y: np.ndarray) -> dict[str, float]:
     """Share of rows in each tier, keyed by tier name (the ``class_balance`` of metrics.json)."""
     y = check_tiers(y, "y")
     _nonempty(y.shape[0], "class_balance")
-    shares = np.bincount(y, minlength=N_TIERS) / y.shape[0]
-    return {tier: float(s) for tier, s in zip(TIERS, shares, strict=True)}
-
-
-# ---------------------------------------------------------------- skill and the oracle
-
-
-def _check_rps_value(value: float, name: str) -> float:
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be a finite, non-negative RPS, got {value!r}")
-    return value
-
-
-def skill(rps_model: float, rps_reference: float) -> float:
-    """Skill score ``1 − rps_model / rps_reference``; NaN when the reference RPS is 0 (undefined).
-
-    1 is perfect, 0 no better than the reference, negative worse than it.
-    """
-    rps_model = _check_rps_value(rps_model, "rps_model")
-    rps_reference = _check_rps_value(rps_reference, "rps_reference")
-    return 1.0 - rps_model / rps_reference if rps_reference > 0 else float("nan")
-
-
-def oracle_share(rps_persistence: float, rps_model: float, rps_oracle: float) -> float:
-    """Share of the oracle's improvement over persistence that the model captures.
-
-    ``(rps_persistence − rps_model) / (rps_persistence − rps_oracle)``: 1 means as good as the true
-    probabilities, 0 no better than persistence. NaN when the oracle is no better than persistence
-    (denominator ≤ 0). Above 1 only by sampling error — see :func:`oracle_share_with_se`.
-    """
-    rps_persistence = _check_rps_value(rps_persistence, "rps_persistence")
-    rps_model = _check_rps_value(rps_model, "rps_model")
-    rps_oracle = _check_rps_value(rps_oracle, "rps_oracle")
-    denom = rps_persistence - rps_oracle
-    return (rps_persistence - rps_model) / denom if denom > 0 else float("nan")
-
-
-def _as_groups(groups: object, n: int) -> np.ndarray:
-    arr = np.asarray(groups)
-    if arr.ndim != 1 or arr.shape[0] != n:
-        raise ValueError(f"groups must have shape ({n},) (one as-of date per row), got {arr.shape}")
-    _, codes = np.unique(arr.astype(str), return_inverse=True)
-    return codes
-
-
-def _ratio_of_means_se(num: np.ndarray, den: np.ndarray, codes: np.ndarray) -> tuple[float, float]:
-    """``mean(num) / mean(den)`` with a block-robust (cluster sandwich) standard error.
-
-    The delta method linearises the ratio into per-row influence values ``(num − r·den) / mean(den)``;
-    their sums per block (as-of date) are treated as independent, which keeps the correlation of
-    units within one month — a shared shock moves them together — in the error bar.
-    """
-    n = num.shape[0]
-    mean_den = float(den.mean())
-    if mean_den <= 0:
-        return float("nan"), float("nan")
-    ratio = float(num.mean()) / mean_den
-    influence = (num - ratio * den) / mean_den
-    return ratio, _block_se(influence, codes, n)
-
-
-def _block_se(values: np.ndarray, codes: np.ndarray, n: int) -> float:
-    """Cluster-robust standard error of ``mean(values)``, each block (as-of date) one cluster."""
-    n_blocks = int(codes.max()) + 1 if codes.size else 0
-    if n_blocks < 2:
-        return float("nan")
-    centred = values - values.mean()
-    block_sums = np.bincount(codes, weights=centred, minlength=n_blocks)
-    variance = n_blocks / (n_blocks - 1) * np.sum(block_sums**2) / n**2
-    return float(np.sqrt(variance))
-
-
-def paired_rps_difference(
-    y: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, groups: np.ndarray
-) -> tuple[float, float]:
-    """Mean RPS difference ``rps(a) − rps(b)`` on the same rows, with a block standard error.
-
-    Takes ``y`` (n,), two probability matrices (n, 4) and ``groups`` (n,) — the as-of date of each
-    row. Rows of one as-of date share that month's shocks, so they form one block; the standard
-    error is the cluster-robust one, ``sqrt(G/(G−1) · Σ_g (Σ_{i∈g} (d_i − d̄))² / n²)``.
-    Returns ``(mean_diff, se)``; se is NaN with fewer than two as-of dates. Negative = a is better.
-    """
-    diff = rps_per_row(y, proba_a) - rps_per_row(y, proba_b)
-    n = diff.shape[0]
-    _nonempty(n, "paired_rps_difference")
-    codes = _as_groups(groups, n)
-    return float(diff.mean()), _block_se(diff, codes, n)
-
-
-def skill_with_se(
-    y: np.ndarray, proba_model: np.ndarray, proba_reference: np.ndarray, groups: np.ndarray
-) -> tuple[float, float]:
-    """RPS skill of a model against a reference with its block standard error (delta method).
-
-    Returns ``(skill, se)`` where ``skill = 1 − mean rps_model / mean rps_reference`` (the same
-    number as :func:`skill` of the two pooled RPS values); both NaN when the reference is perfect.
-    """
-    r_model, r_ref = rps_per_row(y, proba_model), rps_per_row(y, proba_reference)
-    _nonempty(r_model.shape[0], "skill_with_se")
-    codes = _as_groups(groups, r_model.shape[0])
-    return _ratio_of_means_se(r_ref - r_model, r_ref, codes)
-
-
-def oracle_share_with_se(
-    y: np.ndarray,
-    proba_persistence: np.ndarray,
-    proba_model: np.ndarray,
-    proba_oracle: np.ndarray,
-    groups: np.ndarray,
-) -> tuple[float, float]:
-    """:func:`oracle_share` of the pooled RPS values with its block standard error (delta method).
-
-    Takes ``y`` (n,), the three probability matrices (n, 4) and ``groups`` (n,) as-of dates.
-    Returns ``(share, se)``; a share above 1 by more than about two standard errors points to a
-    leak or a mis-aligned oracle, not to a model better than the truth. Both NaN when the oracle
-    is no better than persistence on these rows. ``proba_persistence`` may be any reference.
-    """
-    r_pers = rps_per_row(y, proba_persistence)
-    r_model, r_oracle = rps_per_row(y, proba_model), rps_per_row(y, proba_oracle)
-    _nonempty(r_pers.shape[0], "oracle_share_with_se")
-    codes = _as_groups(groups, r_pers.shape[0])
-    return _ratio_of_means_se(r_pers - r_model, r_pers - r_oracle, codes)
+    return class_share(y)
 
 
 # ---------------------------------------------------------------- flagging capacity

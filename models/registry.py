@@ -109,7 +109,13 @@ class Registry:
             mlflow.set_tags({"sanling.kind": "backtest", **tags})
             mlflow.log_params(params)
             for model, vals in metrics["models"].items():
-                mlflow.log_metrics({f"{model}.{k}": float(v) for k, v in vals.items() if v == v})
+                # nested values (decided_share) are logged one key each: lightgbm.decided_share.red
+                flat = {
+                    f"{model}.{k}.{t}" if isinstance(v, dict) else f"{model}.{k}": w
+                    for k, v in vals.items()
+                    for t, w in (v.items() if isinstance(v, dict) else [(None, v)])
+                }
+                mlflow.log_metrics({k: float(v) for k, v in flat.items() if v == v})
             mlflow.log_artifacts(str(artifacts_dir), artifact_path="backtest")
             return run.info.run_id
 

@@ -1,17 +1,37 @@
-"""The four-tier forecast: LightGBM, calibrated on held-out time.
+"""The four-tier forecast: bagged LightGBM boosters stacked with the unit's own smoothed record and
+a linear model, calibrated on held-out time (docs/model.md).
 
 Two formulations (``ModelParams.formulation``):
 
 ``cumulative`` (default)
-    Three binary boosters for P(tier ≥ yellow), P(tier ≥ orange) and P(tier = red), each
-    Platt-calibrated (``a·margin + b``) on the latest ``validation_periods`` as-of dates of the
-    training rows, which also serve for early stopping. The order P(≥yellow) ≥ P(≥orange) ≥ P(red)
-    is enforced by a running minimum. The reasons explain the calibrated log-odds of P(≥orange):
-    TreeSHAP contributions of that booster times ``a`` add up to it exactly.
+    For each cumulative level — P(tier ≥ yellow), P(tier ≥ orange), P(tier = red) — ``n_seeds``
+    binary boosters that differ only in their random seed (row and feature subsampling); their raw
+    margins are averaged (seed bagging: one booster's variance is a large part of its error on a
+    county's few thousand rows). With ``calibration: stacked`` the calibrated log-odds are
+
+        logit P_k = a_k · margin_k + c_k · logit(h_k) + d_k · linear_k + b_k
+
+    fitted by logistic regression (ridged toward the boosters alone) on the latest
+    ``calibration_periods`` as-of months of the training rows: ``h_k`` is the unit's share of past
+    months that met level k's rule, shrunk toward its unit type's rate
+    (:mod:`~sanling.models.history_prior`), ``linear_k`` an L2 logistic regression of the level on
+    the same features (:mod:`~sanling.models.linear_levels`). When the held-out months say the
+    boosters add little (small data), the weights move to the simpler inputs. ``platt`` keeps the
+    margin alone (``a·margin + b``); ``none`` the raw margin. The order P(≥yellow) ≥ P(≥orange) ≥
+    P(red) is enforced by a running minimum.
+
+    Held-out time, three slices: the boosters and the linear model are fitted on rows whose outcome
+    window ends before the early-stopping months begin (a gap of ``horizon_months``), the boosters
+    early-stop on the ``validation_periods − calibration_periods`` months after them, and the stack
+    is fitted on the last ``calibration_periods`` months, which nothing else has seen.
+
+    The reasons explain the stacked log-odds of P(≥orange) exactly: ``a_2`` × the bag-mean TreeSHAP
+    contributions, ``d_2`` × the linear model's per-feature parts, and ``c_2 · (logit h_2 − its
+    training mean)`` in the column of the feature it is computed from, ``tier_share_orange_all``.
 
 ``multiclass``
-    One softmax booster over the four tiers with temperature scaling on the same slice. Kept to
-    compare formulations in the backtest; it has no exact per-quantity explanation.
+    One softmax booster (per seed) over the four tiers with temperature scaling. Kept to compare
+    formulations in the backtest; it has no exact per-quantity explanation.
 
 Class imbalance is left to the likelihood: re-weighting classes would shift the probabilities that
 the calibration and the policy rely on.
@@ -26,16 +46,21 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 
-from sanling.core.config import ModelParams
+from sanling.core.config import ModelParams, PolicyParams
+from sanling.core.months import add_months, month_number
+from sanling.models import history_prior
+from sanling.models.linear_levels import LinearLevels
+from sanling.models.policy import fit_thresholds
 from sanling.models.preprocess import FrameEncoder
 
 N_TIERS = 4
 # The binary targets of the cumulative formulation: tier ≥ k for k = 1, 2, 3.
 CUMULATIVE_LEVELS = (1, 2, 3)
 EXPLAINED_LEVEL = 2  # reasons explain P(tier ≥ orange)
+EXPLAINED_SHARE = history_prior.SHARE_COLUMNS[CUMULATIVE_LEVELS.index(EXPLAINED_LEVEL)]
 
 
-def _lgb_params(p: ModelParams, objective: str, **extra) -> dict:
+def _lgb_params(p: ModelParams, objective: str, seed: int, **extra) -> dict:
     return {
         "objective": objective,
         "learning_rate": p.learning_rate,
@@ -46,7 +71,7 @@ def _lgb_params(p: ModelParams, objective: str, **extra) -> dict:
         "bagging_fraction": p.bagging_fraction,
         "bagging_freq": 1 if p.bagging_fraction < 1 else 0,
         "lambda_l2": p.lambda_l2,
-        "seed": p.seed,
+        "seed": seed,
         "deterministic": True,
         "force_row_wise": True,
         "num_threads": p.num_threads,
@@ -55,15 +80,26 @@ def _lgb_params(p: ModelParams, objective: str, **extra) -> dict:
     }
 
 
-def _fit_platt(margin: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Logistic regression of y on the raw margin: returns (a, b) of ``sigmoid(a·m + b)``."""
+def fit_stack(Z: np.ndarray, y: np.ndarray, prior: np.ndarray, ridge: float) -> np.ndarray:
+    """Logistic regression of binary ``y`` on the columns of ``Z`` (n, p) plus an intercept.
 
-    def nll(ab: np.ndarray) -> float:
-        z = ab[0] * margin + ab[1]
-        return float(np.mean(np.logaddexp(0.0, z) - y * z))
+    The weights are ridged toward ``prior`` (p,) — (1, 0): the boosters' margin alone — with strength
+    ``ridge`` per row, so a calibration slice with few positives moves them little. Returns the
+    (p + 1,) weights, intercept last.
+    """
+    n, p = Z.shape
+    y = np.asarray(y, dtype=float)
 
-    res = minimize(nll, x0=np.array([1.0, 0.0]), method="L-BFGS-B", bounds=[(1e-3, 10.0), (-20.0, 20.0)])
-    return float(res.x[0]), float(res.x[1])
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        z = Z @ w[:p] + w[p]
+        d = w[:p] - prior
+        value = np.mean(np.logaddexp(0.0, z) - y * z) + ridge * float(d @ d)
+        r = 1.0 / (1.0 + np.exp(-z)) - y
+        return value, np.append(Z.T @ r / n + 2 * ridge * d, r.mean())
+
+    bounds = [(0.0, 10.0)] * p + [(-20.0, 20.0)]
+    res = minimize(loss, np.append(prior, 0.0), jac=True, method="L-BFGS-B", bounds=bounds)
+    return res.x
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -76,19 +112,39 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+def _split_months(months: np.ndarray, p: ModelParams, horizon: int) -> tuple[list, list, str | None]:
+    """(early-stopping months, calibration months, last fit month) of the sorted training months."""
+    months = list(months)
+    n_cal = min(p.calibration_periods, len(months) - 1)
+    n_es = min(max(p.validation_periods - p.calibration_periods, 1), len(months) - n_cal - 1)
+    if n_cal < 1:
+        raise ValueError("need at least two as-of dates to hold out time for calibration")
+    cal = months[-n_cal:]
+    if n_es < 1:  # too little history for three slices: early stopping shares the calibration months
+        return cal, cal, months[-n_cal - 1]
+    es = months[-n_cal - n_es : -n_cal]
+    last_fit = add_months(es[0], -horizon)  # its outcome window ends where early stopping begins
+    if last_fit < months[0]:
+        last_fit = months[-n_cal - n_es - 1]
+    return es, cal, last_fit
+
+
 class TierModel:
     """Calibrated four-tier classifier over a feature frame.
 
     Parameters
     ----------
     feature_names : the model's input columns (from the feature registry).
-    params : LightGBM and calibration settings.
+    params : LightGBM, bagging and calibration settings.
+    policy : the decision policy whose thresholds are fitted on the calibration months (optional).
 
     Attributes (after ``fit``)
     --------------------------
-    encoder_ : FrameEncoder; boosters_ : list of lgb.Booster; calibration_ : list of (a, b) per
-    booster (cumulative) or [(T, 0)] (multiclass); best_iterations_ ; train_window_ : (first, last)
-    as-of month of the training rows.
+    encoder_ : FrameEncoder; members_ : per cumulative level, the list of bagged boosters;
+    linear_ : LinearLevels or None; stack_ : per level, the weights (a, c, d, b); history_ : the
+    smoothed-record settings (start month, type rates, weight, training mean log-odds) or None;
+    calibration_months_, early_stopping_months_, fit_until_ : the held-out slices; best_iterations_ ;
+    decision_thresholds_ : fitted policy thresholds or None; train_window_ : (first, last) as-of month.
 
     Examples
     --------
@@ -97,117 +153,232 @@ class TierModel:
     (n, 4)
     """
 
-    def __init__(self, feature_names: Sequence[str], params: ModelParams):
+    def __init__(self, feature_names: Sequence[str], params: ModelParams, policy: PolicyParams | None = None):
         self.feature_names = list(feature_names)
         self.params = params
+        self.policy = policy
+
+    def __setstate__(self, state: dict) -> None:
+        # Bundles registered before seed bagging and stacking held one booster per level and a Platt
+        # pair (a, b): read them as a bag of one with c = 0.
+        if "members_" not in state and "boosters_" in state:
+            if state["params"].formulation == "cumulative":
+                state["members_"] = [[b] for b in state["boosters_"]]
+                state["stack_"] = [(a, 0.0, 0.0, b) for a, b in state["calibration_"]]
+            else:
+                state["members_"] = [state["boosters_"]]
+                state["stack_"] = [(t, 0.0, 0.0, 0.0) for t, _ in state["calibration_"]]
+            state.setdefault("history_", None)
+            state.setdefault("linear_", None)
+            state.setdefault("decision_thresholds_", None)
+            state.setdefault("policy", None)
+        self.__dict__.update(state)
 
     # -- fitting -----------------------------------------------------------------------------
-    def fit(self, frame: pd.DataFrame, y: Sequence[int], as_of: Sequence[str]) -> TierModel:
+    def fit(
+        self, frame: pd.DataFrame, y: Sequence[int], as_of: Sequence[str], *, horizon_months: int = 1
+    ) -> TierModel:
+        """Fit on the labelled rows of ``frame`` (``y`` their tiers, ``as_of`` their as-of months);
+        ``horizon_months`` is the gap kept between the boosters' rows and the held-out months."""
+        p = self.params
         y = np.asarray(y, dtype=np.int64)
         as_of = np.asarray(as_of, dtype=object)
         months = np.sort(np.unique(as_of))
-        n_val = min(self.params.validation_periods, max(len(months) - 1, 0))
-        if n_val == 0:
-            raise ValueError("need at least two as-of dates to hold out time for calibration")
+        es_months, cal_months, last_fit = _split_months(months, p, horizon_months)
+        self.calibration_months_ = [str(m) for m in cal_months]
+        self.early_stopping_months_ = [str(m) for m in es_months]
+        self.fit_until_ = str(last_fit)
         self.encoder_ = FrameEncoder(self.feature_names).fit(frame)
         self.train_window_ = (str(months[0]), str(months[-1]))
         self.n_train_rows_ = len(y)
+        fit_rows = np.flatnonzero(as_of <= last_fit)
+        es_rows = np.flatnonzero(np.isin(as_of, es_months))
+        cal_rows = np.flatnonzero(np.isin(as_of, cal_months))
+        if len(fit_rows) > p.max_train_rows:
+            # A uniform sample bounds the cost at province scale; the stack is fitted on the
+            # untouched calibration months, so the sample does not bias the probabilities.
+            fit_rows = np.sort(
+                np.random.default_rng(p.seed).choice(fit_rows, p.max_train_rows, replace=False)
+            )
+        X = {
+            k: self.encoder_.transform(frame, r)
+            for k, r in (("fit", fit_rows), ("es", es_rows), ("cal", cal_rows))
+        }
+        self.n_fit_rows_ = len(fit_rows)
         cat = self.encoder_.categorical_indices_
-        is_val = as_of >= months[-n_val]
-        train_rows, val_rows = np.flatnonzero(~is_val), np.flatnonzero(is_val)
-        if len(train_rows) > self.params.max_train_rows:
-            # A uniform sample bounds the cost at province scale; calibration is fitted on the
-            # untouched validation months, so the sample does not bias the probabilities.
-            train_rows = np.sort(
-                np.random.default_rng(self.params.seed).choice(
-                    train_rows, self.params.max_train_rows, replace=False
-                )
-            )
-        # Only the rows used are encoded: no full copy of a province-sized frame.
-        Xtr, ytr = self.encoder_.transform(frame, train_rows), y[train_rows]
-        Xva, yva = self.encoder_.transform(frame, val_rows), y[val_rows]
 
-        def train(objective: str, target_tr, target_va, **extra) -> lgb.Booster:
-            dtr = lgb.Dataset(Xtr, target_tr, categorical_feature=cat, free_raw_data=True)
-            dva = lgb.Dataset(Xva, target_va, reference=dtr, categorical_feature=cat)
+        def train(objective: str, target_fit, target_es, seed: int, **extra) -> lgb.Booster:
+            dtr = lgb.Dataset(X["fit"], target_fit, categorical_feature=cat, free_raw_data=False)
+            dva = lgb.Dataset(X["es"], target_es, reference=dtr, categorical_feature=cat)
             return lgb.train(
-                _lgb_params(self.params, objective, **extra),
+                _lgb_params(p, objective, seed, **extra),
                 dtr,
-                num_boost_round=self.params.n_estimators,
+                num_boost_round=p.n_estimators,
                 valid_sets=[dva],
-                callbacks=[lgb.early_stopping(self.params.early_stopping_rounds, verbose=False)],
+                callbacks=[lgb.early_stopping(p.early_stopping_rounds, verbose=False)],
             )
 
-        if self.params.formulation == "cumulative":
-            self.boosters_, self.calibration_ = [], []
-            for k in CUMULATIVE_LEVELS:
-                b = train("binary", (ytr >= k).astype(np.float32), (yva >= k).astype(np.float32))
-                self.boosters_.append(b)
-                margin = b.predict(Xva, raw_score=True, num_iteration=b.best_iteration)
-                ab = _fit_platt(margin, (yva >= k)) if self.params.calibration == "platt" else (1.0, 0.0)
-                self.calibration_.append(ab)
+        seeds = [p.seed + i for i in range(p.n_seeds)]
+        yf, ye, yc = y[fit_rows], y[es_rows], y[cal_rows]
+        if p.formulation == "cumulative":
+            self.members_ = [
+                [
+                    train("binary", (yf >= k).astype(np.float32), (ye >= k).astype(np.float32), s)
+                    for s in seeds
+                ]
+                for k in CUMULATIVE_LEVELS
+            ]
+            self.linear_ = None
+            if p.calibration == "stacked":
+                cat = self.encoder_.categorical_indices_
+                n_cat = [len(self.encoder_.categories_[self.feature_names[j]]) for j in cat]
+                # a sample bounds the dense design's memory at province scale (D ≈ 250 columns)
+                lin = np.arange(len(yf))
+                if len(lin) > p.linear_max_rows:
+                    lin = np.sort(np.random.default_rng(p.seed).choice(lin, p.linear_max_rows, replace=False))
+                self.linear_ = LinearLevels(cat, n_cat).fit(X["fit"][lin], yf[lin])
+            self._fit_stack(frame.iloc[cal_rows], X["cal"], yc, frame.iloc[fit_rows], yf)
         else:
-            b = train("multiclass", ytr, yva, num_class=N_TIERS)
-            self.boosters_ = [b]
-            raw = b.predict(Xva, raw_score=True, num_iteration=b.best_iteration)
-            if self.params.calibration == "platt":  # temperature scaling: the multiclass analogue
-                onehot = np.eye(N_TIERS)[yva]
+            self.members_ = [[train("multiclass", yf, ye, s, num_class=N_TIERS) for s in seeds]]
+            raw = self._raw_multiclass(X["cal"])
+            onehot = np.eye(N_TIERS)[yc]
 
-                def nll(t: float) -> float:
-                    p = _softmax(raw / t)
-                    return float(-np.mean(np.log(np.clip((p * onehot).sum(1), 1e-15, 1))))
+            def nll(t: float) -> float:
+                q = _softmax(raw / t)
+                return float(-np.mean(np.log(np.clip((q * onehot).sum(1), 1e-15, 1))))
 
-                t = float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
-            else:
-                t = 1.0
-            self.calibration_ = [(t, 0.0)]
-        self.best_iterations_ = [int(b.best_iteration or b.current_iteration()) for b in self.boosters_]
+            t = (
+                float(minimize_scalar(nll, bounds=(0.05, 20.0), method="bounded").x)
+                if p.calibration != "none"
+                else 1.0
+            )
+            self.stack_, self.history_, self.linear_ = [(t, 0.0, 0.0, 0.0)], None, None
+        self.best_iterations_ = [
+            int(b.best_iteration or b.current_iteration()) for bag in self.members_ for b in bag
+        ]
+        self.decision_thresholds_ = None
+        if self.policy is not None:
+            self.decision_thresholds_ = fit_thresholds(self.predict_proba(frame.iloc[cal_rows]), self.policy)
         return self
+
+    def _fit_stack(
+        self, cal: pd.DataFrame, Xc: np.ndarray, yc: np.ndarray, fit: pd.DataFrame, yf: np.ndarray
+    ) -> None:
+        """Weights of (booster margin, record log-odds, linear log-odds) per level on the
+        calibration months; an input that is off enters with weight 0."""
+        p = self.params
+        self.history_ = None
+        if p.calibration == "stacked" and history_prior.has_history(cal):
+            start = month_number(self.train_window_[0])
+            rates = history_prior.type_rates(fit["unit_type"].astype(str).to_numpy(), yf)
+            h_fit = history_prior.logit(history_prior.smoothed_shares(fit, start, rates, p.history_weight))
+            self.history_ = {
+                "start": start,
+                "rates": rates,
+                "weight": p.history_weight,
+                "mean_logit": h_fit.mean(axis=0),
+            }
+        inputs = self._stack_inputs(cal, Xc)  # (n, 3, 3): level × input
+        used = [0] + [i for i, on in ((1, self.history_ is not None), (2, self.linear_ is not None)) if on]
+        self.stack_ = []
+        for j, k in enumerate(CUMULATIVE_LEVELS):
+            if p.calibration == "none":
+                self.stack_.append((1.0, 0.0, 0.0, 0.0))
+                continue
+            prior = np.zeros(len(used))
+            prior[0] = 1.0  # toward the boosters alone: thin evidence moves the weights little
+            w = fit_stack(inputs[:, j, used], (yc >= k).astype(float), prior, p.stack_ridge)
+            full = np.zeros(3)
+            full[used] = w[:-1]
+            self.stack_.append((float(full[0]), float(full[1]), float(full[2]), float(w[-1])))
+
+    def _stack_inputs(self, frame: pd.DataFrame | np.ndarray, X: np.ndarray) -> np.ndarray:
+        """(n, 3 levels, 3 inputs): bag-mean margin, record log-odds, linear log-odds (0 when off)."""
+        out = np.zeros((len(X), len(CUMULATIVE_LEVELS), 3))
+        out[:, :, 0] = self._margins(X)
+        if getattr(self, "history_", None) is not None:
+            if isinstance(frame, np.ndarray):
+                raise ValueError("this model stacks the unit's record: pass the feature frame, not a matrix")
+            out[:, :, 1] = self._history_logits(frame)
+        if getattr(self, "linear_", None) is not None:
+            out[:, :, 2] = self.linear_.logits(X)
+        return out
 
     # -- prediction --------------------------------------------------------------------------
     def _matrix(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         return frame if isinstance(frame, np.ndarray) else self.encoder_.transform(frame)
 
+    def _margins(self, X: np.ndarray) -> np.ndarray:
+        """(n, 3) bag-mean raw margins of the cumulative levels."""
+        return np.column_stack(
+            [
+                np.mean([b.predict(X, raw_score=True, num_iteration=b.best_iteration) for b in bag], axis=0)
+                for bag in self.members_
+            ]
+        )
+
+    def _raw_multiclass(self, X: np.ndarray) -> np.ndarray:
+        bag = self.members_[0]
+        return np.mean([b.predict(X, raw_score=True, num_iteration=b.best_iteration) for b in bag], axis=0)
+
+    def _history_logits(self, frame: pd.DataFrame) -> np.ndarray:
+        h = self.history_
+        return history_prior.logit(history_prior.smoothed_shares(frame, h["start"], h["rates"], h["weight"]))
+
     def calibrated_logits(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
-        """Cumulative: (n, 3) calibrated log-odds of P(≥yellow), P(≥orange), P(red)."""
+        """Cumulative: (n, 3) stacked log-odds of P(≥yellow), P(≥orange), P(red).
+
+        Takes the feature frame (a bare matrix only for a model without the record term)."""
         if self.params.formulation != "cumulative":
             raise ValueError("calibrated cumulative logits exist only for the cumulative formulation")
-        X = self._matrix(frame)
-        cols = []
-        for b, (a, c) in zip(self.boosters_, self.calibration_, strict=True):
-            cols.append(a * b.predict(X, raw_score=True, num_iteration=b.best_iteration) + c)
-        return np.column_stack(cols)
+        inputs = self._stack_inputs(frame, self._matrix(frame))
+        w = np.array([s[:3] for s in self.stack_])  # (3 levels, 3 inputs)
+        return np.einsum("nki,ki->nk", inputs, w) + np.array([s[3] for s in self.stack_])
 
     def predict_proba(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """(n, 4) calibrated probabilities of blue, yellow, orange, red; rows sum to 1."""
-        X = self._matrix(frame)
         if self.params.formulation == "cumulative":
-            ge = _sigmoid(self.calibrated_logits(X))
+            ge = _sigmoid(self.calibrated_logits(frame))
+            n = len(ge)
             ge = np.minimum.accumulate(ge, axis=1)  # P(≥yellow) ≥ P(≥orange) ≥ P(red)
-            ge = np.column_stack([np.ones(len(X)), ge, np.zeros(len(X))])
+            ge = np.column_stack([np.ones(n), ge, np.zeros(n)])
             proba = ge[:, :-1] - ge[:, 1:]
         else:
-            b = self.boosters_[0]
-            proba = _softmax(
-                b.predict(X, raw_score=True, num_iteration=b.best_iteration) / self.calibration_[0][0]
-            )
+            proba = _softmax(self._raw_multiclass(self._matrix(frame)) / self.stack_[0][0])
         return np.clip(proba, 0.0, 1.0)
 
     def contributions(self, frame: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """TreeSHAP contributions to the calibrated log-odds of P(tier ≥ orange).
+        """Contributions to the stacked log-odds of P(tier ≥ orange).
 
         Returns ``(contrib (n, F), base (n,))`` with ``contrib.sum(1) + base`` equal to that
-        log-odds (before the order is enforced, which only binds when P(red) > P(≥orange)).
+        log-odds (before the order is enforced, which only binds when P(red) > P(≥orange)): ``a`` ×
+        the bag-mean TreeSHAP values, ``d`` × the linear model's per-feature parts, and the record
+        term, centred on its training mean, in the column of ``tier_share_orange_all``.
         """
         if self.params.formulation != "cumulative":
             raise ValueError("explanations need the cumulative formulation")
         X = self._matrix(frame)
         i = CUMULATIVE_LEVELS.index(EXPLAINED_LEVEL)
-        b, (a, c) = self.boosters_[i], self.calibration_[i]
-        raw = b.predict(X, pred_contrib=True, num_iteration=b.best_iteration)
-        return a * raw[:, :-1], a * raw[:, -1] + c
+        a, c, d, b = self.stack_[i]
+        bag = self.members_[i]
+        raw = np.mean([m.predict(X, pred_contrib=True, num_iteration=m.best_iteration) for m in bag], axis=0)
+        contrib, base = a * raw[:, :-1], a * raw[:, -1] + b
+        if getattr(self, "linear_", None) is not None and d != 0.0:
+            lin, intercept = self.linear_.contributions(X, i)
+            contrib, base = contrib + d * lin, base + d * intercept
+        if getattr(self, "history_", None) is not None and c != 0.0:
+            if isinstance(frame, np.ndarray):
+                raise ValueError("this model stacks the unit's record: pass the feature frame, not a matrix")
+            centre = float(self.history_["mean_logit"][i])
+            contrib[:, self.feature_names.index(EXPLAINED_SHARE)] += c * (
+                self._history_logits(frame)[:, i] - centre
+            )
+            base = base + c * centre
+        return contrib, base
 
     def importance(self) -> pd.Series:
-        """Gain importance summed over boosters, by feature name."""
-        g = sum(b.feature_importance("gain", iteration=b.best_iteration) for b in self.boosters_)
+        """Gain importance summed over every booster, by feature name."""
+        g = sum(
+            b.feature_importance("gain", iteration=b.best_iteration) for bag in self.members_ for b in bag
+        )
         return pd.Series(g, index=self.feature_names).sort_values(ascending=False)

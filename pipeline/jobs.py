@@ -28,19 +28,50 @@ from sanling.pipeline.context import (
 
 
 # -- backtest -----------------------------------------------------------------------------------
-def summarise(metrics: dict) -> dict:
-    """Skill against each baseline (the oracle share, with its error bar, is added by ``backtest``)."""
-    from sanling.models.metrics import skill
+def summarise(result, config: Config) -> dict:
+    """The ``summary`` block of metrics.json (docs/metrics.md) from a :class:`BacktestResult`: skill
+    against each baseline, the best baseline, the share of the best-baseline→oracle gap the model
+    recovers and the share of the persistence→oracle gap (each ± a standard error clustered by unit
+    and by month), ECE by unit type and county, and the workload each compared policy buys."""
+    from sanling.models import skill as sk
+    from sanling.models.metrics import calibration_by_group, red_recall_precision
 
-    m = metrics["models"]
-    return {"skill_vs": {k: skill(m["lightgbm"]["rps"], v["rps"]) for k, v in m.items() if k != "lightgbm"}}
+    m = result.metrics["models"]
+    p = {k: v[0] for k, v in result.predictions.items()}
+    units, months = result.meta["unit_id"].to_numpy(), result.meta["as_of"].to_numpy()
+    best = sk.best_baseline(m)
+    out = {
+        "formulation": f"{config.model.formulation}/{config.model.calibration}/{config.model.n_seeds} seeds",
+        "policy": config.policy.kind,
+        "skill_vs": {k: sk.skill(m["lightgbm"]["rps"], v["rps"]) for k, v in m.items() if k != "lightgbm"},
+        "best_baseline": best,
+        "calibration_by_group": calibration_by_group(result.meta, result.y, p["lightgbm"]),
+    }
+    if "oracle" in p:
+        d, se = sk.paired_rps_difference(result.y, p["lightgbm"], p["oracle"], units, months)
+        out["rps_gap_to_oracle"] = {"mean": d, "se": se}
+        for key, ref in (("oracle_gap_share", best), ("oracle_share", "persistence")):
+            share, share_se = sk.oracle_share_with_se(
+                result.y, p[ref], p["lightgbm"], p["oracle"], units, months
+            )
+            out[key], out[f"{key}_se"] = share, share_se
+    towns = result.meta.groupby(["as_of", "county", "township"], observed=True).ngroups
+    out["policies"] = {}
+    for kind, decided in result.policy_decisions.items():
+        recall, precision = red_recall_precision(result.y, decided)
+        out["policies"][kind] = {
+            "red_share": float(np.mean(decided == 3)),
+            "red_recall": recall,
+            "red_precision": precision,
+            "red_per_township_month": float(np.sum(decided == 3) / max(towns, 1)),
+        }
+    return out
 
 
 def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | None = None) -> dict:
     from sanling.features.build import feature_names
     from sanling.features.labels import KnownLabels
     from sanling.models.evaluate import rolling_origin, tier_history
-    from sanling.models.metrics import oracle_share_with_se, paired_rps_difference
     from sanling.models.reporting import write_report
     from sanling.pipeline.forecast_audit import audit_summary
 
@@ -58,19 +89,11 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
         frame, names, history, config, truth=truth, progress=progress("backtest"), train_labels=known
     )
     metrics = result.metrics
-    metrics["summary"] = summarise(metrics)
+    metrics["summary"] = summarise(result, config)
     metrics["summary"]["training_labels"] = "known_at_origin" if known is not None else "final_record"
     if known is not None:
         naive = rolling_origin(frame, names, history, config, progress=progress("backtest, naive labels"))
         metrics["summary"]["naive_labels"] = label_timing_difference(metrics, naive.metrics)
-    if "oracle" in result.predictions:
-        groups = result.meta["as_of"].to_numpy()
-        p = {k: v[0] for k, v in result.predictions.items()}
-        d, se = paired_rps_difference(result.y, p["lightgbm"], p["oracle"], groups)
-        share, share_se = oracle_share_with_se(result.y, p["persistence"], p["lightgbm"], p["oracle"], groups)
-        metrics["summary"]["rps_gap_to_oracle"] = {"mean": d, "se": se}
-        metrics["summary"]["oracle_share"] = share
-        metrics["summary"]["oracle_share_se"] = share_se
     metrics["summary"].update(audit_summary(result, config, data_dir, ds.units["unit_id"]))
     metrics["summary"]["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(out)
@@ -127,18 +150,19 @@ def _params(config: Config) -> dict:
 
 
 def _print_metrics(metrics: dict) -> None:
-    cols = ["rps", "log_loss", "qwk", "macro_f1", "red_recall", "red_precision", "red_pr_auc", "ece"]
+    cols = ["rps", "log_loss", "red_recall", "red_precision", "red_pr_auc", "ece", "ece_yellow", "ece_red"]
     rows = [[name] + [f"{vals[c]:.4f}" for c in cols] for name, vals in metrics["models"].items()]
     widths = [max(len(r[i]) for r in [["model", *cols], *rows]) for i in range(len(cols) + 1)]
     for r in [["model", *cols], *rows]:
         print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
     s = metrics.get("summary", {})
-    if s.get("oracle_share") is not None:
-        se = s.get("oracle_share_se")
-        print(
-            f"share of the oracle's skill captured: {s['oracle_share']:.3f}"
-            + (f" ± {se:.3f} (1 SE)" if se else "")
-        )
+    for key, what in (
+        ("oracle_gap_share", f"vs {s.get('best_baseline')}"),
+        ("oracle_share", "vs persistence"),
+    ):
+        if s.get(key) is not None:
+            se = s.get(f"{key}_se")
+            print(f"{key} ({what}): {s[key]:.3f}" + (f" ± {se:.3f} (1 SE)" if se == se and se else ""))
     from sanling.pipeline.forecast_audit import coverage_line
 
     line = coverage_line(s)
@@ -183,8 +207,11 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
     names = feature_names(labelled)
     t0 = time.perf_counter()
     say(f"training on {len(labelled):,} rows …")
-    model = TierModel(names, config.model).fit(
-        labelled, labelled["tier"].to_numpy(dtype=np.int64), labelled["as_of"].to_numpy()
+    model = TierModel(names, config.model, config.policy).fit(
+        labelled,
+        labelled["tier"].to_numpy(dtype=np.int64),
+        labelled["as_of"].to_numpy(),
+        horizon_months=config.horizon_months,
     )
     say(f"trained in {time.perf_counter() - t0:.1f} s; best iterations {model.best_iterations_}")
     tags = {
@@ -227,7 +254,7 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
         params=_params(config),
         metrics={"n_train_rows": len(labelled)},
         tags=tags,
-        input_example=labelled[names].head(5),
+        input_example=labelled[["as_of", *names]].head(5),  # the stack reads the as-of month
     )
     rps = tags.get("backtest_rps", "none on record — run `sanling backtest` with the same data and config")
     print(

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from sanling.models import metrics as m
+from sanling.models import skill as sk_
 
 MAIN_MODEL = "lightgbm"
 ORACLE = "oracle"
@@ -24,9 +25,11 @@ def rps_by_month(y: np.ndarray, as_of: np.ndarray, preds: dict[str, np.ndarray])
     return pd.DataFrame(data, index=pd.Index(months, name="as_of"))
 
 
-def skill_table(y: np.ndarray, as_of: np.ndarray, preds: dict[str, np.ndarray], main: str) -> pd.DataFrame:
+def skill_table(
+    y: np.ndarray, as_of: np.ndarray, units: np.ndarray, preds: dict[str, np.ndarray], main: str
+) -> pd.DataFrame:
     """The main model's RPS skill against each other non-oracle model and its share of the oracle's
-    improvement over that reference, each with a block (as-of month) standard error.
+    improvement over that reference, each with a standard error clustered by unit and by month.
 
     Columns: ``reference, rps_reference, rps_diff, rps_diff_se, skill, skill_se, oracle_share,
     oracle_share_se`` (the oracle columns NaN without an oracle).
@@ -36,10 +39,10 @@ def skill_table(y: np.ndarray, as_of: np.ndarray, preds: dict[str, np.ndarray], 
     for ref, proba_ref in preds.items():
         if ref in (main, ORACLE):
             continue
-        diff, diff_se = m.paired_rps_difference(y, preds[main], proba_ref, as_of)
-        sk, sk_se = m.skill_with_se(y, preds[main], proba_ref, as_of)
+        diff, diff_se = sk_.paired_rps_difference(y, preds[main], proba_ref, units, as_of)
+        sk, sk_se = sk_.skill_with_se(y, preds[main], proba_ref, units, as_of)
         share, share_se = (
-            m.oracle_share_with_se(y, proba_ref, preds[main], oracle, as_of)
+            sk_.oracle_share_with_se(y, proba_ref, preds[main], oracle, units, as_of)
             if oracle is not None
             else (float("nan"), float("nan"))
         )
@@ -58,7 +61,7 @@ def skill_table(y: np.ndarray, as_of: np.ndarray, preds: dict[str, np.ndarray], 
     if oracle is not None and main != ORACLE:
         # the ceiling: how much skill the true probabilities have over the same references
         for row in rows:
-            row["oracle_skill"] = m.skill_with_se(y, oracle, preds[row["reference"]], as_of)[0]
+            row["oracle_skill"] = sk_.skill_with_se(y, oracle, preds[row["reference"]], units, as_of)[0]
     return pd.DataFrame(rows)
 
 
@@ -110,7 +113,11 @@ def metrics_frame(metrics: dict) -> tuple[pd.DataFrame, dict[str, set[int]], dic
         missing = [k for k in m.TIER_METRIC_KEYS if k not in values]
         if missing:
             raise ValueError(f"metrics['models']['{name}'] lacks {', '.join(missing)}")
-        rows.append({"model": name, **{k: float(values[k]) for k in m.TIER_METRIC_KEYS}})
+        # the share of rows decided red: precision and workload read together
+        red_share = float((values.get("decided_share") or {}).get("red", float("nan")))
+        rows.append(
+            {"model": name, **{k: float(values[k]) for k in m.TIER_METRIC_KEYS}, "red_decided": red_share}
+        )
     # main model first, the oracle last, the baselines in between in their given order
     rows.sort(key=lambda r: (r["model"] == ORACLE, r["model"] != MAIN_MODEL))
     frame = pd.DataFrame(rows)

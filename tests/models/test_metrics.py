@@ -38,14 +38,44 @@ def test_perfect_forecast_scores_perfectly():
         "red_precision": 1.0,
         "red_pr_auc": 1.0,
         "ece": 0.0,
+        "ece_yellow": 0.0,
+        "ece_red": 0.0,
+        "decided_share": {"blue": 2 / 6, "yellow": 1 / 6, "orange": 1 / 6, "red": 2 / 6},
     }
 
 
 def test_tier_metrics_returns_exactly_the_contract_keys_as_floats():
     y, proba, decided = _random_case(200)
     out = m.tier_metrics(y, proba, decided)
-    assert tuple(out) == m.TIER_METRIC_KEYS
-    assert all(type(v) is float for v in out.values())
+    assert tuple(out) == (*m.TIER_METRIC_KEYS, "decided_share")
+    assert all(type(out[k]) is float for k in m.TIER_METRIC_KEYS)
+    assert out["decided_share"] == {t: float(np.mean(decided == i)) for i, t in enumerate(m.TIERS)}
+
+
+def test_ece_yellow_and_red_are_of_their_own_quantities():
+    y = np.array([0] * 50 + [1] * 30 + [3] * 20)
+    # P(≥yellow) = 0.5 everywhere (observed 0.5: calibrated); P(red) = 0.4 everywhere (observed 0.2)
+    proba = np.tile([0.5, 0.1, 0.0, 0.4], (100, 1))
+    out = m.tier_metrics(y, proba, np.zeros(100, dtype=int))
+    assert out["ece_yellow"] == pytest.approx(0.0)
+    assert out["ece_red"] == pytest.approx(0.2)
+    assert out["ece"] == pytest.approx(0.2)  # P(≥orange) = 0.4 vs observed 0.2
+
+
+def test_calibration_by_group_pools_small_groups_as_other():
+    rng = np.random.default_rng(3)
+    n = 700
+    meta = pd.DataFrame(
+        {"unit_type": ["village"] * 400 + ["community"] * 250 + ["enterprise"] * 50, "county": "洪洞县"}
+    )
+    p_or = np.r_[np.full(400, 0.2), np.full(250, 0.6), np.full(50, 0.3)]
+    y = np.where(rng.random(n) < np.r_[np.full(400, 0.2), np.full(250, 0.2), np.full(50, 0.3)], 2, 0)
+    proba = np.column_stack([1 - p_or, np.zeros(n), p_or, np.zeros(n)])
+    out = m.calibration_by_group(meta, y, proba)
+    assert set(out) == {"unit_type", "county"}
+    assert set(out["unit_type"]) == {"village", "community", "other"}  # 50 enterprises < 200 rows
+    assert out["unit_type"]["village"] < 0.05 and out["unit_type"]["community"] > 0.3
+    assert list(out["county"]) == ["洪洞县"]
 
 
 def test_rps_of_uniform_forecast_by_hand():
@@ -149,62 +179,6 @@ def test_reliability_table_bins_edges_and_empty_bins():
     assert table.loc[5, "gap"] == pytest.approx(0.45)
 
 
-# ------------------------------------------------------------------ skill, oracle share, error bars
-
-
-def test_skill_and_oracle_share_scalars():
-    assert m.skill(0.1, 0.2) == pytest.approx(0.5)
-    assert m.oracle_share(0.2, 0.15, 0.1) == pytest.approx(0.5)
-    assert math.isnan(m.skill(0.1, 0.0))
-    assert math.isnan(m.oracle_share(0.2, 0.15, 0.2))
-    with pytest.raises(ValueError, match="rps_model"):
-        m.skill(-0.1, 0.2)
-
-
-def _rows_with_rps(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
-    # y = blue and forecast (1 − a, a, 0, 0) give RPS = a² / 3: pick a for each wanted RPS
-    a = np.sqrt(3 * np.asarray(values))
-    return np.zeros(len(values), dtype=int), np.column_stack([1 - a, a, np.zeros_like(a), np.zeros_like(a)])
-
-
-def test_paired_rps_difference_block_se_by_hand():
-    y, proba_a = _rows_with_rps([0.1, 0.1, 0.3, 0.3, 0.2, 0.2])
-    groups = np.array(["2022-01", "2022-01", "2022-02", "2022-02", "2022-03", "2022-03"])
-    mean, se = m.paired_rps_difference(y, proba_a, _onehot(y), groups)
-    # centred block sums −.2, +.2, 0 → var = 3/2 · .08 / 36
-    assert mean == pytest.approx(0.2)
-    assert se == pytest.approx(math.sqrt(1.5 * 0.08 / 36))
-
-
-def test_paired_rps_difference_with_one_row_per_block_is_the_iid_se():
-    y, proba, _ = _random_case(400, seed=5)
-    other = np.full_like(proba, 0.25)
-    mean, se = m.paired_rps_difference(y, proba, other, np.arange(400))
-    d = m.rps_per_row(y, proba) - m.rps_per_row(y, other)
-    assert mean == pytest.approx(d.mean())
-    assert se == pytest.approx(d.std(ddof=1) / math.sqrt(400))
-    assert math.isnan(m.paired_rps_difference(y, proba, other, np.zeros(400))[1])  # one block only
-
-
-def test_oracle_share_with_se_limits_and_agreement_with_scalar():
-    y, oracle, _ = _random_case(2000, seed=9)
-    groups = np.repeat(np.arange(10), 200)
-    persistence = np.full_like(oracle, 0.25)
-    model = 0.5 * oracle + 0.5 * persistence
-    share, se = m.oracle_share_with_se(y, persistence, model, oracle, groups)
-    scalar = m.oracle_share(m.rps(y, persistence), m.rps(y, model), m.rps(y, oracle))
-    assert share == pytest.approx(scalar)
-    assert 0 < share < 1 and 0 < se < 0.5
-    assert m.oracle_share_with_se(y, persistence, oracle, oracle, groups) == (
-        pytest.approx(1.0),
-        pytest.approx(0.0),
-    )
-    assert m.oracle_share_with_se(y, persistence, persistence, oracle, groups)[0] == pytest.approx(0.0)
-    sk, sk_se = m.skill_with_se(y, model, persistence, groups)
-    assert sk == pytest.approx(m.skill(m.rps(y, model), m.rps(y, persistence)))
-    assert sk_se > 0
-
-
 # ------------------------------------------------------------------ capacity
 
 
@@ -284,12 +258,6 @@ def test_capacity_by_township():
         (lambda: m.log_loss(np.array([0]), np.array([[np.nan, 0.5, 0.25, 0.25]])), "NaN"),
         (lambda: m.reliability_table(np.array([0, 2]), np.array([0.1, 0.2])), "only 0 and 1"),
         (lambda: m.reliability_table(np.array([0, 1]), np.array([0.1, 1.2])), r"\[0, 1\]"),
-        (
-            lambda: m.paired_rps_difference(
-                np.array([0]), np.full((1, 4), 0.25), np.full((1, 4), 0.25), np.array(["a", "b"])
-            ),
-            "groups",
-        ),
     ],
 )
 def test_bad_input_raises_clear_value_error(call, message):

@@ -1,11 +1,10 @@
 import numpy as np
-import pandas as pd
 import pytest
 
 from sanling.core.config import PolicyParams
 from sanling.models.baselines import HistoricalRate, LogisticBaseline, Persistence
 from sanling.models.evaluate import TierHistory
-from sanling.models.policy import decide, risk_score, tune_thresholds
+from sanling.models.policy import cumulative, decide, fit_thresholds, risk_score
 
 P = np.array(
     [
@@ -40,13 +39,47 @@ def test_risk_score_is_p_orange_or_above():
         decide(P[:, :3], PolicyParams())
 
 
-def test_tuned_red_threshold_reaches_recall():
-    rng = np.random.default_rng(1)
-    p_red = rng.uniform(0, 0.5, 5000)
-    y = np.where(rng.random(5000) < p_red, 3, 0)
-    proba = np.column_stack([1 - p_red, np.zeros(5000), np.zeros(5000), p_red])
-    t = tune_thresholds(y, proba, red_recall=0.6)
-    assert ((proba[y == 3, 3] >= t["red"]).mean()) >= 0.6
+def _validation_proba(n: int = 5000, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet([6, 3, 1.5, 0.4], n)
+
+
+def test_capacity_policy_flags_the_configured_shares_from_the_top():
+    proba = _validation_proba()
+    pol = PolicyParams(kind="capacity", capacity={"red": 0.05, "orange": 0.10, "yellow": 0.25})
+    t = fit_thresholds(proba, pol)
+    d = decide(proba, pol, t)
+    shares = np.bincount(d, minlength=4) / len(d)
+    assert shares[3] == pytest.approx(0.05, abs=0.002)
+    assert shares[2] + shares[3] == pytest.approx(0.15, abs=0.01)  # orange is the next 10 %
+    assert shares[1:].sum() == pytest.approx(0.40, abs=0.01)
+    # red goes to the highest P(red): every red unit's P(red) is above every non-red one's
+    assert cumulative(proba)[d == 3, 2].min() >= cumulative(proba)[d != 3, 2].max()
+    # thresholds fitted once score new rows one by one the same way as in a batch
+    new = _validation_proba(50, seed=2)
+    assert [int(decide(new[i : i + 1], pol, t)[0]) for i in range(50)] == decide(new, pol, t).tolist()
+
+
+def test_peer_multiple_policy_is_a_multiple_of_the_mean():
+    proba = _validation_proba()
+    pol = PolicyParams(kind="peer_multiple", multiples={"red": 3.0, "orange": 2.0, "yellow": 1.0})
+    t = fit_thresholds(proba, pol)
+    assert t["red"] == pytest.approx(3 * proba[:, 3].mean())
+    assert t["orange"] == pytest.approx(2 * proba[:, 2:].sum(1).mean())
+    d = decide(proba, pol, t)
+    assert ((proba[:, 3] >= t["red"]) == (d == 3)).all()
+
+
+def test_fixed_thresholds_ignore_fitted_ones_and_capacity_without_fit_falls_back():
+    fixed = PolicyParams(kind="thresholds", thresholds={"red": 0.3, "orange": 0.45, "yellow": 0.5})
+    assert decide(P, fixed, {"red": 0.0, "orange": 0.0, "yellow": 0.0}).tolist() == [0, 1, 2, 3]
+    cap = PolicyParams(kind="capacity", thresholds={"red": 0.3, "orange": 0.45, "yellow": 0.5})
+    assert decide(P, cap).tolist() == [0, 1, 2, 3]
+
+
+def test_capacity_shares_are_validated():
+    with pytest.raises(ValueError, match="capacity"):
+        PolicyParams(capacity={"red": 0.6, "orange": 0.5})
 
 
 def test_persistence_transition_matrix():
@@ -81,4 +114,5 @@ def test_tier_history_counts_non_overlapping_windows():
     assert h2.past_counts(["a"], ["2020-06"]).tolist() == [[2, 0, 0, 1]]  # windows ending 02, 04, 06
     with pytest.raises(ValueError, match="outside"):
         h1.last_tier(["zz"], ["2020-01"])
-    assert isinstance(pd.Index(["a"]), pd.Index)
+    with pytest.raises(ValueError, match="outside"):
+        h1.last_tier(["a"], ["2020-07"])  # a month past the history is an error, not a silent -1

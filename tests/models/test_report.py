@@ -10,6 +10,7 @@ import pytest
 
 from sanling.models import metrics as m
 from sanling.models import reporting as report
+from sanling.models import skill as sk
 
 
 def _world(n_units: int = 60, n_months: int = 6, seed: int = 0):
@@ -109,14 +110,14 @@ def test_metrics_table_marks_the_best_real_model_not_the_oracle():
 def test_skill_table_against_each_reference():
     meta, y, predictions, _ = _world(seed=3)
     probas = {k: p for k, (p, _) in predictions.items()}
-    table = report.skill_table(y, meta["as_of"].to_numpy(), probas, "lightgbm")
+    table = report.skill_table(y, meta["as_of"].to_numpy(), meta["unit_id"].to_numpy(), probas, "lightgbm")
     assert list(table["reference"]) == ["persistence"]
     row = table.iloc[0]
     assert row["skill"] == pytest.approx(
-        m.skill(m.rps(y, probas["lightgbm"]), m.rps(y, probas["persistence"]))
+        sk.skill(m.rps(y, probas["lightgbm"]), m.rps(y, probas["persistence"]))
     )
     assert row["oracle_share"] == pytest.approx(
-        m.oracle_share(
+        sk.oracle_share(
             m.rps(y, probas["persistence"]), m.rps(y, probas["lightgbm"]), m.rps(y, probas["oracle"])
         )
     )
@@ -170,3 +171,30 @@ def test_report_text_is_escaped_by_the_template(tmp_path):
     text = path.read_text(encoding="utf-8")
     assert "<script>" not in text and "&lt;script&gt;" in text
     assert "<i>t</i>" not in text and "&lt;i&gt;t&lt;/i&gt;" in text
+
+
+def test_report_leads_with_the_gap_share_and_labels_the_persistence_share(tmp_path):
+    meta, y, predictions, metrics = _world(seed=4)
+    metrics["summary"] = {
+        "best_baseline": "historical_rate",
+        "oracle_gap_share": 0.3125,
+        "oracle_gap_share_se": 0.0625,
+        "oracle_share": 0.9375,
+        "oracle_share_se": 0.01,
+        "calibration_by_group": {"unit_type": {"village": 0.0123}, "county": {"阳曲县": 0.0123}},
+        "policy": "capacity",
+        "policies": {
+            "capacity": {
+                "red_share": 0.08,
+                "red_recall": 0.45,
+                "red_precision": 0.2,
+                "red_per_township_month": 1.25,
+            }
+        },
+    }
+    html = report.write_report(tmp_path, meta=meta, y=y, predictions=predictions, metrics=metrics).read_text()
+    first = html.index("oracle_gap_share (vs best baseline: historical_rate)")
+    assert first < html.index("指标总表")  # before the metrics table: the report leads with it
+    assert "0.3125" in html and "oracle_share (vs persistence" in html
+    assert "Calibration by group" in html and "0.0123" in html
+    assert "Decision policies" in html and "1.25" in html
