@@ -61,12 +61,28 @@ def simulate(
             "(docs/simulator.md); --no-reporting records everything at once (the old world)."
         ),
     ] = True,
+    reporting_effort: Annotated[
+        float,
+        typer.Option(
+            "--reporting-effort",
+            min=0.0,
+            help="Extra recorded minor hazards a month per SD of grid workers above the type's mean "
+            "(raises recorded events, not true risk; docs/simulator.md). Default 0: off.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Write a synthetic Shanxi world whose true risk is known."""
     from sanling.pipeline.simulate import simulate_world
 
     summary = simulate_world(
-        out, preset=preset.value, n_units=units, months=months, seed=seed, fmt=fmt, reporting=reporting
+        out,
+        preset=preset.value,
+        n_units=units,
+        months=months,
+        seed=seed,
+        fmt=fmt,
+        reporting=reporting,
+        reporting_effort=reporting_effort,
     )
     typer.echo(summary)
 

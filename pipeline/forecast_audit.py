@@ -13,11 +13,13 @@ from sanling.core.config import Config
 from sanling.pipeline.context import say
 
 
-def audit_summary(result, config: Config, data_dir: Path, unit_ids) -> dict:
-    """The ``summary`` keys this adds to ``metrics.json``: ``conformal``, ``townships`` and, with a
+def audit_summary(result, config: Config, data_dir: Path, units) -> dict:
+    """The ``summary`` keys this adds to ``metrics.json``: ``conformal``, ``townships``,
+    ``residual_by_intensity`` (when the ``units`` frame carries a reporting intensity) and, with a
     followups table, ``acted_on`` (``result`` is the backtest's :class:`BacktestResult`)."""
     from sanling.models.acted_on import acted_on_metrics, visited_in_window
     from sanling.models.conformal import DEFAULT_LEVEL, coverage_by_group
+    from sanling.models.intensity import reporting_intensity, residual_by_decile
     from sanling.models.township_capacity import township_capacity
     from sanling.pipeline.ingest.followups import load_followups
 
@@ -27,7 +29,13 @@ def audit_summary(result, config: Config, data_dir: Path, unit_ids) -> dict:
         cov = coverage_by_group(result.tier_sets, result.y, result.meta["unit_type"].astype(str))
         out["conformal"] = {"level": DEFAULT_LEVEL, "calibrated_on": "validation months of each fold", **cov}
     out["townships"] = township_capacity(result.meta, result.y, main)
-    visits, rejects = load_followups(Path(data_dir), unit_ids)
+    found = reporting_intensity(units, config.reporting_effort)
+    if found is not None:
+        values, label = found
+        x = values.reindex(result.meta["unit_id"].astype(str)).to_numpy(dtype=np.float64)
+        preds = {k: p for k, (p, _) in result.predictions.items()}
+        out["residual_by_intensity"] = {"label_zh": label, "deciles": residual_by_decile(result.y, preds, x)}
+    visits, rejects = load_followups(Path(data_dir), units["unit_id"])
     if len(rejects):
         say(
             f"followups: {len(rejects):,} row(s) set aside, e.g. row {rejects['row'].iloc[0]} "

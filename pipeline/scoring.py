@@ -14,6 +14,8 @@ from sanling.features.build import build_frame
 from sanling.features.labels import tiers_from_outcomes, window_outcomes
 from sanling.models.conformal import ConformalTiers, set_labels
 from sanling.models.explain import peer_means
+from sanling.models.intensity import intensity_against_peers, reporting_intensity
+from sanling.models.policy import decide, risk_score
 from sanling.models.relative_risk import peer_mean_probabilities, relative_risk
 
 
@@ -66,9 +68,18 @@ def explained_scores(
     cols = ["unit_name", "unit_type", "township", "county"]
     reg = ds.units.loc[ds.units["unit_id"].isin({r["unit_id"] for r in rows}), ["unit_id", *cols]]
     info = {u[0]: dict(zip(cols, map(str, u[1:]), strict=True)) for u in reg.itertuples(index=False)}
+    effort = unit_intensity(ds.units, getattr(bundle.config, "reporting_effort", None))
     for r in rows:
         r.update(info[r["unit_id"]], model_version=model_version)
+        if effort:
+            r["reporting_intensity"] = effort.get(r["unit_id"])
     return rows
+
+
+def unit_intensity(units: pd.DataFrame, attribute: str | None) -> dict[str, dict]:
+    """unit_id → its reporting intensity against its peers ({} when the units carry none)."""
+    found = reporting_intensity(units, attribute)
+    return {} if found is None else intensity_against_peers(units, *found)
 
 
 def peer_risk_table(bundle, frame: pd.DataFrame) -> pd.DataFrame:
@@ -114,7 +125,8 @@ def backfill_scores(bundle, ds, panel, months: Sequence[str], *, model_version: 
         params=c.features,
         with_labels=False,
     )
-    proba, tiers, scores = bundle.predict(frame)
+    proba = bundle.model.predict_proba(frame)
+    tiers, scores = decide(proba, c.policy), risk_score(proba)
     idx = pd.MultiIndex.from_arrays(
         [frame["unit_id"].astype(str).to_numpy(), frame["as_of"].astype(str).to_numpy()]
     )

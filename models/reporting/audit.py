@@ -60,6 +60,32 @@ def audit_sections(metrics: dict) -> list[dict]:
                 {"kind": "table", "table": table(frame, {"red share": pct})},
             )
         )
+    r = s.get("residual_by_intensity")
+    if r and r.get("deciles"):
+        frame = pd.DataFrame(r["deciles"])
+        keep = ["decile", "n", "intensity_min", "intensity_max", "observed_ge_yellow", "observed_ge_orange"]
+        keep += [
+            c
+            for c in frame.columns
+            if c.startswith("residual_") and c.split(".", 1)[1] in ("lightgbm", "oracle")
+        ]
+        two = {c: (lambda v: fmt(v, 2)) for c in ("intensity_min", "intensity_max")}
+        out.append(
+            _section(
+                f"上报力度 Residual by reporting intensity ({r['label_zh']})",
+                "Rows cut into ten equal groups by the unit's reporting intensity. Residual = observed share "
+                "− mean forecast of P(≥ yellow) and P(≥ orange); negative = over-warning. A model that reads "
+                "recorded counts as risk over-warns the top deciles (units whose events are looked for "
+                "hardest) while the oracle's residuals stay near 0; a flat row of residuals means the model's "
+                "errors do not follow how hard events are recorded.",
+                {
+                    "kind": "table",
+                    "table": table(
+                        frame[keep], {**two, "observed_ge_yellow": pct, "observed_ge_orange": pct}
+                    ),
+                },
+            )
+        )
     by_group = s.get("calibration_by_group")
     overall = metrics.get("models", {}).get("lightgbm", {}).get("ece")
     if by_group:
