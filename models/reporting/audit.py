@@ -86,25 +86,18 @@ def audit_sections(metrics: dict) -> list[dict]:
                 },
             )
         )
-    by_group = s.get("calibration_by_group")
-    overall = metrics.get("models", {}).get("lightgbm", {}).get("ece")
-    if by_group:
-        warnings = calibration_warnings(by_group, overall)
-        note = (
-            " ".join(warnings)
-            if warnings
-            else f"No group's ECE is more than {WARN_FACTOR:g}× the overall ECE ({fmt(overall)})."
-        )
-        rows = [
-            {"group": kind, "name": name, "ece": v.get("ece") if isinstance(v, dict) else v}
-            for kind, groups in by_group.items()
-            for name, v in (groups or {}).items()
-        ]
+    # The per-group ECE table itself is the model section's; this says which groups to distrust.
+    warnings = calibration_warnings(
+        s.get("calibration_by_group"), metrics.get("models", {}).get("lightgbm", {}).get("ece")
+    )
+    if warnings:
         out.append(
             _section(
-                "分组校准 Calibration by group",
-                note,
-                {"kind": "table", "table": table(pd.DataFrame(rows, columns=["group", "name", "ece"]))},
+                "分组校准警示 Calibration warnings",
+                f"Groups whose ECE of P(≥ orange) is more than {WARN_FACTOR:g}× the overall ECE: their "
+                "probabilities are off; read their tiers with care (also printed by sanling drift and served "
+                "by GET /v1/model).",
+                {"kind": "list", "items": warnings},
             )
         )
     return out

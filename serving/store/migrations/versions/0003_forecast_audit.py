@@ -2,7 +2,7 @@
 backfilled runs marked, and the observed tier of every scored month's window.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-30
 """
 
