@@ -90,10 +90,14 @@ def simulate(
 @app.command()
 def validate(data_dir: DataDir, config: ConfigOpt = None) -> None:
     """Check a data directory against the contract; print a summary; exit 0 if usable."""
-    from sanling.pipeline.ingest import validate_dir
+    from sanling.pipeline.ingest import load_dataset
+    from sanling.pipeline.ingest.followups import check_followups
 
-    report = validate_dir(data_dir, categories=_config(config).categories)
-    typer.echo(report.summary())
+    ds = load_dataset(data_dir, categories=_config(config).categories)
+    typer.echo(ds.report.summary())
+    _, line = check_followups(ds.source, ds.units, ds.workdir)  # the optional followups table
+    if line:
+        typer.echo(line)
 
 
 @app.command()

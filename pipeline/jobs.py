@@ -71,7 +71,7 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
         metrics["summary"]["rps_gap_to_oracle"] = {"mean": d, "se": se}
         metrics["summary"]["oracle_share"] = share
         metrics["summary"]["oracle_share_se"] = share_se
-    metrics["summary"].update(audit_summary(result, config, data_dir, ds.units))
+    metrics["summary"].update(audit_summary(result, config, ds))
     metrics["summary"]["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
