@@ -61,12 +61,28 @@ def simulate(
             "(docs/simulator.md); --no-reporting records everything at once (the old world)."
         ),
     ] = True,
+    reporting_effort: Annotated[
+        float,
+        typer.Option(
+            "--reporting-effort",
+            min=0.0,
+            help="Extra recorded minor hazards a month per SD of grid workers above the type's mean "
+            "(raises recorded events, not true risk; docs/simulator.md). Default 0: off.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Write a synthetic Shanxi world whose true risk is known."""
     from sanling.pipeline.simulate import simulate_world
 
     summary = simulate_world(
-        out, preset=preset.value, n_units=units, months=months, seed=seed, fmt=fmt, reporting=reporting
+        out,
+        preset=preset.value,
+        n_units=units,
+        months=months,
+        seed=seed,
+        fmt=fmt,
+        reporting=reporting,
+        reporting_effort=reporting_effort,
     )
     typer.echo(summary)
 
@@ -74,10 +90,14 @@ def simulate(
 @app.command()
 def validate(data_dir: DataDir, config: ConfigOpt = None) -> None:
     """Check a data directory against the contract; print a summary; exit 0 if usable."""
-    from sanling.pipeline.ingest import validate_dir
+    from sanling.pipeline.ingest import load_dataset
+    from sanling.pipeline.ingest.followups import check_followups
 
-    report = validate_dir(data_dir, categories=_config(config).categories)
-    typer.echo(report.summary())
+    ds = load_dataset(data_dir, categories=_config(config).categories)
+    typer.echo(ds.report.summary())
+    _, line = check_followups(ds.source, ds.units, ds.workdir)  # the optional followups table
+    if line:
+        typer.echo(line)
 
 
 @app.command()

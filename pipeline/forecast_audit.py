@@ -5,21 +5,21 @@ calibration is off. Wires the pure functions of ``sanling.models`` to the data d
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from sanling.core.config import Config
 from sanling.pipeline.context import say
 
 
-def audit_summary(result, config: Config, data_dir: Path, unit_ids) -> dict:
-    """The ``summary`` keys this adds to ``metrics.json``: ``conformal``, ``townships`` and, with a
-    followups table, ``acted_on`` (``result`` is the backtest's :class:`BacktestResult`)."""
+def audit_summary(result, config: Config, ds) -> dict:
+    """The ``summary`` keys this adds to ``metrics.json``: ``conformal``, ``townships``,
+    ``residual_by_intensity`` (when the units carry a reporting intensity) and, with a followups
+    table, ``acted_on`` (``result`` is the backtest's :class:`BacktestResult`, ``ds`` the dataset)."""
     from sanling.models.acted_on import acted_on_metrics, visited_in_window
     from sanling.models.conformal import DEFAULT_LEVEL, coverage_by_group
+    from sanling.models.intensity import reporting_intensity, residual_by_decile
     from sanling.models.township_capacity import township_capacity
-    from sanling.pipeline.ingest.followups import load_followups
+    from sanling.pipeline.ingest.followups import check_followups
 
     out: dict = {}
     main = result.predictions["lightgbm"][0]
@@ -27,12 +27,15 @@ def audit_summary(result, config: Config, data_dir: Path, unit_ids) -> dict:
         cov = coverage_by_group(result.tier_sets, result.y, result.meta["unit_type"].astype(str))
         out["conformal"] = {"level": DEFAULT_LEVEL, "calibrated_on": "validation months of each fold", **cov}
     out["townships"] = township_capacity(result.meta, result.y, main)
-    visits, rejects = load_followups(Path(data_dir), unit_ids)
-    if len(rejects):
-        say(
-            f"followups: {len(rejects):,} row(s) set aside, e.g. row {rejects['row'].iloc[0]} "
-            f"({rejects['column'].iloc[0]}: {rejects['reason'].iloc[0]})"
-        )
+    found = reporting_intensity(ds.units, config.reporting_effort)
+    if found is not None:
+        values, label = found
+        x = values.reindex(result.meta["unit_id"].astype(str)).to_numpy(dtype=np.float64)
+        preds = {k: p for k, (p, _) in result.predictions.items()}
+        out["residual_by_intensity"] = {"label_zh": label, "deciles": residual_by_decile(result.y, preds, x)}
+    visits, line = check_followups(ds.source, ds.units, ds.workdir)
+    if line:
+        say(line)
     if visits is not None:
         visited = visited_in_window(result.meta, visits, config.horizon_months)
         out["acted_on"] = acted_on_metrics(result.y, result.predictions, visited)

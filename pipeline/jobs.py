@@ -94,7 +94,7 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
     if known is not None:
         naive = rolling_origin(frame, names, history, config, progress=progress("backtest, naive labels"))
         metrics["summary"]["naive_labels"] = label_timing_difference(metrics, naive.metrics)
-    metrics["summary"].update(audit_summary(result, config, data_dir, ds.units["unit_id"]))
+    metrics["summary"].update(audit_summary(result, config, ds))
     metrics["summary"]["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -334,15 +334,10 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
     with db.session_scope(engine) as session:
         scored = set(store_scores.scored_months(session, data_dir=source))
     todo = [m for m in earlier if m not in scored]
-    backfill = backfill_scores(bundle, ds, panel, todo, model_version=version)
-    if todo:
-        say(
-            f"forecast history: scored {len(todo)} earlier month(s) {todo[0]} … {todo[-1]} with version {version}"
-        )
     outcomes = observed_tiers(panel, config, [*earlier, as_of])
     with db.session_scope(engine) as session:
         store_units.upsert_units(session, ds.units, source=source)
-        for month, month_rows in backfill.items():
+        for month, month_rows in backfill_scores(bundle, ds, panel, todo, model_version=version):
             store_scores.save_scores(
                 session,
                 {
@@ -353,6 +348,10 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
                     "backfilled": True,
                 },
                 month_rows,
+            )
+        if todo:
+            say(
+                f"forecast history: scored {len(todo)} earlier month(s) {todo[0]} … {todo[-1]} with version {version}"
             )
         store_outcomes.replace_observed_tiers(session, outcomes, source=source)
         store_scores.save_scores(

@@ -3,7 +3,7 @@ tiers, risk scores and grouped Chinese reasons. Used by ``sanling score`` and by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,8 @@ from sanling.features.build import build_frame
 from sanling.features.labels import tiers_from_outcomes, window_outcomes
 from sanling.models.conformal import ConformalTiers, set_labels
 from sanling.models.explain import peer_means
+from sanling.models.intensity import intensity_against_peers, reporting_intensity
+from sanling.models.policy import decide, risk_score
 from sanling.models.relative_risk import peer_mean_probabilities, relative_risk
 
 
@@ -66,20 +68,32 @@ def explained_scores(
     cols = ["unit_name", "unit_type", "township", "county"]
     reg = ds.units.loc[ds.units["unit_id"].isin({r["unit_id"] for r in rows}), ["unit_id", *cols]]
     info = {u[0]: dict(zip(cols, map(str, u[1:]), strict=True)) for u in reg.itertuples(index=False)}
+    effort = unit_intensity(ds.units, getattr(bundle.config, "reporting_effort", None))
     for r in rows:
         r.update(info[r["unit_id"]], model_version=model_version)
+        if effort:
+            r["reporting_intensity"] = effort.get(r["unit_id"])
     return rows
+
+
+def unit_intensity(units: pd.DataFrame, attribute: str | None) -> dict[str, dict]:
+    """unit_id → its reporting intensity against its peers ({} when the units carry none)."""
+    found = reporting_intensity(units, attribute)
+    return {} if found is None else intensity_against_peers(units, *found)
 
 
 def peer_risk_table(bundle, frame: pd.DataFrame) -> pd.DataFrame:
     """The peers' mean P(red) and P(≥ orange) for every row of ``frame`` (all units of the month),
     indexed by (unit_id, as_of): what :func:`explained_scores` divides by for ``relative_risk``."""
-    proba = bundle.model.predict_proba(frame)
-    means = peer_mean_probabilities(frame, proba)
+    return peer_risk_from(frame, bundle.model.predict_proba(frame))
+
+
+def peer_risk_from(frame: pd.DataFrame, proba: np.ndarray) -> pd.DataFrame:
+    """:func:`peer_risk_table` from probabilities already computed for ``frame``'s rows."""
     idx = pd.MultiIndex.from_arrays(
         [frame["unit_id"].astype(str).to_numpy(), frame["as_of"].astype(str).to_numpy()]
     )
-    return pd.DataFrame(means, columns=["red", "orange_or_worse"], index=idx)
+    return pd.DataFrame(peer_mean_probabilities(frame, proba), columns=["red", "orange_or_worse"], index=idx)
 
 
 def forecast_context(bundle, frame: pd.DataFrame, proba: np.ndarray, peer_risk: pd.DataFrame) -> list[dict]:
@@ -98,46 +112,35 @@ def forecast_context(bundle, frame: pd.DataFrame, proba: np.ndarray, peer_risk: 
     return out
 
 
-def backfill_scores(bundle, ds, panel, months: Sequence[str], *, model_version: str) -> dict[str, list[dict]]:
-    """Forecasts of the same model for earlier ``months``, by month: tier, probabilities, risk score,
-    relative risk and tier set, without reasons — the history needs what was forecast, not why, and
-    explaining 24 months of a province would take an hour (docs/pages.md). The model may have been
-    trained on these months' outcomes: the history is a reading aid, the backtest is the evaluation."""
-    if not months:
-        return {}
+def backfill_scores(
+    bundle, ds, panel, months: Sequence[str], *, model_version: str
+) -> Iterator[tuple[str, list[dict]]]:
+    """Forecasts of the same model for earlier ``months``, one month at a time (a province's 24
+    months of features at once would not fit in memory): ``(month, rows)`` with tier,
+    probabilities, risk score, relative risk and tier set, without reasons — the history needs what
+    was forecast, not why, and explaining 24 months of a province would take an hour
+    (docs/pages.md). The model may have been trained on these months' outcomes: the history is a
+    reading aid, the backtest is the evaluation."""
     c = bundle.config
-    frame = build_frame(
-        panel,
-        list(months),
-        tier_rules=c.tiers,
-        horizon_months=c.horizon_months,
-        params=c.features,
-        with_labels=False,
-    )
-    proba, tiers, scores = bundle.predict(frame)
-    idx = pd.MultiIndex.from_arrays(
-        [frame["unit_id"].astype(str).to_numpy(), frame["as_of"].astype(str).to_numpy()]
-    )
-    peer = pd.DataFrame(peer_mean_probabilities(frame, proba), columns=["red", "orange_or_worse"], index=idx)
-    context = forecast_context(bundle, frame, proba, peer)
-    out: dict[str, list[dict]] = {str(m): [] for m in months}
-    for i, (uid, as_of) in enumerate(
-        zip(frame["unit_id"].astype(str), frame["as_of"].astype(str), strict=True)
-    ):
-        tier = TIERS[int(tiers[i])]
-        out[as_of].append(
+    for month in months:
+        frame = frame_at(bundle, panel, month)
+        proba = bundle.model.predict_proba(frame)
+        tiers, scores = decide(proba, c.policy), risk_score(proba)
+        context = forecast_context(bundle, frame, proba, peer_risk_from(frame, proba))
+        rows = [
             {
                 "unit_id": uid,
-                "as_of": as_of,
-                "tier": tier,
+                "as_of": str(month),
+                "tier": TIERS[int(tiers[i])],
                 "risk_score": float(scores[i]),
                 "probabilities": {t: round(float(proba[i, k]), 4) for k, t in enumerate(TIERS)},
                 "reasons": [],
                 "protective": [],
                 **context[i],
             }
-        )
-    return out
+            for i, uid in enumerate(frame["unit_id"].astype(str))
+        ]
+        yield str(month), rows
 
 
 def observed_tiers(panel, config, months: Sequence[str]) -> list[tuple[str, str, str]]:

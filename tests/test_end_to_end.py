@@ -148,7 +148,8 @@ def test_lists_are_tier_first_and_every_score_is_relative_to_its_peers(deployed)
         [{**r, "rr": r["relative_risk"]["red"], "p": r["probabilities"]["red"]} for r in rows]
     )
     for _, g in frame.groupby(["county", "unit_type"]):
-        assert abs((g["p"] / g["p"].mean() - g["rr"]).abs().max()) < 0.02
+        # probabilities are served to 4 decimals and ratios to 2: allow for both roundings
+        assert (g["p"] / g["p"].mean() - g["rr"]).abs().max() < 0.006 + 1e-4 / g["p"].mean()
     county = rows[0]["county"]
     assert {
         r["county"] for r in c.get(f"/v1/risk-list?county={county}", headers=deployed["analyst"]).json()

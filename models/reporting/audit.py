@@ -60,25 +60,44 @@ def audit_sections(metrics: dict) -> list[dict]:
                 {"kind": "table", "table": table(frame, {"red share": pct})},
             )
         )
-    by_group = s.get("calibration_by_group")
-    overall = metrics.get("models", {}).get("lightgbm", {}).get("ece")
-    if by_group:
-        warnings = calibration_warnings(by_group, overall)
-        note = (
-            " ".join(warnings)
-            if warnings
-            else f"No group's ECE is more than {WARN_FACTOR:g}× the overall ECE ({fmt(overall)})."
-        )
-        rows = [
-            {"group": kind, "name": name, "ece": v.get("ece") if isinstance(v, dict) else v}
-            for kind, groups in by_group.items()
-            for name, v in (groups or {}).items()
+    r = s.get("residual_by_intensity")
+    if r and r.get("deciles"):
+        frame = pd.DataFrame(r["deciles"])
+        keep = ["decile", "n", "intensity_min", "intensity_max", "observed_ge_yellow", "observed_ge_orange"]
+        keep += [
+            c
+            for c in frame.columns
+            if c.startswith("residual_") and c.split(".", 1)[1] in ("lightgbm", "oracle")
         ]
+        two = {c: (lambda v: fmt(v, 2)) for c in ("intensity_min", "intensity_max")}
         out.append(
             _section(
-                "分组校准 Calibration by group",
-                note,
-                {"kind": "table", "table": table(pd.DataFrame(rows, columns=["group", "name", "ece"]))},
+                f"上报力度 Residual by reporting intensity ({r['label_zh']})",
+                "Rows cut into ten equal groups by the unit's reporting intensity. Residual = observed share "
+                "− mean forecast of P(≥ yellow) and P(≥ orange); negative = over-warning. A model that reads "
+                "recorded counts as risk over-warns the top deciles (units whose events are looked for "
+                "hardest) while the oracle's residuals stay near 0; a flat row of residuals means the model's "
+                "errors do not follow how hard events are recorded.",
+                {
+                    "kind": "table",
+                    "table": table(
+                        frame[keep], {**two, "observed_ge_yellow": pct, "observed_ge_orange": pct}
+                    ),
+                },
+            )
+        )
+    # The per-group ECE table itself is the model section's; this says which groups to distrust.
+    warnings = calibration_warnings(
+        s.get("calibration_by_group"), metrics.get("models", {}).get("lightgbm", {}).get("ece")
+    )
+    if warnings:
+        out.append(
+            _section(
+                "分组校准警示 Calibration warnings",
+                f"Groups whose ECE of P(≥ orange) is more than {WARN_FACTOR:g}× the overall ECE: their "
+                "probabilities are off; read their tiers with care (also printed by sanling drift and served "
+                "by GET /v1/model).",
+                {"kind": "list", "items": warnings},
             )
         )
     return out

@@ -159,3 +159,26 @@ def export_frame(records: Iterable[dict]) -> pd.DataFrame:
     ]
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return frame.sort_values(["visited_at", "unit_id"], kind="stable").reset_index(drop=True)
+
+
+def check_followups(
+    data_dir: Path, units: pd.DataFrame, workdir: Path
+) -> tuple[pd.DataFrame | None, str | None]:
+    """Read the directory's followups table against ``units``; its rejects go to
+    ``<workdir>/followups_rejects.csv`` (removed when there are none). Returns the visits (``None``
+    without a table) and a one-line summary for the user (``None`` without a table)."""
+    visits, rejects = load_followups(Path(data_dir), units["unit_id"])
+    path = Path(workdir) / "followups_rejects.csv"
+    if visits is None:
+        return None, None
+    if len(rejects):
+        tmp = path.with_suffix(".csv.tmp")
+        rejects.to_csv(tmp, index=False, encoding="utf-8-sig")
+        tmp.replace(path)
+        first = rejects.iloc[0]
+        return visits, (
+            f"followups: {len(visits):,} visits accepted, {len(rejects):,} set aside "
+            f"(e.g. {first['file']} row {first['row']}, {first['column']}: {first['reason']}); see {path}"
+        )
+    path.unlink(missing_ok=True)
+    return visits, f"followups: {len(visits):,} visits accepted"

@@ -120,6 +120,9 @@ class WorldParams:
     beta_left_behind: tuple[float, ...] = (0.15, 0.08, 0.15, 0.12, 0.0, 0.0, 0.0)
     beta_mediators: tuple[float, ...] = (0.0, -0.15, -0.05, -0.10, 0.0, 0.0, 0.0)
     beta_grid: tuple[float, ...] = (0.03, 0.0, -0.05, -0.05, -0.10, -0.08, 0.15)  # more hazards *reported*
+    # Reporting effort (effort.py): extra recorded minor hazards a month per SD of grid workers per
+    # 1,000 above the unit type's mean, outside the generating process (0 = off, the default world).
+    reporting_effort: float = 0.0
     beta_moral_bank: tuple[float, ...] = (-0.15, -0.30, -0.15, -0.20, 0.0, 0.0, 0.0)
     # Enterprise industry multipliers (INDUSTRIES order) for dispute, petition, accident, fire, hazard.
     industry_mult: dict[str, tuple[float, ...]] = field(

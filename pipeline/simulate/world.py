@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from sanling.core.errors import ConfigError
+from sanling.pipeline.simulate.effort import with_reporting_effort
 from sanling.pipeline.simulate.events import events_frame
 from sanling.pipeline.simulate.geography import build_registry
 from sanling.pipeline.simulate.params import BURN_IN_MONTHS, START, TYPES, WorldParams
@@ -77,6 +78,7 @@ def build_world(
     units, reg = build_registry(preset, n_units, rng)
     up = unit_process(reg, params, rng)
     sim = simulate(up, params, months, rng, progress=progress)
+    sim = with_reporting_effort(sim, reg, params.reporting_effort, months, seed)
     unit_ids = units.unit_id.to_numpy(dtype=str)
     events = events_frame(sim, unit_ids, reg.type_idx, months, rng)
     truth = truth_frame(sim.truth, unit_ids)
@@ -117,6 +119,7 @@ def simulate_world(
     months: int = 60,
     seed: int = 0,
     fmt: str = "parquet",
+    reporting_effort: float = 0.0,
     progress: bool = True,
     reporting: bool = True,
 ) -> str:
@@ -129,7 +132,7 @@ def simulate_world(
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
     t0 = time.perf_counter()
-    params = WorldParams()
+    params = WorldParams(reporting_effort=reporting_effort)
     world = build_world(
         preset=preset,
         n_units=n_units,

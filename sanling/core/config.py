@@ -138,6 +138,9 @@ class Config(_Section):
     model: ModelParams = ModelParams()
     policy: PolicyParams = PolicyParams()
     backtest: BacktestParams = BacktestParams()
+    # A units column that measures how hard a unit's events are looked for (docs/configuration.md);
+    # unset: grid workers per 1,000 people (employees) when the units carry grid_workers.
+    reporting_effort: str | None = Field(None, description="units column of reporting effort")
 
     @field_validator("categories")
     @classmethod

@@ -39,6 +39,16 @@ class RelativeRisk(BaseModel):
     orange_or_worse: float | None = None
 
 
+class ReportingIntensity(BaseModel):
+    """How hard the unit's events are looked for (e.g. 网格员每千人) against the mean of the same unit
+    type in the same county: a high ratio means more small events get recorded, not more risk."""
+
+    label_zh: str
+    value: float | None = None
+    peer_mean: float | None = None
+    ratio: float | None = None
+
+
 class HistoryMonth(BaseModel):
     """One earlier month: the tier forecast and the tier then observed (``None`` while open)."""
 
@@ -71,6 +81,7 @@ class ExplainedScore(BaseModel):
     )
     risk_score_change: float | None = None
     relative_risk: RelativeRisk | None = None
+    reporting_intensity: ReportingIntensity | None = None
     tier_set: list[Tier] | None = Field(
         None,
         description="the conformal set of tiers that holds next month's tier at the model's level (90 %)",

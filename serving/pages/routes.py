@@ -38,7 +38,13 @@ from sanling.serving.pages.charts import (
     event_grid,
     tier_strip_svg,
 )
-from sanling.serving.pages.wording import hits_sentence, record_sentence, relative_sentence, tier_set_text
+from sanling.serving.pages.wording import (
+    hits_sentence,
+    intensity_sentence,
+    record_sentence,
+    relative_sentence,
+    tier_set_text,
+)
 from sanling.serving.security import SESSION_COOKIE, SESSION_MAX_AGE, read_session, sign_session
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.errors import RecordNotFound
@@ -363,6 +369,7 @@ def _unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
             "model_version": score.model_version,
             "sentence": relative_sentence(score.p_red, score.relative_red, unit.unit_type),
             "tier_set": tier_set_text(score.tier_set or []),
+            "intensity": intensity_sentence(score.reporting, unit.unit_type),
         },
         "change": change[0],
         "change_symbol": change[1],

@@ -58,3 +58,24 @@ def record_sentence(forecast: dict[str, str], observed: dict[str, str]) -> str:
     if known:
         text += f"，已知结果的{len(known)}次中{sum(observed[m] == 'red' for m in known)}次发生红色事件"
     return text
+
+
+def intensity_sentence(reporting: dict | None, unit_type: str | None) -> str:
+    """ "网格员每千人3.2名，是同县同类村庄平均的1.6倍：上报较勤，记录的事件可能偏多" — how hard the unit's
+    events are looked for against its peers, and what that means for its counts; "" without it."""
+    if not reporting or reporting.get("value") is None:
+        return ""
+    noun = PEER_NOUN_ZH.get(unit_type or "", "单位")
+    label, value, ratio = (
+        reporting.get("label_zh") or "上报力度",
+        float(reporting["value"]),
+        reporting.get("ratio"),
+    )
+    head = f"{label}{value:.1f}"
+    if ratio is None:
+        return head
+    if ratio >= 1.2:
+        return f"{head}，是同县同类{noun}平均的{ratio:.1f}倍：上报较勤，记录的事件可能偏多，风险未必更高"
+    if ratio <= 0.8:
+        return f"{head}，是同县同类{noun}平均的{ratio:.1f}倍：上报较少，可能有事件未被记录"
+    return f"{head}，与同县同类{noun}平均相当"

@@ -66,6 +66,8 @@ def _score_record(row: dict, as_of: str, version: str, now) -> dict:
             f"score for unit {row.get('unit_id')!r}: tier_set {tier_set!r} holds a tier outside {TIERS}"
         )
     rec["tier_set"] = None if tier_set is None else [str(t) for t in tier_set]
+    effort = row.get("reporting_intensity")
+    rec["reporting"] = None if effort is None else {k: _plain(v) for k, v in effort.items()}
     return rec
 
 
@@ -223,6 +225,7 @@ def explained(score: Any, unit: Any, prev_tier: str | None = None, prev_risk: fl
         "change": _change(score.tier, prev_tier),
         "relative_risk": {"red": score.relative_red, "orange_or_worse": score.relative_orange},
         "tier_set": score.tier_set,
+        "reporting_intensity": score.reporting,
     }
 
 

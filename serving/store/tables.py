@@ -99,6 +99,7 @@ class Score(Base):
     relative_red: Mapped[float | None] = mapped_column(Float)
     relative_orange: Mapped[float | None] = mapped_column(Float)
     tier_set: Mapped[list | None] = mapped_column(JSON)  # conformal set of tiers, lowest first
+    reporting: Mapped[dict | None] = mapped_column(JSON)  # reporting intensity against the peers
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

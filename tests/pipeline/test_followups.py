@@ -63,3 +63,16 @@ def test_export_writes_visits_in_the_tables_form_and_reads_back(tmp_path):
     frame.to_csv(tmp_path / "followups.csv", index=False)
     visits, rejects = load_followups(tmp_path, UNITS)
     assert len(visits) == 2 and rejects.empty
+
+
+def test_check_writes_the_rejects_beside_the_data_and_says_so(tmp_path):
+    from sanling.pipeline.ingest.followups import check_followups
+
+    units = pd.DataFrame({"unit_id": UNITS})
+    assert check_followups(tmp_path, units, tmp_path) == (None, None)
+    pd.DataFrame(
+        {"unit_id": [UNITS[0], "999"], "visited_at": ["2022-01-02"] * 2, "status": ["误报"] * 2}
+    ).to_csv(tmp_path / "followups.csv", index=False)
+    visits, line = check_followups(tmp_path, units, tmp_path)
+    assert len(visits) == 1 and "1 set aside" in line and "followups.csv row 3, unit_id" in line
+    assert pd.read_csv(tmp_path / "followups_rejects.csv")["reason"].tolist() == ["unit_id not in units"]

@@ -244,6 +244,9 @@ def test_list_order_relative_risk_sentence_and_history_strip(served, browser):
     page.goto("/units/140101001001")
     assert page.inner_text("#relative-risk") == "下月发生红色事件的概率50%，是同县同类村庄的2.4倍"
     assert page.inner_text("#tier-set") == "有90%的把握，下月等级在橙、红之中"
+    assert page.inner_text("#reporting-intensity").startswith(
+        "网格员每千人3.2，是同县同类村庄平均的1.6倍：上报较勤"
+    )
     forecast = page.locator("#history svg rect[data-kind=forecast]")
     observed = page.locator("#history svg rect[data-kind=observed]")
     assert forecast.count() == observed.count() == 24

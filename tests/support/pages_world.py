@@ -148,7 +148,7 @@ def observed(month_index: int) -> list[str]:
 
 def _scores(tiers: list[str], risk: list[float]) -> list[dict]:
     out = []
-    for (uid, *_), t, r in zip(UNITS, tiers, risk, strict=True):
+    for i, ((uid, *_), t, r) in enumerate(zip(UNITS, tiers, risk, strict=True)):
         p = _P[t]
         out.append(
             {
@@ -160,6 +160,12 @@ def _scores(tiers: list[str], risk: list[float]) -> list[dict]:
                 "protective": PROTECTIVE,
                 "relative_risk": RELATIVE[t],
                 "tier_set": ["orange", "red"] if t == "red" else [t],
+                "reporting_intensity": {
+                    "label_zh": "网格员每千人",
+                    "value": 3.2 - 0.4 * (i % 4),
+                    "peer_mean": 2.0,
+                    "ratio": round((3.2 - 0.4 * (i % 4)) / 2.0, 2),
+                },
             }
         )
     return out

@@ -2,7 +2,7 @@
 backfilled runs marked, and the observed tier of every scored month's window.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-30
 """
 
@@ -22,6 +22,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("relative_red", sa.Float(), nullable=True))
         batch.add_column(sa.Column("relative_orange", sa.Float(), nullable=True))
         batch.add_column(sa.Column("tier_set", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("reporting", sa.JSON(), nullable=True))
     with op.batch_alter_table("score_runs") as batch:
         batch.add_column(sa.Column("backfilled", sa.Boolean(), nullable=False, server_default=sa.false()))
     op.create_table(
@@ -38,6 +39,7 @@ def downgrade() -> None:
     with op.batch_alter_table("score_runs") as batch:
         batch.drop_column("backfilled")
     with op.batch_alter_table("scores") as batch:
+        batch.drop_column("reporting")
         batch.drop_column("tier_set")
         batch.drop_column("relative_orange")
         batch.drop_column("relative_red")
