@@ -257,7 +257,7 @@ def red_hits(
 ) -> tuple[int, int | None]:
     """Of ``run``'s red warnings within scope (and the county/township chosen): how many units were
     warned red and how many of them then met red (``None`` while that window is still open)."""
-    warned = _scoped_units(
+    warned = _listed(
         select(Score.unit_id, ObservedTier.tier)
         .join(Unit, Unit.unit_id == Score.unit_id)
         .outerjoin(ObservedTier, and_(ObservedTier.unit_id == Score.unit_id, ObservedTier.as_of == run.as_of))
