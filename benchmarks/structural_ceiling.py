@@ -218,7 +218,7 @@ def conjugate_forecast(rec: dict, params: WorldParams, as_of: np.ndarray) -> np.
         m = t + 1
         em, esc, share = e[m], rec["esc"][m - 1], rec["share"][m - 1]
 
-        def lap(g, x):
+        def lap(g, x, a=a, b=b):
             return (1 + x / b[g]) ** -a[g]
 
         opn = em[:, D] * share
@@ -330,7 +330,7 @@ def run_seed(seed: int, work: Path, n_boot: int) -> dict:
     rng = np.random.default_rng(seed)
     w = rng.multinomial(len(codes), np.full(len(codes), 1 / len(codes)), size=n_boot).astype(float)
     boot = {k: w @ v for k, v in sums.items()}
-    out = {"seed": seed, "n_rows": int(len(y)), "best_baseline": best, "models": {}}
+    out = {"seed": seed, "n_rows": len(y), "best_baseline": best, "models": {}}
     for name in proba:
         share = gap_share(rps[best], rps[name], rps["oracle"])
         bs = gap_share(boot[best], boot[name], boot["oracle"])
