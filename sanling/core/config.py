@@ -88,8 +88,9 @@ class PolicyParams(_Section):
 
     kind: Literal["capacity", "peer_multiple", "thresholds", "expected_cost", "argmax"] = "capacity"
     # capacity: the share of units per tier, fitted as probability thresholds on each deployment's
-    # own calibration months. Red 8 %: the few a county can visit first; on the validation worlds
-    # (seeds 100–105, never the evaluation seeds) it caught about 45 % of next month's red units.
+    # own calibration months. Red 8 %: the few a county can visit first; on validation seed 100 (never
+    # an evaluation seed) even the true probabilities catch only 47 % of next month's red units with
+    # the top 8 % (35 % with the top 5 %), so a smaller red list cannot reach a red recall of 0.4.
     capacity: dict[str, float] = Field(default_factory=lambda: {"red": 0.08, "orange": 0.12, "yellow": 0.25})
     # peer_multiple: red when P(red) ≥ 3 × the mean P(red) of the calibration months, …
     multiples: dict[str, float] = Field(default_factory=lambda: {"red": 3.0, "orange": 2.0, "yellow": 1.0})
