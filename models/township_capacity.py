@@ -10,7 +10,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from sanling.models.metrics import RED, capacity_by_township
+from sanling.models.capacity import capacity_by_township
+from sanling.models.metrics import RED
 
 CAPACITY = 0.10
 _SEP = "\x1f"  # joins county and township into one key no name contains

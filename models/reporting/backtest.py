@@ -13,6 +13,7 @@ import pandas as pd
 
 from sanling.core.vocabulary import TIERS
 from sanling.models import metrics as m
+from sanling.models.capacity import capacity_by_township
 from sanling.models.reporting import figures as f
 from sanling.models.reporting.audit import audit_sections
 from sanling.models.reporting.render import fmt, pct, render, table
@@ -237,7 +238,7 @@ def write_report(
         "precision",
         "pai",
     ]
-    towns = m.capacity_by_township(meta, y, probas[main][:, m.RED], 0.10)
+    towns = capacity_by_township(meta, y, probas[main][:, m.RED], 0.10)
     cap_formats = {c: pct for c in ("capacity", "share_flagged", "hit_rate", "precision")}
     cap_formats["pai"] = lambda v: fmt(v, 2)
     sections.append(

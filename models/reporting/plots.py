@@ -197,7 +197,7 @@ def fig_heat_table(
 
 def fig_township_capacity(table: pd.DataFrame, labels: Labels, capacity: float = 0.10) -> Figure:
     """Per-township hit rate (share of the red units that were among those followed up) and PAI at
-    one follow-up capacity, from a :func:`models.metrics.capacity_by_township` table, sorted by PAI;
+    one follow-up capacity, from a :func:`sanling.models.capacity.capacity_by_township` table, sorted by PAI;
     the tick marks the hit rate of random choice (the share followed up)."""
     t = table.sort_values("pai", kind="stable")
     fig = new_figure(figsize=(10, 0.3 * len(t) + 1.6))

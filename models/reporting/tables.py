@@ -8,6 +8,7 @@ import pandas as pd
 
 from sanling.models import metrics as m
 from sanling.models import skill as sk_
+from sanling.models.capacity import capacity_table
 
 MAIN_MODEL = "lightgbm"
 ORACLE = "oracle"
@@ -66,9 +67,9 @@ def skill_table(
 
 
 def capacity_tables(meta: pd.DataFrame, y: np.ndarray, preds: dict[str, np.ndarray]) -> pd.DataFrame:
-    """:func:`models.metrics.capacity_table` for every model, ranking units by P(red)."""
+    """:func:`sanling.models.capacity.capacity_table` for every model, ranking units by P(red)."""
     frames = [
-        m.capacity_table(meta, y, proba[:, m.RED], CAPACITIES).assign(model=model)
+        capacity_table(meta, y, proba[:, m.RED], CAPACITIES).assign(model=model)
         for model, proba in preds.items()
     ]
     return pd.concat(frames, ignore_index=True)

@@ -10,6 +10,7 @@ import pytest
 from sklearn import metrics as skm
 
 from sanling.models import metrics as m
+from sanling.models.capacity import capacity_by_township, capacity_table
 
 
 def _onehot(y: np.ndarray) -> np.ndarray:
@@ -198,7 +199,7 @@ def _township_frame() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 def test_capacity_table_hand_made_townships():
     meta, y, risk = _township_frame()
-    table = m.capacity_table(meta, y, risk, capacities=(0.05, 0.10, 0.20)).set_index("capacity")
+    table = capacity_table(meta, y, risk, capacities=(0.05, 0.10, 0.20)).set_index("capacity")
     # 5 %: ⌈.5⌉ = 1 in A (rank 1, red), ⌈1.5⌉ = 2 in B (ranks 1–2, one red) → 2 of 5 reds in 3 flagged
     # 10 %: 1 in A, 3 in B (0.1·30 must stay 3) → A 1 red, B 2 reds → 3 of 5 in 4 flagged
     # 20 %: 2 in A (1 red), 6 in B (2 reds) → 3 of 5 in 8 flagged
@@ -212,10 +213,10 @@ def test_capacity_table_hand_made_townships():
 def test_capacity_ties_broken_by_unit_id_whatever_the_row_order():
     meta = pd.DataFrame({"unit_id": ["u3", "u1", "u2", "u4"], "as_of": "2022-01", "township": "t"})
     y = np.array([0, 3, 0, 0])  # u1 is the red one; all risks tie → u1 flagged first
-    table = m.capacity_table(meta, y, np.ones(4), capacities=(0.25,))
+    table = capacity_table(meta, y, np.ones(4), capacities=(0.25,))
     assert table.loc[0, "red_caught"] == 1
     shuffled = meta.iloc[[2, 0, 3, 1]].reset_index(drop=True)
-    again = m.capacity_table(shuffled, y[[2, 0, 3, 1]], np.ones(4), capacities=(0.25,))
+    again = capacity_table(shuffled, y[[2, 0, 3, 1]], np.ones(4), capacities=(0.25,))
     assert again.loc[0, "red_caught"] == 1
 
 
@@ -223,13 +224,13 @@ def test_capacity_groups_by_as_of_as_well():
     meta = pd.DataFrame(
         {"unit_id": ["a", "b"] * 2, "as_of": ["2022-01"] * 2 + ["2022-02"] * 2, "township": "t"}
     )
-    table = m.capacity_table(meta, np.array([3, 0, 0, 3]), np.array([0.9, 0.1, 0.2, 0.8]), capacities=(0.5,))
+    table = capacity_table(meta, np.array([3, 0, 0, 3]), np.array([0.9, 0.1, 0.2, 0.8]), capacities=(0.5,))
     assert table.loc[0, "n_flagged"] == 2 and table.loc[0, "red_caught"] == 2
 
 
 def test_capacity_by_township():
     meta, y, risk = _township_frame()
-    towns = m.capacity_by_township(meta, y, risk, 0.10).set_index("township")
+    towns = capacity_by_township(meta, y, risk, 0.10).set_index("township")
     assert towns.loc["甲镇", "red_caught"] == 1 and towns.loc["乙镇", "red_caught"] == 2
     assert towns.loc["乙镇", "hit_rate"] == pytest.approx(2 / 3)
     assert towns.loc["乙镇", "pai"] == pytest.approx((2 / 3) / (3 / 30))
@@ -268,8 +269,8 @@ def test_bad_input_raises_clear_value_error(call, message):
 def test_capacity_validation():
     meta, y, risk = _township_frame()
     with pytest.raises(ValueError, match="township"):
-        m.capacity_table(meta.drop(columns="township"), y, risk)
+        capacity_table(meta.drop(columns="township"), y, risk)
     with pytest.raises(ValueError, match="capacities"):
-        m.capacity_table(meta, y, risk, capacities=(0.0,))
+        capacity_table(meta, y, risk, capacities=(0.0,))
     with pytest.raises(ValueError, match="risk"):
-        m.capacity_table(meta, y, risk[:-1])
+        capacity_table(meta, y, risk[:-1])
