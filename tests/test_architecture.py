@@ -93,3 +93,16 @@ def test_the_bare_folder_names_are_not_importable_outside_the_checkout(tmp_path)
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_no_module_over_500_lines():
+    """Small modules with names that say what they hold (migrations aside): a longer one is a
+    grab-bag waiting to be split."""
+    roots = [ROOT / d for d in ("sanling", "pipeline", "features", "models", "serving")]
+    long = {
+        str(p.relative_to(ROOT)): n
+        for root in roots
+        for p in root.rglob("*.py")
+        if "migrations" not in p.parts and (n := len(p.read_text(encoding="utf-8").splitlines())) > 500
+    }
+    assert long == {}

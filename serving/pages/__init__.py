@@ -2,6 +2,7 @@
 :func:`serving.app.create_app`; the static files are served by one of its routes, so the app needs
 no extra mount."""
 
+from sanling.serving.pages import county_pages, followup_pages  # noqa: F401 — register their pages
 from sanling.serving.pages.routes import router
 
 __all__ = ["router"]

@@ -18,11 +18,9 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
 from sanling.core.months import months_back
-from sanling.core.text import clean_text
 from sanling.core.vocabulary import CATEGORIES_ZH, TIER_COLOURS, TIER_ZH, TIERS, UNIT_TYPE_ZH, UNIT_TYPES
 from sanling.serving.api.deps import SessionDep
 from sanling.serving.pages import queries as q
-from sanling.serving.pages.achievement import achievement_rates
 from sanling.serving.pages.auth import (
     LOGIN_CSRF_COOKIE,
     PagePrincipal,
@@ -32,7 +30,6 @@ from sanling.serving.pages.auth import (
     principal_from_request,
     principal_from_token,
 )
-from sanling.serving.pages.bulletin import build_bulletin, bulletin_xlsx
 from sanling.serving.pages.charts import (
     contribution_chart,
     event_grid,
@@ -323,7 +320,7 @@ def risk_list_page(
 # --- one unit -----------------------------------------------------------------------------------
 
 
-def _unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
+def unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
     unit = q.get_unit(session, p, unit_id)
     run = q.current_run(session)
     score = q.unit_score(session, unit_id, run)
@@ -397,231 +394,7 @@ def _unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
 @router.get("/units/{unit_id}", response_class=HTMLResponse)
 def unit_page(request: Request, unit_id: str, session: DB, p: User) -> HTMLResponse:
     try:
-        ctx = _unit_context(session, p, unit_id)
+        ctx = unit_context(session, p, unit_id)
     except RecordNotFound:
         return not_found(request, p)
     return render(request, "unit.html", p, **ctx)
-
-
-def _field(form: dict, name: str, multiline: bool = True) -> str:
-    """A form field as clean text: control characters (Word's ``\x0b`` …) out, stripped; a file
-    upload or a missing field is ``""``."""
-    value = form.get(name)
-    return clean_text(value, multiline=multiline).strip() if isinstance(value, str) else ""
-
-
-def _parse_followup(form: dict) -> tuple[dict, str | None]:
-    """Form fields → follow-up values, or the first problem in Chinese."""
-
-    def day(name: str, label: str, required: bool) -> date | None:
-        raw = _field(form, name)
-        if not raw:
-            if required:
-                raise ValueError(f"请填写{label}。")
-            return None
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            raise ValueError(f"{label}格式不正确（应为 年-月-日）。") from None
-
-    try:
-        values = {
-            "screened_on": day("screened_on", "排查日期", True),
-            "deadline": day("deadline", "整改时限", False),
-            "person": _field(form, "person", multiline=False)[:100],
-            "findings": _field(form, "findings")[:2000] or None,
-            "measures": _field(form, "measures")[:2000] or None,
-            "status": _field(form, "status", multiline=False),
-        }
-    except ValueError as e:
-        return {}, str(e)
-    if not values["person"]:
-        return {}, "请填写排查责任人。"
-    if values["status"] not in FOLLOWUP_STATUSES:
-        return {}, "状态须为：" + "、".join(FOLLOWUP_STATUSES) + "。"
-    if values["deadline"] and values["deadline"] < values["screened_on"]:
-        return {}, "整改时限不能早于排查日期。"
-    return values, None
-
-
-@router.post("/units/{unit_id}/followups")
-async def add_followup(request: Request, unit_id: str, session: DB, p: User) -> Response:
-    form = dict(await request.form())
-    if not csrf_ok(request, form.get("csrf_token")):
-        return forbidden_csrf(request, p)
-    try:
-        values, error = _parse_followup(form)
-        if error:
-            return render(
-                request,
-                "unit.html",
-                p,
-                status=400,
-                flash=error,
-                flash_kind="error",
-                **_unit_context(session, p, unit_id),
-            )
-        q.create_followup(session, p, unit_id, values)
-    except RecordNotFound:
-        return not_found(request, p)
-    session.commit()
-    return RedirectResponse(f"/units/{unit_id}?saved=1#followups", status_code=303)
-
-
-@router.get("/followups/{followup_id}/edit", response_class=HTMLResponse)
-def edit_followup_page(request: Request, followup_id: FollowupId, session: DB, p: User) -> HTMLResponse:
-    try:
-        fu = q.get_followup(session, p, followup_id)
-        unit = q.get_unit(session, p, fu["unit_id"])
-    except RecordNotFound:
-        return not_found(request, p)
-    return render(
-        request,
-        "followup_edit.html",
-        p,
-        title="修改排查记录",
-        active="list",
-        fu=fu,
-        unit=unit,
-        statuses=FOLLOWUP_STATUSES,
-        today=date.today().isoformat(),
-    )
-
-
-@router.post("/followups/{followup_id}")
-async def edit_followup(request: Request, followup_id: FollowupId, session: DB, p: User) -> Response:
-    form = dict(await request.form())
-    if not csrf_ok(request, form.get("csrf_token")):
-        return forbidden_csrf(request, p)
-    try:
-        fu = q.get_followup(session, p, followup_id)
-        values, error = _parse_followup(form)
-        if error:
-            return render(
-                request,
-                "followup_edit.html",
-                p,
-                status=400,
-                title="修改排查记录",
-                active="list",
-                fu=fu,
-                unit=q.get_unit(session, p, fu["unit_id"]),
-                statuses=FOLLOWUP_STATUSES,
-                flash=error,
-                flash_kind="error",
-            )
-        q.update_followup(session, p, followup_id, values)
-    except RecordNotFound:
-        return not_found(request, p)
-    session.commit()
-    return RedirectResponse(f"/units/{fu['unit_id']}#followups", status_code=303)
-
-
-@router.post("/units/{unit_id}/responsible")
-async def set_responsible(request: Request, unit_id: str, session: DB, p: User) -> Response:
-    form = dict(await request.form())
-    if not csrf_ok(request, form.get("csrf_token")):
-        return forbidden_csrf(request, p)
-    try:
-        q.set_responsible(
-            session, p, unit_id, _field(form, "responsible_person", multiline=False)[:100] or None
-        )
-    except RecordNotFound:
-        return not_found(request, p)
-    session.commit()
-    return RedirectResponse(f"/units/{unit_id}", status_code=303)
-
-
-# --- bulletin and province ----------------------------------------------------------------------
-
-
-def _bulletin(session: Session, p: PagePrincipal, county: str, as_of: str):
-    places = q.places(session, p)
-    counties = sorted({c for c, _ in places})
-    if not counties:
-        return None, counties
-    county = county if county in counties else counties[0]
-    run = q.current_run(session, as_of or None)
-    if run is None:
-        return None, counties
-    prev = q.previous_run(session, run)
-    b = build_bulletin(
-        county,
-        run.as_of,
-        q.county_score_rows(session, p, county, run),
-        q.county_score_rows(session, p, county, prev) if prev else [],
-        q.latest_followup_rows(session, p, county),
-        previous_as_of=prev.as_of if prev else None,
-    )
-    return b, counties
-
-
-@router.get("/bulletin", response_class=HTMLResponse)
-def bulletin_page(request: Request, session: DB, p: User, county: str = "", as_of: str = "") -> HTMLResponse:
-    b, counties = _bulletin(session, p, county, as_of)
-    if b is None:
-        return render(
-            request,
-            "error.html",
-            p,
-            status=404,
-            title="月度通报",
-            active="bulletin",
-            heading="暂无通报",
-            message="所选县区或月份尚无评分。",
-        )
-    return render(
-        request,
-        "bulletin.html",
-        p,
-        title="月度通报",
-        active="bulletin",
-        b=b,
-        counties=counties,
-        months=q.scored_months(session),
-        download_url="/bulletin.xlsx?" + urlencode({"county": b.county, "as_of": b.as_of}),
-    )
-
-
-@router.get("/bulletin.xlsx")
-def bulletin_download(request: Request, session: DB, p: User, county: str = "", as_of: str = "") -> Response:
-    b, _ = _bulletin(session, p, county, as_of)
-    if b is None:
-        return not_found(request, p)
-    record_audit(session, p.actor, "export", "bulletin", f"{b.county}:{b.as_of}", {"county": b.county})
-    session.commit()
-    filename = f"bulletin_{b.as_of}.xlsx"
-    return Response(
-        bulletin_xlsx(b),
-        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
-@router.get("/province", response_class=HTMLResponse)
-def province_page(request: Request, session: DB, p: User) -> HTMLResponse:
-    if p.role != "analyst":
-        return not_found(request, p)
-    run = q.current_run(session)
-    if run is None:
-        return render(
-            request,
-            "error.html",
-            p,
-            status=404,
-            title="全省三零达标",
-            active="province",
-            heading="暂无数据",
-            message="尚无评分。",
-        )
-    year = int(run.as_of[:4])
-    months = [f"{y}-{m:02d}" for y in (year - 1, year) for m in range(1, 13)]
-    units, ev = q.province_frames(session, months)
-    return render(
-        request,
-        "province.html",
-        p,
-        title="全省三零达标",
-        active="province",
-        r=achievement_rates(units, ev, run.as_of),
-    )
