@@ -76,7 +76,7 @@ def test_yearly_gbk_export_backtests_trains_and_scores(tmp_path):
                 "cadence_months": 12,
                 "test_periods": 1,
                 "backtest": {"min_train_periods": 2},
-                "model": {"validation_periods": 1, "n_estimators": 60},
+                "model": {"validation_periods": 2, "calibration_periods": 1, "n_estimators": 60},
             }
         ),
         encoding="utf-8",
