@@ -95,19 +95,24 @@ async def add_followup(request: Request, unit_id: str, session: DB, p: User) -> 
 def edit_followup_page(request: Request, followup_id: FollowupId, session: DB, p: User) -> HTMLResponse:
     try:
         fu = q.get_followup(session, p, followup_id)
-        unit = q.get_unit(session, p, fu["unit_id"])
+        return _edit_form(request, session, p, fu, today=date.today().isoformat())
     except RecordNotFound:
         return not_found(request, p)
+
+
+def _edit_form(request: Request, session: DB, p: User, fu: dict, status: int = 200, **extra) -> HTMLResponse:
+    """The edit form of one follow-up record (with a flash message when a submission was refused)."""
     return render(
         request,
         "followup_edit.html",
         p,
+        status=status,
         title="修改排查记录",
         active="list",
         fu=fu,
-        unit=unit,
+        unit=q.get_unit(session, p, fu["unit_id"]),
         statuses=FOLLOWUP_STATUSES,
-        today=date.today().isoformat(),
+        **extra,
     )
 
 
@@ -120,19 +125,7 @@ async def edit_followup(request: Request, followup_id: FollowupId, session: DB, 
         fu = q.get_followup(session, p, followup_id)
         values, error = _parse_followup(form)
         if error:
-            return render(
-                request,
-                "followup_edit.html",
-                p,
-                status=400,
-                title="修改排查记录",
-                active="list",
-                fu=fu,
-                unit=q.get_unit(session, p, fu["unit_id"]),
-                statuses=FOLLOWUP_STATUSES,
-                flash=error,
-                flash_kind="error",
-            )
+            return _edit_form(request, session, p, fu, status=400, flash=error, flash_kind="error")
         q.update_followup(session, p, followup_id, values)
     except RecordNotFound:
         return not_found(request, p)
