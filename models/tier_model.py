@@ -49,11 +49,13 @@ from scipy.optimize import minimize, minimize_scalar
 from sanling.core.config import ModelParams, PolicyParams
 from sanling.core.months import add_months, month_number
 from sanling.models import history_prior
+from sanling.models.count_levels import CountLevels
 from sanling.models.linear_levels import LinearLevels
 from sanling.models.policy import fit_thresholds
 from sanling.models.preprocess import FrameEncoder
 
 N_TIERS = 4
+N_INPUTS = 4  # stacked inputs: boosters' margin, record, linear model, count model
 # The binary targets of the cumulative formulation: tier ≥ k for k = 1, 2, 3.
 CUMULATIVE_LEVELS = (1, 2, 3)
 EXPLAINED_LEVEL = 2  # reasons explain P(tier ≥ orange)
@@ -172,6 +174,10 @@ class TierModel:
             state.setdefault("linear_", None)
             state.setdefault("decision_thresholds_", None)
             state.setdefault("policy", None)
+        # Before the count-structured input the stack held (a, c, d, b) per level.
+        state["stack_"] = [tuple(w[:-1]) + (0.0,) * (5 - len(w)) + (w[-1],) for w in state["stack_"]]
+        state.setdefault("count_", None)
+        state.setdefault("count_centre_", None)
         self.__dict__.update(state)
 
     # -- fitting -----------------------------------------------------------------------------
@@ -237,6 +243,15 @@ class TierModel:
                 if len(lin) > p.linear_max_rows:
                     lin = np.sort(np.random.default_rng(p.seed).choice(lin, p.linear_max_rows, replace=False))
                 self.linear_ = LinearLevels(cat, n_cat).fit(X["fit"][lin], yf[lin])
+            self.count_ = None
+            if p.calibration == "stacked" and p.count_model and CountLevels.usable(frame, horizon_months):
+                self.count_ = CountLevels(
+                    self.feature_names,
+                    month_number(self.train_window_[0]),
+                    horizon_months,
+                    max_rows=p.linear_max_rows,
+                    seed=p.seed,
+                ).fit(frame, y, np.flatnonzero(as_of <= add_months(cal_months[0], -horizon_months)))
             self._fit_stack(frame.iloc[cal_rows], X["cal"], yc, frame.iloc[fit_rows], yf)
         else:
             self.members_ = [[train("multiclass", yf, ye, s, num_class=N_TIERS) for s in seeds]]
@@ -252,7 +267,8 @@ class TierModel:
                 if p.calibration != "none"
                 else 1.0
             )
-            self.stack_, self.history_, self.linear_ = [(t, 0.0, 0.0, 0.0)], None, None
+            self.stack_, self.history_, self.linear_ = [(t, 0.0, 0.0, 0.0, 0.0)], None, None
+            self.count_ = None
         self.best_iterations_ = [
             int(b.best_iteration or b.current_iteration()) for bag in self.members_ for b in bag
         ]
@@ -278,30 +294,39 @@ class TierModel:
                 "weight": p.history_weight,
                 "mean_logit": h_fit.mean(axis=0),
             }
-        inputs = self._stack_inputs(cal, Xc)  # (n, 3, 3): level × input
-        used = [0] + [i for i, on in ((1, self.history_ is not None), (2, self.linear_ is not None)) if on]
+        inputs = self._stack_inputs(cal, Xc)  # (n, 3, 4): level × input
+        # the count model's log-odds are explained around their mean on the calibration months
+        self.count_centre_ = inputs[:, :, 3].mean(axis=0) if self.count_ is not None else None
+        on = (True, self.history_ is not None, self.linear_ is not None, self.count_ is not None)
+        used = [i for i in range(N_INPUTS) if on[i]]
         self.stack_ = []
         for j, k in enumerate(CUMULATIVE_LEVELS):
             if p.calibration == "none":
-                self.stack_.append((1.0, 0.0, 0.0, 0.0))
+                self.stack_.append((1.0, 0.0, 0.0, 0.0, 0.0))
                 continue
+            # Toward the count model alone when there is one (the best single input on the
+            # validation worlds, docs/model.md), else the boosters: thin evidence moves little.
             prior = np.zeros(len(used))
-            prior[0] = 1.0  # toward the boosters alone: thin evidence moves the weights little
+            prior[used.index(3) if self.count_ is not None else 0] = 1.0
             w = fit_stack(inputs[:, j, used], (yc >= k).astype(float), prior, p.stack_ridge)
-            full = np.zeros(3)
+            full = np.zeros(N_INPUTS)
             full[used] = w[:-1]
-            self.stack_.append((float(full[0]), float(full[1]), float(full[2]), float(w[-1])))
+            self.stack_.append((*(float(v) for v in full), float(w[-1])))
 
     def _stack_inputs(self, frame: pd.DataFrame | np.ndarray, X: np.ndarray) -> np.ndarray:
-        """(n, 3 levels, 3 inputs): bag-mean margin, record log-odds, linear log-odds (0 when off)."""
-        out = np.zeros((len(X), len(CUMULATIVE_LEVELS), 3))
+        """(n, 3 levels, 4 inputs): bag-mean margin, record log-odds, linear log-odds, count-model
+        log-odds (0 when off)."""
+        out = np.zeros((len(X), len(CUMULATIVE_LEVELS), N_INPUTS))
         out[:, :, 0] = self._margins(X)
+        needs_frame = getattr(self, "history_", None) is not None or getattr(self, "count_", None) is not None
+        if needs_frame and isinstance(frame, np.ndarray):
+            raise ValueError("this model stacks the unit's record: pass the feature frame, not a matrix")
         if getattr(self, "history_", None) is not None:
-            if isinstance(frame, np.ndarray):
-                raise ValueError("this model stacks the unit's record: pass the feature frame, not a matrix")
             out[:, :, 1] = self._history_logits(frame)
         if getattr(self, "linear_", None) is not None:
             out[:, :, 2] = self.linear_.logits(X)
+        if getattr(self, "count_", None) is not None:
+            out[:, :, 3] = self.count_.logits(frame)
         return out
 
     # -- prediction --------------------------------------------------------------------------
@@ -332,8 +357,8 @@ class TierModel:
         if self.params.formulation != "cumulative":
             raise ValueError("calibrated cumulative logits exist only for the cumulative formulation")
         inputs = self._stack_inputs(frame, self._matrix(frame))
-        w = np.array([s[:3] for s in self.stack_])  # (3 levels, 3 inputs)
-        return np.einsum("nki,ki->nk", inputs, w) + np.array([s[3] for s in self.stack_])
+        w = np.array([s[:N_INPUTS] for s in self.stack_])  # (3 levels, 4 inputs)
+        return np.einsum("nki,ki->nk", inputs, w) + np.array([s[N_INPUTS] for s in self.stack_])
 
     def predict_proba(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """(n, 4) calibrated probabilities of blue, yellow, orange, red; rows sum to 1."""
@@ -359,13 +384,19 @@ class TierModel:
             raise ValueError("explanations need the cumulative formulation")
         X = self._matrix(frame)
         i = CUMULATIVE_LEVELS.index(EXPLAINED_LEVEL)
-        a, c, d, b = self.stack_[i]
+        a, c, d, e, b = self.stack_[i]
         bag = self.members_[i]
         raw = np.mean([m.predict(X, pred_contrib=True, num_iteration=m.best_iteration) for m in bag], axis=0)
         contrib, base = a * raw[:, :-1], a * raw[:, -1] + b
         if getattr(self, "linear_", None) is not None and d != 0.0:
             lin, intercept = self.linear_.contributions(X, i)
             contrib, base = contrib + d * lin, base + d * intercept
+        if getattr(self, "count_", None) is not None and e != 0.0:
+            if isinstance(frame, np.ndarray):
+                raise ValueError("this model stacks the count model: pass the feature frame, not a matrix")
+            centre = float(self.count_centre_[i])
+            contrib += e * self.count_.contributions(frame, i, centre)
+            base = base + e * centre
         if getattr(self, "history_", None) is not None and c != 0.0:
             if isinstance(frame, np.ndarray):
                 raise ValueError("this model stacks the unit's record: pass the feature frame, not a matrix")

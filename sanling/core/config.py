@@ -64,8 +64,11 @@ class ModelParams(_Section):
     history_weight: float = Field(
         6.0, gt=0, description="pseudo-months of the unit type's rate in the record term"
     )
+    count_model: bool = Field(
+        True, description="stack the count-structured forecast (per-category Poisson rates, docs/model.md)"
+    )
     stack_ridge: float = Field(
-        0.002, ge=0, description="ridge of the stack weights toward the boosters alone"
+        0.01, ge=0, description="ridge of the stack weights toward the count model (else the boosters) alone"
     )
     max_train_rows: int = Field(1_500_000, ge=1000, description="uniform sample of training rows beyond this")
     linear_max_rows: int = Field(

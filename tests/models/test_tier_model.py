@@ -110,7 +110,7 @@ def test_stacked_contributions_are_exact_and_the_record_term_sits_in_its_feature
     train, test = _split(frame)
     m = TierModel(names, FAST).fit(train, train["tier"].to_numpy(int), train["as_of"].to_numpy())
     assert m.history_ is not None
-    _, c, d, _ = m.stack_[1]
+    _, c, d, _, _ = m.stack_[1]
     assert c != 0.0 and d != 0.0 and m.linear_ is not None
     contrib, base = m.contributions(test)
     np.testing.assert_allclose(contrib.sum(1) + base, m.calibrated_logits(test)[:, 1], atol=1e-6)
@@ -158,7 +158,7 @@ def test_a_bundle_of_the_single_booster_layout_still_predicts():
         "params": params,
         "encoder_": new.encoder_,
         "boosters_": [bag[0] for bag in new.members_],
-        "calibration_": [(a, b) for a, _, _, b in new.stack_],
+        "calibration_": [(a, b) for a, *_, b in new.stack_],
         "best_iterations_": new.best_iterations_,
         "train_window_": new.train_window_,
     }

@@ -1,0 +1,424 @@
+"""The count-structured forecast: per-category Poisson rates combined into the cumulative levels —
+the fourth input of :class:`~sanling.models.tier_model.TierModel`'s stack (docs/model.md).
+
+The tier rules are functions of next month's counts, and the counts carry far more information than
+the rare tier outcomes: a unit has a dispute most months but a red month once in two years. Three
+stages, all generalised linear models over a compact design, fitted on the training rows:
+
+1. **The unit's persistent level per family** (social: disputes, petitions, public order, criminal
+   cases; safety: accidents, fires, hazards — categories of the same family share a unit's frailty).
+   Observed events since the first month ``O`` against those expected from the unit's type and
+   attributes ``E`` (a Poisson regression of the all-time rate, weighted by months): the
+   Gamma–Poisson posterior mean ``(k + O) / (k + E)`` of the unit's multiplier — the standardised
+   incidence ratio shrunk by how much history stands behind it, ``k`` by the method of moments.
+2. **Next month's rate of each category** ``λ_c``: an L2 Poisson regression of its count on unit
+   type, attributes (within-type z-scores, interacted with the type), calendar month, trend, the two
+   log posterior multipliers and the category's own recent counts, backlog and neighbours' counts.
+3. **The levels**: P(tier ≥ k) = 1 − exp(−Σ_c w_kc λ_c − w_k0), non-negative weights per unit type
+   fitted by maximum likelihood (convex). Under Poisson counts and "any event of these kinds" rules
+   this is exact, ``w_kc`` being the share of category-c events that trigger level k (every dispute
+   for ≥ yellow, the escalated share of petitions for red); for other rules it is a close
+   approximation, which the stack weighs on held-out months.
+
+The rows of one call are forecast independently (no cross-row statistics), so one unit scored alone
+gets the same probabilities as in a batch.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import PoissonRegressor
+
+from sanling.core.months import add_months, month_number
+
+LEVELS = (1, 2, 3)
+SOCIAL = ("dispute", "petition", "public_security", "criminal")
+SAFETY = ("safety_accident", "fire", "hazard")
+CLIP = 5.0
+RECORD_FEATURE = "events_rate_all"  # where the reasons show the unit's long-run level
+# Names produced by the event families (features.families / registry); what is left are the unit's
+# registry attributes.
+_DERIVED_PREFIXES = ("events_", "casualties_", "peer_", "tier_", "season_", "months_to_", "spring_")
+_DERIVED = ("unresolved_backlog_total", "unit_type")
+
+
+def registry_attributes(feature_names: Sequence[str], categories: Sequence[str]) -> list[str]:
+    """The registry attributes among ``feature_names``: every name not generated from events."""
+    prefixes = tuple(f"{c}_" for c in categories) + _DERIVED_PREFIXES
+    return [
+        n
+        for n in feature_names
+        if not n.startswith(prefixes) and n not in _DERIVED and not n.endswith("_per_1k_12m")
+    ]
+
+
+def categories_of(columns: Sequence[str]) -> list[str]:
+    """The event categories of a frame: those with an all-time rate column."""
+    return [c[: -len("_rate_all")] for c in columns if c.endswith("_rate_all") and c != "events_rate_all"]
+
+
+def _num(frame: pd.DataFrame, col: str) -> np.ndarray:
+    if col not in frame.columns:
+        return np.zeros(len(frame))
+    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+class _Design:
+    """A standardised dense design: centred and scaled on the fit rows, clipped to ±``CLIP`` SD;
+    a missing value (an attribute a unit does not have) sits at the mean."""
+
+    def fit(self, M: np.ndarray) -> _Design:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns
+            mean, sd = np.nanmean(M, axis=0), np.nanstd(M, axis=0)
+        self.mean_ = np.nan_to_num(mean)
+        self.sd_ = np.where(np.isfinite(sd) & (sd > 1e-9), sd, 1.0)
+        return self
+
+    def transform(self, M: np.ndarray) -> np.ndarray:
+        return np.nan_to_num(np.clip((M - self.mean_) / self.sd_, -CLIP, CLIP))
+
+
+class CountLevels:
+    """Per-category Poisson rates → cumulative-level probabilities (module docstring).
+
+    Every regression is fitted per unit type (a village, a community and an enterprise differ in
+    every rate and every effect); a type training never saw is forecast with the largest type's.
+
+    Parameters
+    ----------
+    feature_names : the model's input columns (the categories and attributes are read from them).
+    start : month number of the panel's first month (months of history = as-of − start + 1).
+    horizon : months in the outcome window (the count targets are the ``horizon``-month window sums).
+    alpha : L2 strength of the Poisson regressions (on standardised columns, per row).
+    max_rows : a uniform sample of the training rows beyond this.
+    """
+
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        start: int,
+        horizon: int = 1,
+        alpha: float = 1e-3,
+        max_rows: int = 300_000,
+        seed: int = 0,
+    ):
+        self.feature_names = list(feature_names)
+        self.start = int(start)
+        self.horizon = int(horizon)
+        self.alpha = alpha
+        self.max_rows = max_rows
+        self.seed = seed
+
+    # -- what the frame must hold --------------------------------------------------------------
+    @staticmethod
+    def usable(frame: pd.DataFrame, horizon: int) -> bool:
+        cats = categories_of(frame.columns)
+        need = ("unit_id", "as_of", "unit_type")
+        return (
+            bool(cats)
+            and all(c in frame.columns for c in need)
+            and all(f"{c}_count_{horizon}m" in frame.columns for c in cats)
+        )
+
+    # -- the design ----------------------------------------------------------------------------
+    def _months(self, frame: pd.DataFrame) -> np.ndarray:
+        labels = frame["as_of"].astype(str)
+        numbers = {a: month_number(a) for a in labels.unique()}
+        return labels.map(numbers).to_numpy(dtype=np.int64)
+
+    def _observed(self, frame: pd.DataFrame, n: np.ndarray) -> np.ndarray:
+        """(rows, families) events since the first month."""
+        out = np.zeros((len(frame), len(self.families_)))
+        for j, fam in enumerate(self.families_):
+            for c in fam:
+                out[:, j] += np.nan_to_num(_num(frame, f"{c}_rate_all")) * n
+        return out
+
+    def _fit_attributes(self, frame: pd.DataFrame) -> None:
+        """Which registry attributes enter, how: numeric ones (count-like ones on log scale, and
+        per size for the others of a type — mediators per 1,000 people), categorical ones one-hot."""
+        self.numeric_, self.logged_, self.levels_ = [], [], {}
+        for a in registry_attributes(self.feature_names, self.categories_):
+            if a not in frame.columns:
+                continue
+            col = frame[a]
+            if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
+                x = _num(frame, a)
+                if np.isfinite(x).any():
+                    self.numeric_.append(a)
+                    if np.nanmin(x) >= 0 and np.nanmax(x) > 1:
+                        self.logged_.append(a)
+            else:
+                counts = col.astype(str).value_counts()
+                self.levels_[a] = list(counts.index[counts >= 20][:30])
+        # A type's size: its count-like attribute with the largest median (population, employees).
+        self.size_ = {}
+        types = frame["unit_type"].astype(str).to_numpy()
+        for t in self.types_:
+            med = {}
+            for a in self.logged_:
+                x = _num(frame, a)[types == t]
+                if np.isfinite(x).any():
+                    med[a] = float(np.nanmedian(x))
+            self.size_[t] = max(med, key=med.get) if med else None
+
+    def _type_block(self, frame: pd.DataFrame, t: str) -> np.ndarray:
+        """Attributes as they enter for type ``t`` (before standardising)."""
+        cols = []
+        size = self.size_.get(t)
+        for a in self.numeric_:
+            x = _num(frame, a)
+            if a in self.logged_:
+                cols.append(np.log1p(np.clip(x, 0, None)))
+                if size is not None and a != size:
+                    cols.append(1000.0 * np.clip(x, 0, None) / np.maximum(_num(frame, size), 1.0))
+            else:
+                cols.append(x)
+        for a, levels in self.levels_.items():
+            v = frame[a].astype(str).to_numpy()
+            cols += [(v == lv).astype(float) for lv in levels]
+        return np.column_stack(cols) if cols else np.zeros((len(frame), 0))
+
+    def _static(self, frame: pd.DataFrame) -> np.ndarray:
+        """Type one-hot, then one block of standardised attributes per type (zero for the rows of
+        other types): every attribute effect is the type's own, the rows of all types share the
+        rest of the model."""
+        types = self._types(frame)
+        cols = [np.column_stack([types == t for t in self.types_]).astype(float)]
+        for t in self.types_:
+            block = np.zeros((len(frame), self.blocks_[t].mean_.shape[0]))
+            m = types == t
+            if m.any():
+                block[m] = self.blocks_[t].transform(self._type_block(frame[m], t))
+            cols.append(block)
+        return np.column_stack(cols)
+
+    def _types(self, frame: pd.DataFrame) -> np.ndarray:
+        """Unit types, a type training never saw read as the most frequent one."""
+        types = frame["unit_type"].astype(str).to_numpy()
+        return np.where(np.isin(types, self.types_), types, self.types_[0])
+
+    def _calendar(self, frame: pd.DataFrame) -> np.ndarray:
+        """The target's calendar month per unit type (one-hot) and a linear trend in years. (Carrying
+        the last half-year's level forward instead of a trend did worse on the validation worlds,
+        docs/model.md.)"""
+        m = self._months(frame)
+        moy = (m + self.horizon) % 12
+        types = self._types(frame)
+        season = [(moy == k) & (types == t) for t in self.types_ for k in range(12)]
+        return np.column_stack([*season, (m - self.start) / 12.0]).astype(float)
+
+    @staticmethod
+    def _history_names(c: str) -> list[str]:
+        return [
+            f"{c}_count_1m",
+            f"{c}_count_3m",
+            f"{c}_count_12m",
+            f"{c}_decayed_hl3",
+            f"{c}_unresolved_backlog",
+            "unresolved_backlog_total",
+            f"peer_knn_{c}_count_12m",
+            f"peer_township_{c}_count_12m",
+            f"peer_county_{c}_count_12m",
+        ]
+
+    def _history(self, frame: pd.DataFrame, c: str) -> np.ndarray:
+        """The category's recent history, its backlog and its peers' counts, on log scale."""
+        return np.column_stack(
+            [np.log1p(np.clip(np.nan_to_num(_num(frame, n)), 0, None)) for n in self._history_names(c)]
+        )
+
+    def _sources(self, c: str) -> list[str]:
+        """The feature each column of category ``c``'s rate design is read from (``""``: the
+        calendar trend and the posterior multipliers, which the reasons show as the unit's record)."""
+        static = ["unit_type"] * len(self.types_)
+        for t in self.types_:
+            size = self.size_.get(t)
+            for a in self.numeric_:
+                static.append(a)
+                if a in self.logged_ and size is not None and a != size:
+                    static.append(a)
+            for a, levels in self.levels_.items():
+                static += [a] * len(levels)
+        calendar = ["season_month"] * (12 * len(self.types_)) + [""]
+        return static + calendar + [""] * len(self.families_) + self._history_names(c)
+
+    def _log_frailty(self, frame: pd.DataFrame, S: np.ndarray) -> np.ndarray:
+        n = np.maximum(self._months(frame) - self.start + 1, 1).astype(float)
+        seen = self._observed(frame, n)
+        E = np.column_stack([n * reg.predict(S) for reg in self.expected_])
+        k = self.shape_[pd.Index(self.types_).get_indexer(self._types(frame))]
+        return np.log((k + seen) / (k + E))
+
+    def _rate_design(self, frame: pd.DataFrame, S: np.ndarray, logf: np.ndarray, c: str) -> np.ndarray:
+        return np.column_stack([S, self._calendar(frame), logf, self._history(frame, c)])
+
+    # -- fitting -------------------------------------------------------------------------------
+    def fit(self, frame: pd.DataFrame, y: np.ndarray, rows: np.ndarray | None = None) -> CountLevels:
+        """Fit on the rows ``rows`` of ``frame`` (default all; ``y`` the tiers of ``frame``'s rows).
+        A row's count targets are read from the row ``horizon`` months later of the same unit,
+        anywhere in ``frame``; rows without one are left out of stage 2. Beyond ``max_rows`` a
+        uniform sample of the rows is used."""
+        y = np.asarray(y, dtype=np.int64)
+        full = frame
+        rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
+        if len(rows) > self.max_rows:
+            rows = np.sort(np.random.default_rng(self.seed).choice(rows, self.max_rows, replace=False))
+        later_of = _later_rows(frame, self.horizon)[rows]
+        frame, y = frame.iloc[rows].reset_index(drop=True), y[rows]
+        self.categories_ = categories_of(frame.columns)
+        families = [[c for c in fam if c in self.categories_] for fam in (SOCIAL, SAFETY)]
+        families.append([c for c in self.categories_ if c not in SOCIAL + SAFETY])
+        self.families_ = [f for f in families if f]
+        types = frame["unit_type"].astype(str).to_numpy()
+        counts = pd.Series(types).value_counts()
+        self.types_ = list(counts.index)
+        self.default_type_ = self.types_[0]
+        self._fit_attributes(frame)
+        self.blocks_ = {t: _Design().fit(self._type_block(frame[types == t], t)) for t in self.types_}
+        S = self._static(frame)
+        # Stage 1: the expected all-time rate of each family from type and attributes; the shape of
+        # the units' multipliers per type by the method of moments on each unit's latest row.
+        n = np.maximum(self._months(frame) - self.start + 1, 1).astype(float)
+        seen = self._observed(frame, n)
+        as_of = frame["as_of"].astype(str)
+        last = (as_of.groupby(frame["unit_id"].to_numpy()).transform("max") == as_of).to_numpy()
+        self.expected_ = [
+            self._poisson().fit(S, seen[:, j] / n, sample_weight=n) for j in range(seen.shape[1])
+        ]
+        E = np.column_stack([np.maximum(n * reg.predict(S), 1e-9) for reg in self.expected_])
+        self.shape_ = np.ones((len(self.types_), seen.shape[1]))
+        for ti, t in enumerate(self.types_):
+            m = last & (types == t)
+            if m.sum() > 1:
+                r = seen[m] / E[m]
+                inv_k = r.var(axis=0) - (1.0 / E[m]).mean(axis=0)
+                self.shape_[ti] = np.clip(1.0 / np.maximum(inv_k, 1e-2), 0.2, 100.0)
+        logf = self._log_frailty(frame, S)
+        # Stage 2: next window's count of each category.
+        has = later_of >= 0
+        self.rate_models_ = {}
+        lam = np.zeros((int(has.sum()), len(self.categories_)))
+        for ci, c in enumerate(self.categories_):
+            target = np.clip(np.nan_to_num(_num(full, f"{c}_count_{self.horizon}m")), 0, None)[later_of[has]]
+            D = self._rate_design(frame, S, logf, c)[has]
+            dz = _Design().fit(D)
+            reg = self._poisson().fit(dz.transform(D), target)
+            self.rate_models_[c] = (dz, reg)
+            lam[:, ci] = reg.predict(dz.transform(D))
+        # Stage 3: non-negative weights of the rates per level and unit type.
+        th, yh = types[has], y[has]
+        self.weights_ = {
+            t: {k: _fit_hazard(lam[th == t], (yh[th == t] >= k).astype(float)) for k in LEVELS}
+            for t in self.types_
+        }
+        return self
+
+    def _poisson(self) -> PoissonRegressor:
+        return PoissonRegressor(alpha=self.alpha, max_iter=300)
+
+    # -- prediction ----------------------------------------------------------------------------
+    def rates(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n, categories) expected counts in the outcome window."""
+        S = self._static(frame)
+        logf = self._log_frailty(frame, S)
+        out = np.zeros((len(frame), len(self.categories_)))
+        for ci, c in enumerate(self.categories_):
+            dz, reg = self.rate_models_[c]
+            out[:, ci] = reg.predict(dz.transform(self._rate_design(frame, S, logf, c)))
+        return out
+
+    def _hazards(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n, 3) η_k: P(tier ≥ k) = 1 − exp(−η_k)."""
+        return self._eta(self.rates(frame), self._types(frame))
+
+    def _eta(self, lam: np.ndarray, types: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(lam), len(LEVELS)))
+        for t in self.types_:
+            m = types == t
+            for j, k in enumerate(LEVELS):
+                w = self.weights_[t][k]
+                out[m, j] = lam[m] @ w[:-1] + w[-1]
+        return out
+
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """(n, 3) P(tier ≥ yellow), P(≥ orange), P(red) (the stack enforces their order)."""
+        return np.clip(-np.expm1(-self._hazards(frame)), 1e-6, 1 - 1e-6)
+
+    def logits(self, frame: pd.DataFrame) -> np.ndarray:
+        p = self.probabilities(frame)
+        return np.log(p / (1 - p))
+
+    def contributions(self, frame: pd.DataFrame, level: int, centre: float) -> np.ndarray:
+        """(n, features) parts of ``logit P(tier ≥ LEVELS[level]) − centre``, adding up exactly.
+
+        Each category's log rate is linear in its design, so a column's part of it is coefficient
+        × standardised value; these are weighted by the category's share of the level's hazard and
+        by d logit / d log η = η / P, then summed by the feature the column is read from. What this
+        first-order split leaves — the calendar trend, the posterior multipliers, the curvature — goes
+        to ``RECORD_FEATURE`` (the unit's long-run rate of events), so the parts add up exactly."""
+        S = self._static(frame)
+        logf = self._log_frailty(frame, S)
+        types = self._types(frame)
+        index = {n: i for i, n in enumerate(self.feature_names)}
+        out = np.zeros((len(frame), len(self.feature_names)))
+        lam = np.zeros((len(frame), len(self.categories_)))
+        parts = []
+        for ci, c in enumerate(self.categories_):
+            dz, reg = self.rate_models_[c]
+            Z = dz.transform(self._rate_design(frame, S, logf, c))
+            lam[:, ci] = reg.predict(Z)
+            parts.append(Z * reg.coef_)
+        eta = self._eta(lam, types)[:, level]
+        p = np.clip(-np.expm1(-eta), 1e-6, 1 - 1e-6)
+        gain = eta / p
+        weights = np.zeros_like(lam)
+        for t in self.types_:
+            m = types == t
+            weights[m] = self.weights_[t][LEVELS[level]][:-1]
+        share = weights * lam / np.maximum(eta, 1e-12)[:, None]
+        for ci, c in enumerate(self.categories_):
+            for j, src in enumerate(self._sources(c)):
+                if src and src in index:
+                    out[:, index[src]] += gain * share[:, ci] * parts[ci][:, j]
+        total = np.log(p / (1 - p)) - centre
+        rest = index.get(RECORD_FEATURE, 0)
+        out[:, rest] += total - out.sum(axis=1)
+        return out
+
+
+def _later_rows(frame: pd.DataFrame, months: int) -> np.ndarray:
+    """For each row, the position of the same unit's row ``months`` later in ``frame``, or −1."""
+    key = frame["unit_id"].astype(str).to_numpy() + "|" + frame["as_of"].astype(str).to_numpy()
+    shift = {a: add_months(a, months) for a in frame["as_of"].astype(str).unique()}
+    later = frame["unit_id"].astype(str).to_numpy() + "|" + frame["as_of"].astype(str).map(shift).to_numpy()
+    hit = pd.Series(later).map(pd.Series(np.arange(len(frame)), index=key))
+    return hit.fillna(-1).to_numpy(dtype=np.int64)
+
+
+def _fit_hazard(lam: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative (w_1 … w_C, w_0) maximising the likelihood of y ~ Bernoulli(1 − exp(−λ·w − w_0))."""
+    n, p = lam.shape
+    if n == 0:
+        return np.zeros(p + 1)
+    X = np.column_stack([lam, np.ones(n)])
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        eta = np.maximum(X @ w, 1e-9)
+        log_p1 = np.log(-np.expm1(-eta))
+        value = -np.mean(y * log_p1 - (1 - y) * eta)
+        d = y * np.exp(-eta) / (-np.expm1(-eta)) - (1 - y)
+        return value, -(X.T @ d) / n
+
+    w0 = np.full(p + 1, 0.1 * max(y.mean(), 1e-3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        res = minimize(loss, w0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * (p + 1))
+    return res.x
