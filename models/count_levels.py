@@ -250,12 +250,30 @@ class CountLevels:
         calendar = ["season_month"] * (12 * len(self.types_)) + [""]
         return static + calendar + [""] * len(self.families_) + self._history_names(c)
 
-    def _log_frailty(self, frame: pd.DataFrame, S: np.ndarray) -> np.ndarray:
+    def _log_frailty(self, frame: pd.DataFrame, S: np.ndarray, area: np.ndarray | None = None) -> np.ndarray:
+        """Log posterior multipliers (rows, families): the unit's own record against its expected
+        count, around its township's multiplier ``area`` (default: the township's at the end of
+        training, without the unit's own events)."""
         n = np.maximum(self._months(frame) - self.start + 1, 1).astype(float)
         seen = self._observed(frame, n)
         E = np.column_stack([n * reg.predict(S) for reg in self.expected_])
         k = self.shape_[pd.Index(self.types_).get_indexer(self._types(frame))]
-        return np.log((k + seen) / (k + E))
+        if area is None:
+            area = self._area(frame)
+        return np.log(area * (k + seen) / (k + E * area))
+
+    def _area(self, frame: pd.DataFrame) -> np.ndarray:
+        """The township multiplier of each row from the sums stored at the end of training."""
+        if not self.town_:
+            return np.ones((len(frame), len(self.families_)))
+        keys = _township_keys(frame)
+        sums = np.array([self.town_.get(key, self._no_town) for key in keys])  # (n, 2, fam)
+        own = np.array([self.own_.get(u, self._no_town) for u in frame["unit_id"].astype(str)])
+        same = np.array(
+            [self.own_town_.get(u) == key for u, key in zip(frame["unit_id"].astype(str), keys, strict=True)]
+        )
+        other = sums - np.where(same[:, None, None], own, 0.0)
+        return (self.town_shape_ + other[:, 0]) / (self.town_shape_ + other[:, 1])
 
     def _rate_design(self, frame: pd.DataFrame, S: np.ndarray, logf: np.ndarray, c: str) -> np.ndarray:
         return np.column_stack([S, self._calendar(frame), logf, self._history(frame, c)])
@@ -290,9 +308,7 @@ class CountLevels:
         seen = self._observed(frame, n)
         as_of = frame["as_of"].astype(str)
         last = (as_of.groupby(frame["unit_id"].to_numpy()).transform("max") == as_of).to_numpy()
-        self.expected_ = [
-            self._poisson().fit(S, seen[:, j] / n, sample_weight=n) for j in range(seen.shape[1])
-        ]
+        self.expected_ = [self._fit_rate(S, seen[:, j] / n, n) for j in range(seen.shape[1])]
         E = np.column_stack([np.maximum(n * reg.predict(S), 1e-9) for reg in self.expected_])
         self.shape_ = np.ones((len(self.types_), seen.shape[1]))
         for ti, t in enumerate(self.types_):
@@ -301,7 +317,31 @@ class CountLevels:
                 r = seen[m] / E[m]
                 inv_k = r.var(axis=0) - (1.0 / E[m]).mean(axis=0)
                 self.shape_[ti] = np.clip(1.0 / np.maximum(inv_k, 1e-2), 0.2, 100.0)
-        logf = self._log_frailty(frame, S)
+        # The township's multiplier, from the other units of the township at the same month.
+        keys = _township_keys(frame)
+        self.town_, self.own_, self.own_town_ = {}, {}, {}
+        self._no_town = np.zeros((2, seen.shape[1]))
+        area = np.ones_like(E)
+        self.town_shape_ = np.full(seen.shape[1], np.inf)
+        if len(set(keys)) > 1:
+            group = pd.Series(keys).astype(str) + "|" + as_of.to_numpy()
+            s_seen = pd.DataFrame(seen).groupby(group.to_numpy()).transform("sum").to_numpy()
+            s_exp = pd.DataFrame(E).groupby(group.to_numpy()).transform("sum").to_numpy()
+            # method of moments at the latest month: Var(S_O / S_E) = Var(m) + 1/S_E + Σ E²/(k S_E²)
+            latest = as_of.to_numpy() == as_of.max()
+            first = ~pd.Series(group[latest]).duplicated().to_numpy()
+            k_rows = self.shape_[pd.Index(self.types_).get_indexer(types)]
+            sq = pd.DataFrame(E**2 / k_rows).groupby(group.to_numpy()).transform("sum").to_numpy()
+            r = (s_seen / s_exp)[latest][first]
+            noise = (1.0 / s_exp + sq / s_exp**2)[latest][first]
+            var_m = np.maximum(r.var(axis=0) - noise.mean(axis=0), 1e-3)
+            self.town_shape_ = np.clip(1.0 / var_m, 1.0, 1000.0)
+            area = (self.town_shape_ + s_seen - seen) / (self.town_shape_ + s_exp - E)
+            for i in np.flatnonzero(latest):
+                self.town_[keys[i]] = np.stack([s_seen[i], s_exp[i]])
+                self.own_[str(frame["unit_id"].iat[i])] = np.stack([seen[i], E[i]])
+                self.own_town_[str(frame["unit_id"].iat[i])] = keys[i]
+        logf = self._log_frailty(frame, S, area)
         # Stage 2: next window's count of each category.
         has = later_of >= 0
         self.rate_models_ = {}
@@ -310,7 +350,7 @@ class CountLevels:
             target = np.clip(np.nan_to_num(_num(full, f"{c}_count_{self.horizon}m")), 0, None)[later_of[has]]
             D = self._rate_design(frame, S, logf, c)[has]
             dz = _Design().fit(D)
-            reg = self._poisson().fit(dz.transform(D), target)
+            reg = self._fit_rate(dz.transform(D), target)
             self.rate_models_[c] = (dz, reg)
             lam[:, ci] = reg.predict(dz.transform(D))
         # Stage 3: non-negative weights of the rates per level and unit type.
@@ -323,6 +363,15 @@ class CountLevels:
 
     def _poisson(self) -> PoissonRegressor:
         return PoissonRegressor(alpha=self.alpha, max_iter=300)
+
+    def _fit_rate(self, X: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None):
+        """A Poisson regression, or the constant rate when there is nothing to regress (a category
+        without events in the training window, or only one row)."""
+        if len(y) < 2 or float(np.sum(y)) <= 0.0:
+            return _Constant(float(np.mean(y)) if len(y) else 0.0, X.shape[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return self._poisson().fit(X, y, sample_weight=weight)
 
     # -- prediction ----------------------------------------------------------------------------
     def rates(self, frame: pd.DataFrame) -> np.ndarray:
@@ -392,6 +441,25 @@ class CountLevels:
         rest = index.get(RECORD_FEATURE, 0)
         out[:, rest] += total - out.sum(axis=1)
         return out
+
+
+class _Constant:
+    """A rate that does not depend on the design (the same interface as a fitted regression)."""
+
+    def __init__(self, rate: float, n_columns: int):
+        self.rate = rate
+        self.coef_ = np.zeros(n_columns)
+        self.intercept_ = np.log(rate) if rate > 0 else -np.inf
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return np.full(len(X), self.rate)
+
+
+def _township_keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(county, township) of each row: the township's identity (CONTRACT §1)."""
+    county = frame["county"].astype(str) if "county" in frame.columns else pd.Series("", index=frame.index)
+    town = frame["township"].astype(str) if "township" in frame.columns else pd.Series("", index=frame.index)
+    return list(zip(county.to_numpy(), town.to_numpy(), strict=True))
 
 
 def _later_rows(frame: pd.DataFrame, months: int) -> np.ndarray:
