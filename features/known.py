@@ -111,6 +111,49 @@ class Knowledge:
             np.maximum.at(month, self.upd_event, self.upd_month.astype(np.int64))
         return month
 
+    def stale_pairs(self, n_months: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every (event position, month offset t < ``n_months``) where the records at the end of t
+        held less than the final record about an event that had occurred by then (int64 arrays,
+        event-major, months ascending)."""
+        occ = self.base.occ.astype(np.int64)
+        stop = np.minimum(self.settled(), n_months)
+        late = np.flatnonzero(stop > occ)
+        span = stop[late] - occ[late]
+        starts = np.cumsum(span) - span
+        event = np.repeat(late.astype(np.int64), span)
+        month = np.repeat(occ[late] - starts, span) + np.arange(int(span.sum()), dtype=np.int64)
+        return event, month
+
+    def known_values(self, event: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Per (event position, month offset) pair, the event as the records held it at the end of
+        that month — the vectorised :meth:`at` for scattered pairs: ``reported`` (bool) and ``cat``,
+        ``res``, ``escalated``, ``casualties``, ``severity`` (as in :class:`EventArrays`)."""
+        b = self.base
+        values = {
+            f: getattr(b, f)[event].copy() for f in ("cat", "res", "escalated", "casualties", "severity")
+        }
+        # Updates ordered by (event, recorded month), ties in recorded order (a stable sort of an
+        # already recorded-order array): the last entry at or before (event, t) is the one in force.
+        shift = np.int64(1 << 24)
+        for k, name in enumerate(UPDATE_FIELDS):
+            sel = np.flatnonzero(self.upd_field == k)
+            if not len(sel):
+                continue
+            ue, um, uv = self.upd_event[sel], self.upd_month[sel].astype(np.int64), self.upd_value[sel]
+            key = ue * (2 * shift) + np.clip(um, -shift, shift - 1) + shift
+            order = np.argsort(key, kind="stable")
+            key, ue, uv = key[order], ue[order], uv[order]
+            at = np.searchsorted(key, event * (2 * shift) + t + shift, side="right") - 1
+            hit = at >= 0
+            hit[hit] = ue[at[hit]] == event[hit]
+            target = {"resolved_at": "res", "category": "cat"}.get(name, name)
+            arr = values[target]
+            arr[hit] = uv[at[hit]].astype(arr.dtype)
+        values["res"] = np.maximum(values["res"], b.occ[event])
+        values["escalated"] = values["escalated"] & (self.escalated_from[event] <= t)
+        values["reported"] = self.reported[event] <= t
+        return values
+
     def stale_months(self, n_months: int) -> np.ndarray:
         """(n_months,) bool: months whose records differ from the final record for some event that
         had occurred by then (so features of that as-of month need :meth:`at`)."""
