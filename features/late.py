@@ -23,19 +23,21 @@ must equal (tests/features/test_known.py).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from sanling.core.config import TierRules
+from sanling.core.errors import DataError
+from sanling.features.declaration import YEAR_WINDOW
+from sanling.features.grid import as_of_offsets
 from sanling.features.labels import monthly_tiers, tiers_from_outcomes
 from sanling.features.panel import SEVERE_AT, Panel
 
 if TYPE_CHECKING:
     from sanling.features.known import Knowledge
-
-# Events per gather chunk when oldest open events are looked up over a range of months.
-_GATHER_CHUNK = 2_000_000
 
 
 def late_view(panel: Panel, t: np.ndarray, rows: np.ndarray | None) -> LateView | None:
@@ -48,14 +50,17 @@ def late_view(panel: Panel, t: np.ndarray, rows: np.ndarray | None) -> LateView 
 
 class LateView:
     """The two versions (final: sign −1, as known at t: sign +1) of every stale event of the
-    requested as-of months, as flat int64 arrays: ``a`` (as-of position), ``t``, ``unit``,
-    ``cat``, ``occ``, ``res``, ``sign``, the signed sums ``count``, ``escalated`` (count of
-    escalated), ``casualties``, ``severe`` (count with severity ≥ 3), and ``severity``."""
+    requested as-of months, sorted by (category, as-of position, unit, month), and their signed sums
+    per such (category, as-of, unit, month) group.
+
+    Methods named ``add_*`` add a correction to an (as-of × columns) int64 array of final-record
+    values; ``fix_*`` overwrite the concerned cells. Columns are every unit (``all_units``) or the
+    requested ``rows``.
+    """
 
     def __init__(self, panel: Panel, t: np.ndarray, rows: np.ndarray | None):
         knowledge: Knowledge = panel.knowledge
         self.panel, self.t_asof = panel, np.asarray(t, dtype=np.int64)
-        self.n_cols = panel.n_units if rows is None else len(rows)
         self.rowpos = None
         if rows is not None:
             self.rowpos = np.full(panel.n_units, -1, dtype=np.int64)
@@ -68,8 +73,7 @@ class LateView:
         lo = np.searchsorted(sorted_t, month, side="left")
         n = np.searchsorted(sorted_t, month, side="right") - lo
         event, month, lo = np.repeat(event, n), np.repeat(month, n), np.repeat(lo, n)
-        starts = np.cumsum(n) - n
-        a = order[lo + np.arange(len(event)) - np.repeat(starts, n)]
+        a = order[lo + np.arange(len(event)) - np.repeat(np.cumsum(n) - n, n)]
         known = knowledge.known_values(event, month)
         seen = known["reported"]
         final = {
@@ -80,271 +84,280 @@ class LateView:
             "severity": panel.ev_severity,
         }
 
-        def both(name: str) -> np.ndarray:
-            return np.concatenate([final[name][event].astype(np.int64), known[name][seen].astype(np.int64)])
+        def both(values: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
+            new = values[event][seen] if plus is None else plus[seen]
+            return np.concatenate([values[event].astype(np.int64), new.astype(np.int64)])
 
-        count = panel.ev_count[event].astype(np.int64)
-        self.a = np.concatenate([a, a[seen]]).astype(np.int64)
-        self.t = np.concatenate([month, month[seen]])
-        self.unit = np.concatenate([panel.ev_unit[event], panel.ev_unit[event][seen]]).astype(np.int64)
-        self.occ = np.concatenate([panel.ev_occ[event], panel.ev_occ[event][seen]]).astype(np.int64)
-        self.cat, self.res, self.severity = both("cat"), both("res"), both("severity")
-        self.sign = np.concatenate([-np.ones(len(event), np.int64), np.ones(int(seen.sum()), np.int64)])
-        self.count = np.concatenate([count, count[seen]]) * self.sign
-        self.escalated = self.count * both("escalated")
-        self.casualties = both("casualties") * self.sign
-        self.severe = self.count * (self.severity >= SEVERE_AT)
+        v = {name: both(final[name], known[name]) for name in final}
+        v["a"] = np.concatenate([a, a[seen]]).astype(np.int64)
+        v["unit"], v["occ"] = both(panel.ev_unit), both(panel.ev_occ)
+        sign = np.concatenate([-np.ones(len(event), np.int64), np.ones(int(seen.sum()), np.int64)])
+        v["count"] = both(panel.ev_count) * sign
+        v["escalated"] = v["count"] * v["escalated"]
+        v["casualties"] = v["casualties"] * sign
+        v["severe"] = v["count"] * (v["severity"] >= SEVERE_AT)
+        v["sign"] = sign
+        # One order for everything: by (category, as-of, unit, month).
+        n_a, n_u, n_m = len(self.t_asof), panel.n_units, panel.n_months
+        key = ((v["cat"] * n_a + v["a"]) * n_u + v["unit"]) * n_m + v["occ"]
+        order = np.argsort(key, kind="stable")
+        self.v = {k: x[order] for k, x in v.items()}
+        self.v["t"] = self.t_asof[self.v["a"]]
+        self.v["open"] = self.v["count"] * (self.v["res"] > self.v["t"])
+        # Open at the end of its own month (a month's outcome, for the history features).
+        self.v["unresolved"] = self.v["count"] * (self.v["res"] > self.v["occ"])
+        self.cat_bounds = np.searchsorted(self.v["cat"], np.arange(len(panel.categories) + 1))
+        # Signed sums per (category, as-of, unit, month); groups that cancel are dropped.
+        key = key[order]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+        g = {k: self.v[k][starts] for k in ("cat", "a", "unit", "occ", "t")}
+        sums = ("count", "escalated", "casualties", "severe", "open", "unresolved")
+        for k in sums:
+            g[k] = np.add.reduceat(self.v[k], starts) if len(starts) else np.zeros(0, np.int64)
+        keep = np.zeros(len(starts), dtype=bool)
+        for k in sums:
+            keep |= g[k] != 0
+        self.g = {k: x[keep] for k, x in g.items()}
+        self.g["age"] = self.g["t"] - self.g["occ"]
+        self.g_bounds = np.searchsorted(self.g["cat"], np.arange(len(panel.categories) + 1))
         self._memo: dict[tuple, object] = {}
 
     # ---- sums over events: a signed scatter -------------------------------------------------------
 
-    def _scatter(self, out: np.ndarray, sel: np.ndarray, values: np.ndarray, all_units: bool) -> None:
-        a, unit = self.a[sel], self.unit[sel]
-        if self.rowpos is not None and not all_units:
-            col = self.rowpos[unit]
-            keep = col >= 0
-            a, unit, values = a[keep], col[keep], values[keep]
-        np.add.at(out, (a, unit), values.astype(out.dtype, copy=False))
+    def _columns(self, unit: np.ndarray, all_units: bool) -> np.ndarray:
+        return unit if self.rowpos is None or all_units else self.rowpos[unit]
 
-    def _in(self, category: int | None, window: int | None) -> np.ndarray:
-        sel = np.ones(len(self.a), dtype=bool) if category is None else self.cat == category
+    def _group_slice(self, category: int | None) -> slice:
+        if category is None:
+            return slice(0, len(self.g["cat"]))
+        return slice(int(self.g_bounds[category]), int(self.g_bounds[category + 1]))
+
+    def _add(
+        self, out: np.ndarray, name: str, category: int | None, window: int | None, all_units: bool
+    ) -> None:
+        part = self._group_slice(category)
+        values, age = self.g[name][part], self.g["age"][part]
+        sel = values != 0
         if window is not None:
-            sel &= self.occ > self.t - window
-        return sel
+            sel &= age < window
+        col = self._columns(self.g["unit"][part][sel], all_units)
+        a, values = self.g["a"][part][sel], values[sel]
+        if self.rowpos is not None and not all_units:
+            keep = col >= 0
+            a, col, values = a[keep], col[keep], values[keep]
+        np.add.at(out, (a, col), values.astype(out.dtype, copy=False))
 
     def add_window(
         self, out: np.ndarray, variant: str, category: int | None, window: int | None, all_units: bool
     ) -> None:
         """``out`` (as-of × columns): Σ of a channel (``count``, ``escalated``, ``casualties``,
         ``severe``) over months t-window+1 … t (``window`` None: since the first month)."""
-        sel = self._in(category, window)
-        self._scatter(out, sel, getattr(self, variant)[sel], all_units)
+        self._add(out, variant, category, window, all_units)
 
     def add_open(self, out: np.ndarray, category: int | None, window: int | None, all_units: bool) -> None:
         """``out``: events open at the end of t (that occurred in the last ``window`` months)."""
-        sel = self._in(category, window) & (self.res > self.t)
-        self._scatter(out, sel, self.count[sel], all_units)
+        self._add(out, "open", category, window, all_units)
 
     # ---- what is not a sum: recomputed for the concerned cells ------------------------------------
-
-    def _cells(self, category: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(as-of position, unit, column) of the cells holding a version of ``category``, in the
-        requested columns, sorted by (as-of, unit)."""
-
-        def make():
-            sel = self.cat == category
-            key = np.unique(self.a[sel] * self.panel.n_units + self.unit[sel])
-            a, unit = key // self.panel.n_units, key % self.panel.n_units
-            col = unit if self.rowpos is None else self.rowpos[unit]
-            keep = col >= 0
-            return a[keep], unit[keep], col[keep]
-
-        return self._once(("cells", category), make)
 
     def _once(self, key: tuple, make):
         if key not in self._memo:
             self._memo[key] = make()
         return self._memo[key]
 
-    def _series(self, category: int):
-        """Per as-of position with concerned cells: (cell indices, (cells, t+1) int64 monthly counts
-        of the category as known at t)."""
+    def _versions(self, category: int) -> dict[str, np.ndarray]:
+        lo, hi = int(self.cat_bounds[category]), int(self.cat_bounds[category + 1])
+        return {k: x[lo:hi] for k, x in self.v.items()}
 
-        def make():
-            a, unit, _ = self._cells(category)
-            sel = np.flatnonzero(self.cat == category)
-            out = []
-            for pos in np.unique(a):
-                cells = np.flatnonzero(a == pos)
-                t = int(self.t_asof[pos])
-                series = self.panel.monthly[category, : t + 1][:, unit[cells]].T.astype(np.int64)
-                mine = sel[self.a[sel] == pos]
-                k = np.searchsorted(unit[cells], self.unit[mine])
-                ok = (k < len(cells)) & (unit[cells][np.minimum(k, len(cells) - 1)] == self.unit[mine])
-                np.add.at(series, (k[ok], self.occ[mine][ok]), self.count[mine][ok])
-                out.append((cells, series))
-            return out
+    def _write(self, out: np.ndarray, a: np.ndarray, unit: np.ndarray, values: np.ndarray) -> None:
+        col = self._columns(unit, False)
+        keep = col >= 0
+        out[a[keep], col[keep]] = values[keep]
 
-        return self._once(("series", category), make)
+    def _series(self, category: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(as-of position, unit, (cells, M) int64 monthly counts of the category as known at t; months
+        after t hold the final record and are never read) of the concerned cells. The last category
+        asked for is kept."""
+        if self._memo.get("series_of") != category:
+            # Only the cells whose monthly counts change (a later escalation alone changes none).
+            part = self._group_slice(category)
+            sel = self.g["count"][part] != 0
+            g = {k: self.g[k][part][sel] for k in ("a", "unit", "occ", "count")}
+            cells, inverse = np.unique(g["a"] * self.panel.n_units + g["unit"], return_inverse=True)
+            a, unit = cells // self.panel.n_units, cells % self.panel.n_units
+            series = self.panel.monthly[category][:, unit].T.astype(np.int64)
+            np.add.at(series, (inverse, g["occ"]), g["count"])
+            self._memo["series_of"], self._memo["series"] = category, (a, unit, series)
+        return self._memo["series"]
 
     def fix_last_event(self, out: np.ndarray, category: int) -> None:
         """``out`` (as-of × columns): the latest month ≤ t with an event, −1 if none."""
-        a, _, col = self._cells(category)
-        for cells, series in self._series(category):
-            months = np.arange(series.shape[1])
-            out[a[cells], col[cells]] = np.where(series > 0, months, -1).max(axis=1)
+        a, unit, series = self._series(category)
+        months = np.arange(series.shape[1])
+        t = self.t_asof[a]
+        last = np.where((series > 0) & (months[None, :] <= t[:, None]), months[None, :], -1).max(
+            axis=1, initial=-1
+        )
+        self._write(out, a, unit, last)
 
     def fix_decayed(self, out: np.ndarray, category: int, half_life: float) -> None:
         """``out``: Σ count·2^(-(t-o)/half_life), by the panel's own recursion (float64 → float32)."""
-        a, _, col = self._cells(category)
+        a, unit, series = self._series(category)
+        t = self.t_asof[a]
         factor = 2.0 ** (-1.0 / half_life)
-        for cells, series in self._series(category):
-            acc = np.zeros(len(cells), dtype=np.float64)
-            for m in range(series.shape[1]):
-                acc *= factor
-                acc += series[:, m]
-            out[a[cells], col[cells]] = acc.astype(np.float32)
+        acc = np.zeros(len(a), dtype=np.float64)
+        value = np.zeros(len(a), dtype=np.float64)
+        for m in range(int(t.max(initial=-1)) + 1):
+            acc *= factor
+            acc += series[:, m]
+            now = t == m
+            value[now] = acc[now]
+        self._write(out, a, unit, value.astype(np.float32))
 
-    def _sorted_events(self) -> tuple[np.ndarray, np.ndarray]:
-        """Final events ordered by (category, unit, month): (order, sorted key)."""
+    def _cell_events(self) -> tuple[np.ndarray, np.ndarray]:
+        """The final events of the (category, month, unit) cells that hold a version, ordered by
+        the panel's flat cell key: (event positions, their sorted keys)."""
 
         def make():
-            p = self.panel
-            key = (p.ev_cat.astype(np.int64) * p.n_units + p.ev_unit) * p.n_months + p.ev_occ
-            order = np.argsort(key, kind="stable")
-            return order, key[order]
+            p, v = self.panel, self.v
+            cell = (v["cat"] * p.n_months + v["occ"]) * p.n_units + v["unit"]
+            flat = p._flat()
+            inside = np.flatnonzero(np.isin(flat, np.unique(cell), kind="table"))
+            order = np.argsort(flat[inside], kind="stable")
+            return inside[order], flat[inside][order]
 
-        return _cached(self.panel, "events_by_unit_month", make)
+        return self._once(("cell_events",), make)
 
-    def _key(self, category: int, unit: np.ndarray, month: np.ndarray) -> np.ndarray:
-        p = self.panel
-        return (np.int64(category) * p.n_units + unit) * p.n_months + month
+    def _months(self, category: int) -> dict[str, np.ndarray]:
+        """Per (as-of, unit, month) of the category holding a version: ``a``, ``unit``, ``occ``,
+        ``key`` ((a·U + unit)·M + month, sorted), ``max_severity`` and ``open`` (an event open at the
+        end of t) as known at t, and ``final_max`` / ``final_open`` of the final record."""
 
-    def _gather(self, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(owner index, event position) of every sorted event in [lo, hi) per owner."""
-        order, _ = self._sorted_events()
-        n = np.maximum(hi - lo, 0)
-        owner = np.repeat(np.arange(len(lo)), n)
-        idx = np.repeat(lo - (np.cumsum(n) - n), n) + np.arange(int(n.sum()))
-        return owner, order[idx]
+        def make():
+            p, v = self.panel, self._versions(category)
+            key = (v["a"] * p.n_units + v["unit"]) * p.n_months + v["occ"]
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+            m = {k: v[k][starts] for k in ("a", "unit", "occ", "t")}
+            m["key"] = key[starts]
+            plus = v["sign"] > 0
+            n = len(starts)
+            m["max_severity"] = np.zeros(n, dtype=np.int64)
+            m["open"] = np.zeros(n, dtype=bool)
+            if n:
+                group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1
+                np.maximum.at(m["max_severity"], group[plus], v["severity"][plus])
+                np.logical_or.at(m["open"], group[plus], v["res"][plus] > v["t"][plus])
+            # The month's final events still known as they are at t (not stale then).
+            events, sorted_key = self._cell_events()
+            cell = (np.int64(category) * p.n_months + m["occ"]) * p.n_units + m["unit"]
+            lo = np.searchsorted(sorted_key, cell, side="left")
+            hi = np.searchsorted(sorted_key, cell, side="right")
+            owner = np.repeat(np.arange(n), hi - lo)
+            ev = events[
+                np.repeat(lo - (np.cumsum(hi - lo) - (hi - lo)), hi - lo) + np.arange(int((hi - lo).sum()))
+            ]
+            same = self.settled[ev] <= m["t"][owner]
+            np.maximum.at(m["max_severity"], owner[same], p.ev_severity[ev[same]].astype(np.int64))
+            np.logical_or.at(m["open"], owner[same], p.ev_res[ev[same]] > m["t"][owner[same]])
+            m["final_max"] = p.max_severity[category][m["occ"], m["unit"]].astype(np.int64)
+            m["final_open"] = p.latest_res[category][m["occ"], m["unit"]] > m["t"]
+            return m
+
+        return self._once(("months", category), make)
 
     def fix_max_severity(self, out: np.ndarray, category: int, window: int) -> None:
         """``out``: the highest severity of the events of months t-window+1 … t (0: none/unknown)."""
-        a, unit, col = self._cells(category)
-        if not len(a):
+        m = self._months(category)
+        changed = m["max_severity"] != m["final_max"]
+        if not changed.any():
             return
-        t = self.t_asof[a]
         p = self.panel
-        # The final month maxima over the window, then the months that hold a version replaced.
-        lag = np.arange(window)
-        months = t[:, None] - lag[None, :]
+        key, value = m["key"][changed], m["max_severity"][changed]
+        cells = np.unique(key // p.n_months)
+        a, unit = cells // p.n_units, cells % p.n_units
+        months = self.t_asof[a][:, None] - np.arange(window)[None, :]
         values = p.max_severity[category][np.maximum(months, 0), unit[:, None]].astype(np.int64)
         values[months < 0] = 0
-        month_key, month_max = self._month_max_severity(category)
-        cell_key = a * p.n_units + unit
         for j in range(window):
-            key = (cell_key * p.n_months) + np.maximum(months[:, j], 0)
-            at = np.searchsorted(month_key, key)
-            hit = (at < len(month_key)) & (months[:, j] >= 0)
-            hit[hit] = month_key[at[hit]] == key[hit]
-            values[hit, j] = month_max[at[hit]]
-        out[a, col] = values.max(axis=1)
-
-    def _month_max_severity(self, category: int) -> tuple[np.ndarray, np.ndarray]:
-        """For every (as-of, unit, month) of the category holding a version: key
-        ((a·U + unit)·M + month, sorted) and the month's highest severity as known at t."""
-
-        def make():
-            p = self.panel
-            sel = np.flatnonzero(self.cat == category)
-            key = (self.a[sel] * p.n_units + self.unit[sel]) * p.n_months + self.occ[sel]
-            keys, inverse = np.unique(key, return_inverse=True)
-            best = np.zeros(len(keys), dtype=np.int64)
-            plus = self.sign[sel] > 0
-            np.maximum.at(best, inverse[plus], self.severity[sel][plus])
-            # The month's final events still known as they are at t.
-            month = keys % p.n_months
-            unit = (keys // p.n_months) % p.n_units
-            a = keys // (p.n_months * p.n_units)
-            _, sorted_key = self._sorted_events()
-            lo = np.searchsorted(sorted_key, self._key(category, unit, month), side="left")
-            hi = np.searchsorted(sorted_key, self._key(category, unit, month), side="right")
-            owner, ev = self._gather(lo, hi)
-            same = self.settled[ev] <= self.t_asof[a[owner]]
-            np.maximum.at(best, owner[same], p.ev_severity[ev[same]].astype(np.int64))
-            return keys, best
-
-        return self._once(("month_max", category), make)
+            want = cells * p.n_months + np.maximum(months[:, j], 0)
+            at = np.minimum(np.searchsorted(key, want), len(key) - 1)
+            hit = (key[at] == want) & (months[:, j] >= 0)
+            values[hit, j] = value[at[hit]]
+        self._write(out, a, unit, values.max(axis=1))
 
     def fix_oldest_open(self, out: np.ndarray, category: int) -> None:
         """``out``: the occurrence month of the oldest event open at the end of t, −1 if none."""
-        a, unit, col = self._cells(category)
-        if not len(a):
+        m = self._months(category)
+        changed = m["open"] != m["final_open"]
+        if not changed.any():
             return
         p = self.panel
+        cells = np.unique(m["key"][changed] // p.n_months)
+        a, unit = cells // p.n_units, cells % p.n_units
         t = self.t_asof[a]
         big = np.int64(np.iinfo(np.int32).max)
-        best = np.full(len(a), big, dtype=np.int64)
-        # Versions as known at t, open at its end.
-        sel = np.flatnonzero((self.cat == category) & (self.sign > 0) & (self.res > self.t))
-        cell_key = a * p.n_units + unit
-        at = np.searchsorted(cell_key, self.a[sel] * p.n_units + self.unit[sel])
-        ok = at < len(cell_key)
-        ok[ok] = cell_key[at[ok]] == (self.a[sel] * p.n_units + self.unit[sel])[ok]
-        np.minimum.at(best, at[ok], self.occ[sel][ok])
-        # Final events open at t and not stale then: none older than the final oldest one; look in
-        # its month first, then — for the cells where all of those were stale — in the later months.
-        oldest = p.oldest_open[category][t, unit].astype(np.int64)
-        _, sorted_key = self._sorted_events()
-        todo = np.flatnonzero(oldest >= 0)
-        for first, last in ((oldest, oldest + 1), (oldest + 1, t + 1)):
-            if not len(todo):
-                break
-            lo = np.searchsorted(sorted_key, self._key(category, unit[todo], first[todo]), side="left")
-            hi = np.searchsorted(sorted_key, self._key(category, unit[todo], last[todo]), side="left")
-            found = np.full(len(todo), big, dtype=np.int64)
-            then = t[todo]
-            step = _chunk(hi - lo)
-            for start in range(0, len(todo), step):
-                part = slice(start, start + step)
-                owner, ev = self._gather(lo[part], hi[part])
-                owner += start
-                open_then = (p.ev_res[ev] > then[owner]) & (self.settled[ev] <= then[owner])
-                np.minimum.at(found, owner[open_then], p.ev_occ[ev[open_then]].astype(np.int64))
-            best[todo] = np.minimum(best[todo], found)
-            todo = todo[found == big]
-        out[a, col] = np.where(best == big, -1, best)
+        # The oldest month with a version that is open at t …
+        best = np.full(len(cells), big, dtype=np.int64)
+        mine = np.searchsorted(cells, m["key"] // p.n_months)
+        hit = (mine < len(cells)) & m["open"]
+        hit[hit] = cells[mine[hit]] == (m["key"] // p.n_months)[hit]
+        np.minimum.at(best, mine[hit], m["occ"][hit])
+        # … or the oldest month without one that is open in the final record: none before the final
+        # oldest open month; from it on, the first month that holds no version and is open at t.
+        touched = np.sort(m["key"])
+        month = p.oldest_open[category][t, unit].astype(np.int64)
+        todo = np.flatnonzero(month >= 0)
+        latest_res = p.latest_res[category]
+        while len(todo):
+            mo = month[todo]
+            want = cells[todo] * p.n_months + mo
+            at = np.minimum(np.searchsorted(touched, want), len(touched) - 1)
+            free = touched[at] != want
+            found = free & (latest_res[mo, unit[todo]] > t[todo])
+            best[todo[found]] = np.minimum(best[todo[found]], mo[found])
+            todo = todo[~found]
+            month[todo] += 1
+            todo = todo[month[todo] <= t[todo]]
+        self._write(out, a, unit, np.where(best == big, -1, best))
 
-    def add_tier_months(
-        self,
-        out: np.ndarray,
-        level: int,
-        window: int | None,
-        tier_rules: TierRules,
-    ) -> None:
+    def add_tier_months(self, out: np.ndarray, level: int, window: int | None, tier_rules: TierRules) -> None:
         """``out`` (as-of × columns): + the change in the number of months t-window+1 … t (every
         month ≤ t when ``window`` is None) whose own tier reached ``level``."""
-        keys, known = self._month_tiers(tier_rules)
-        final_tiers = monthly_tiers(self.panel, tier_rules)
-        p = self.panel
-        month = keys % p.n_months
-        unit = (keys // p.n_months) % p.n_units
-        a = keys // (p.n_months * p.n_units)
-        delta = (known >= level).astype(np.int64) - (final_tiers[month, unit] >= level)
+        g, known = self._month_tiers(tier_rules)
+        final = monthly_tiers(self.panel, tier_rules)[g["occ"], g["unit"]]
+        delta = (known >= level).astype(np.int64) - (final >= level)
         sel = delta != 0
         if window is not None:
-            sel &= month > self.t_asof[a] - window
-        a, unit, delta = a[sel], unit[sel], delta[sel]
-        if self.rowpos is not None:
-            unit = self.rowpos[unit]
-            keep = unit >= 0
-            a, unit, delta = a[keep], unit[keep], delta[keep]
-        np.add.at(out, (a, unit), delta.astype(out.dtype, copy=False))
+            sel &= g["t"] - g["occ"] < window
+        col = self._columns(g["unit"][sel], False)
+        a, delta = g["a"][sel], delta[sel]
+        keep = col >= 0
+        np.add.at(out, (a[keep], col[keep]), delta[keep].astype(out.dtype, copy=False))
 
-    def _month_tiers(self, tier_rules: TierRules) -> tuple[np.ndarray, np.ndarray]:
-        """The (as-of, unit, month) cells holding a version: key and the month's tier as known at t
-        (from the final month totals plus the versions' signed totals)."""
+    def _month_tiers(self, tier_rules: TierRules) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The (as-of, unit, month) cells holding a version of any category, and each month's own
+        tier as known at t (the final month totals plus the versions' signed totals)."""
 
         def make():
+            # The groups whose sums change a month's outcome (a severity correction alone does not).
             p = self.panel
-            key = (self.a * p.n_units + self.unit) * p.n_months + self.occ
-            keys, inverse = np.unique(key, return_inverse=True)
-            month = keys % p.n_months
-            unit = (keys // p.n_months) % p.n_units
-            outcomes = _month_outcomes(p, month, unit)
-            casualties = outcomes["casualties"]
-            events = outcomes["events"]
+            sel = (self.g["count"] != 0) | (self.g["escalated"] != 0) | (self.g["casualties"] != 0)
+            sel |= self.g["unresolved"] != 0
+            v = {k: x[sel] for k, x in self.g.items()}
+            key = (v["a"] * p.n_units + v["unit"]) * p.n_months + v["occ"]
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            g = {k: v[k][first] for k in ("a", "unit", "occ", "t")}
+            outcomes = _month_outcomes(p, g["occ"], g["unit"])
+            bounds = np.searchsorted(v["cat"], np.arange(len(p.categories) + 1))
             for ci, c in enumerate(p.categories):
-                mine = self.cat == ci
-                for name, values in (
-                    (c, self.count),
-                    (f"{c}_escalated", self.escalated),
-                    (f"{c}_unresolved", self.count * (self.res > self.occ)),
-                ):
-                    np.add.at(outcomes[name], inverse[mine], values[mine])
-                np.add.at(events, inverse[mine], self.count[mine])
-                np.add.at(casualties, inverse[mine], self.casualties[mine])
-            return keys, tiers_from_outcomes(outcomes, tier_rules)
+                lo, hi = int(bounds[ci]), int(bounds[ci + 1])
+                inv = inverse[lo:hi]
+                np.add.at(outcomes[c], inv, v["count"][lo:hi])
+                np.add.at(outcomes[f"{c}_escalated"], inv, v["escalated"][lo:hi])
+                np.add.at(outcomes[f"{c}_unresolved"], inv, v["unresolved"][lo:hi])
+                np.add.at(outcomes["events"], inv, v["count"][lo:hi])
+                np.add.at(outcomes["casualties"], inv, v["casualties"][lo:hi])
+            return g, tiers_from_outcomes(outcomes, tier_rules)
 
         return self._once(("month_tiers", tier_rules.model_dump_json()), make)
 
@@ -369,15 +382,64 @@ def _month_outcomes(panel: Panel, month: np.ndarray, unit: np.ndarray) -> dict[s
     return out
 
 
-def _chunk(sizes: np.ndarray) -> int:
-    """Owners per gather so that one gather holds about :data:`_GATHER_CHUNK` events."""
-    if not len(sizes):
-        return 1
-    mean = max(float(np.mean(np.maximum(sizes, 0))), 1.0)
-    return int(max(1, _GATHER_CHUNK // mean))
-
-
-def _cached(panel: Panel, key: str, make):
+def _cached(panel: Panel, key: str | tuple, make):
     if key not in panel._cache:
         panel._cache[key] = make()
     return panel._cache[key]
+
+
+# ---- what a unit page says about figures that changed after the fact ------------------------------
+
+LATE_COUNT_KEYS: tuple[str, ...] = ("events", "escalations", "corrections")
+
+
+def late_counts(panel: Panel, t: int, window: int) -> dict[str, np.ndarray]:
+    """Per unit (registry order), about the events that occurred in months t-window+1 … t and were in
+    the records at the end of t: ``events`` — Σ count of those entered in a later month than they
+    occurred (补录); ``escalations`` — Σ count of those escalated by then with the escalation dated in
+    a later month than the event; ``corrections`` — the corrections (``event_updates``) of those
+    recorded by then in a later month than the event. (U,) int64 arrays, all zero when nothing was
+    recorded late. Memoised on the panel per (t, window)."""
+
+    def make() -> dict[str, np.ndarray]:
+        out = {k: np.zeros(panel.n_units, dtype=np.int64) for k in LATE_COUNT_KEYS}
+        knowledge = panel.knowledge
+        if knowledge is None:
+            return out
+        occ = knowledge.base.occ.astype(np.int64)
+        event = np.flatnonzero((occ <= t) & (occ > t - window) & (knowledge.reported <= t))
+        month = np.full(len(event), t, dtype=np.int64)
+        known = knowledge.known_values(event, month)
+        unit, count = knowledge.base.unit[event], knowledge.base.count[event].astype(np.int64)
+        late = knowledge.reported[event] > occ[event]
+        np.add.at(out["events"], unit[late], count[late])
+        esc = known["escalated"] & (knowledge.escalated_from[event] > occ[event])
+        np.add.at(out["escalations"], unit[esc], count[esc])
+        if len(knowledge.upd_event):
+            in_window = np.zeros(len(occ), dtype=bool)
+            in_window[event] = True
+            e = knowledge.upd_event
+            sel = in_window[e] & (knowledge.upd_month <= t) & (knowledge.upd_month > occ[e])
+            np.add.at(out["corrections"], knowledge.base.unit[e[sel]], 1)
+        return out
+
+    return _cached(panel, ("late_counts", int(t), int(window)), make)
+
+
+def late_records(
+    panel: Panel, as_of: str, unit_ids: Sequence[str], window: int = YEAR_WINDOW
+) -> list[dict] | None:
+    """For each of ``unit_ids``, :func:`late_counts` of the as-of month ``'YYYY-MM'`` as
+    ``{"events", "escalations", "corrections", "window_months"}`` (what a unit page says changed after
+    the fact); ``None`` when the data carry no reporting dates, later escalations or corrections."""
+    if panel.knowledge is None:
+        return None
+    counts = late_counts(panel, int(as_of_offsets(panel, [as_of])[0]), window)
+    index = pd.Index(panel.units["unit_id"].to_numpy(dtype=object))
+    pos = index.get_indexer(pd.Index(list(unit_ids), dtype=object))
+    if (pos < 0).any():
+        raise DataError(f"unknown unit_id {list(unit_ids)[int(np.flatnonzero(pos < 0)[0])]!r}")
+    return [
+        {**{k: int(counts[k][p]) for k in LATE_COUNT_KEYS}, "window_months": int(window)}
+        for p in pos.tolist()
+    ]
