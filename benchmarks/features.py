@@ -236,23 +236,23 @@ def duckdb_counts(units, events, windows=(1, 3, 6, 12, 24), threads: int = 2):
     return result
 
 
-def late_versus_plain(
-    units, late_events, repeat: int
-) -> tuple[list[float], list[float], list[float], list[float]]:
+def late_versus_plain(units, late_events, repeat: int) -> dict[str, dict[str, list[float]]]:
     """Alternating timed runs of ``ours_full`` on the events with and without their reporting dates:
-    (late seconds, plain seconds, late +RSS GB, plain +RSS GB)."""
+    ``{"late" | "plain": {"wall": [s], "cpu": [s], "rss": [+GB]}}`` (CPU: this process's time,
+    steadier than wall time on a shared machine)."""
     plain_events = late_events.drop(columns=["reported_at", "escalated_at"])
-    late_t, plain_t, late_mem, plain_mem = [], [], [], []
+    runs = {k: {"wall": [], "cpu": [], "rss": []} for k in ("late", "plain")}
     for _ in range(repeat):
-        for events, times, mem in ((plain_events, plain_t, plain_mem), (late_events, late_t, late_mem)):
+        for name, events in (("plain", plain_events), ("late", late_events)):
             gc.collect()
             with PeakRSS() as rss:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 result = ours_full(units, events)
-                times.append(time.perf_counter() - t0)
-            mem.append(rss.gb_above_start)
+                runs[name]["wall"].append(time.perf_counter() - t0)
+                runs[name]["cpu"].append(time.process_time() - c0)
+            runs[name]["rss"].append(rss.gb_above_start)
             del result
-    return late_t, plain_t, late_mem, plain_mem
+    return runs
 
 
 def reference_sample(units, events, dates, n_units: int, n_dates: int):
@@ -440,11 +440,13 @@ def main() -> None:
             f"{'yes' if not mismatched else 'NO ' + ', '.join(mismatched[:5])}"
         )
     if late_runs is not None:
-        late_t, plain_t, late_mem, plain_mem = (statistics.median(x) for x in late_runs)
+        med = {k: {m: statistics.median(x) for m, x in v.items()} for k, v in late_runs.items()}
+        lt, pl = med["late"], med["plain"]
         print(
-            f"late records ({args.late:.0%} entered late, escalations dated later), alternating runs, medians: "
-            f"with {late_t:.2f} s / without {plain_t:.2f} s = {late_t / plain_t:.2f}× time; "
-            f"+RSS {late_mem:.2f} / {plain_mem:.2f} GB = {late_mem / plain_mem:.2f}× memory"
+            f"late records ({args.late:.0%} entered late, escalations dated later), {args.repeat} alternating "
+            f"runs each, medians — with / without: wall {lt['wall']:.2f} / {pl['wall']:.2f} s = "
+            f"{lt['wall'] / pl['wall']:.2f}×; CPU {lt['cpu']:.2f} / {pl['cpu']:.2f} s = "
+            f"{lt['cpu'] / pl['cpu']:.2f}×; +RSS {lt['rss']:.2f} / {pl['rss']:.2f} GB = {lt['rss'] / pl['rss']:.2f}×"
         )
     print(
         f"serving (county of {int((units['county'] == units['county'].iloc[0]).sum())} units): build_panel "

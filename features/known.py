@@ -74,7 +74,8 @@ class Knowledge:
         record): events reported by then, with the corrections recorded by then and only the
         escalations dated by then. Events that occurred after ``t`` are left out."""
         b = self.base
-        values = {f: getattr(b, f).copy() for f in ("cat", "res", "escalated", "casualties", "severity")}
+        # Fields without a correction stay the first record's arrays (no copy).
+        values = {f: getattr(b, f) for f in ("cat", "res", "escalated", "casualties", "severity")}
         sel = np.ones(len(self.upd_event), dtype=bool) if t is None else self.upd_month <= t
         for k, name in enumerate(UPDATE_FIELDS):
             pick = sel & (self.upd_field == k)
@@ -83,7 +84,7 @@ class Knowledge:
             ev, val = self.upd_event[pick], self.upd_value[pick]
             last = _last_per_key(ev)
             target = {"resolved_at": "res", "category": "cat"}.get(name, name)
-            arr = values[target]
+            arr = values[target] = values[target].copy()
             arr[ev[last]] = val[last].astype(arr.dtype)
         escalated = values["escalated"]
         if t is not None:
@@ -199,7 +200,7 @@ def knowledge_of(
     upd = _update_arrays(events, updates, first, categories)
     if not upd[0].size and (reported == occ).all() and not (base.escalated & (esc_from > occ)).any():
         return None
-    return Knowledge(base, reported, esc_from, *upd)
+    return Knowledge(base, reported.astype(np.int32), esc_from.astype(np.int32), *upd)
 
 
 def _update_arrays(

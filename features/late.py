@@ -97,6 +97,12 @@ class LateView:
         v["casualties"] = v["casualties"] * sign
         v["severe"] = v["count"] * (v["severity"] >= SEVERE_AT)
         v["sign"] = sign
+        # Versions of pairs whose category, severity, resolution or presence differ: the only ones
+        # that can change a month's highest severity or whether it holds an open event.
+        reshaped = ~seen
+        for name in ("cat", "severity", "res"):
+            reshaped[seen] |= final[name][event][seen] != known[name][seen]
+        v["reshaped"] = np.concatenate([reshaped | ~seen, reshaped[seen]])
         # One order for everything: by (category, as-of, unit, month).
         n_a, n_u, n_m = len(self.t_asof), panel.n_units, panel.n_months
         key = ((v["cat"] * n_a + v["a"]) * n_u + v["unit"]) * n_m + v["occ"]
@@ -120,6 +126,8 @@ class LateView:
         self.g = {k: x[keep] for k, x in g.items()}
         self.g["age"] = self.g["t"] - self.g["occ"]
         self.g_bounds = np.searchsorted(self.g["cat"], np.arange(len(panel.categories) + 1))
+        for k in ("count", "escalated", "casualties", "severe", "open", "unresolved"):
+            del self.v[k]  # in the sums now
         self._memo: dict[tuple, object] = {}
 
     # ---- sums over events: a signed scatter -------------------------------------------------------
@@ -135,17 +143,27 @@ class LateView:
     def _add(
         self, out: np.ndarray, name: str, category: int | None, window: int | None, all_units: bool
     ) -> None:
-        part = self._group_slice(category)
-        values, age = self.g[name][part], self.g["age"][part]
-        sel = values != 0
+        key = ("sums", name, category, all_units, out.shape[1])
+        flat, values, age = self._once(key, lambda: self._sums(name, category, all_units, out.shape[1]))
         if window is not None:
-            sel &= age < window
+            sel = age < window
+            flat, values = flat[sel], values[sel]
+        values = values.astype(out.dtype, copy=False)
+        if out.flags.c_contiguous:
+            np.add.at(out.reshape(-1), flat, values)
+        else:
+            np.add.at(out, np.unravel_index(flat, out.shape), values)
+
+    def _sums(self, name: str, category: int | None, all_units: bool, n_cols: int) -> tuple[np.ndarray, ...]:
+        """The nonzero signed sums of ``name`` of a category (``None``: all), as flat positions in an
+        (as-of × ``n_cols``) array, values and ages t − month."""
+        part = self._group_slice(category)
+        values = self.g[name][part]
+        sel = values != 0
         col = self._columns(self.g["unit"][part][sel], all_units)
-        a, values = self.g["a"][part][sel], values[sel]
-        if self.rowpos is not None and not all_units:
-            keep = col >= 0
-            a, col, values = a[keep], col[keep], values[keep]
-        np.add.at(out, (a, col), values.astype(out.dtype, copy=False))
+        keep = col >= 0
+        a = self.g["a"][part][sel][keep]
+        return a * n_cols + col[keep], values[sel][keep], self.g["age"][part][sel][keep]
 
     def add_window(
         self, out: np.ndarray, variant: str, category: int | None, window: int | None, all_units: bool
@@ -175,7 +193,7 @@ class LateView:
         out[a[keep], col[keep]] = values[keep]
 
     def _series(self, category: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(as-of position, unit, (cells, M) int64 monthly counts of the category as known at t; months
+        """(as-of position, unit, (M, cells) int32 monthly counts of the category as known at t; months
         after t hold the final record and are never read) of the concerned cells. The last category
         asked for is kept."""
         if self._memo.get("series_of") != category:
@@ -185,19 +203,19 @@ class LateView:
             g = {k: self.g[k][part][sel] for k in ("a", "unit", "occ", "count")}
             cells, inverse = np.unique(g["a"] * self.panel.n_units + g["unit"], return_inverse=True)
             a, unit = cells // self.panel.n_units, cells % self.panel.n_units
-            series = self.panel.monthly[category][:, unit].T.astype(np.int64)
-            np.add.at(series, (inverse, g["occ"]), g["count"])
+            series = self.panel.monthly[category][:, unit]  # (M, cells): a month is contiguous
+            np.add.at(series, (g["occ"], inverse), g["count"].astype(series.dtype))
             self._memo["series_of"], self._memo["series"] = category, (a, unit, series)
         return self._memo["series"]
 
     def fix_last_event(self, out: np.ndarray, category: int) -> None:
         """``out`` (as-of × columns): the latest month ≤ t with an event, −1 if none."""
         a, unit, series = self._series(category)
-        months = np.arange(series.shape[1])
-        t = self.t_asof[a]
-        last = np.where((series > 0) & (months[None, :] <= t[:, None]), months[None, :], -1).max(
-            axis=1, initial=-1
-        )
+        n_months = series.shape[0]
+        seen = series > 0
+        seen &= np.arange(n_months)[:, None] <= self.t_asof[a][None, :]
+        back = np.argmax(seen[::-1], axis=0)
+        last = np.where(seen.any(axis=0), n_months - 1 - back, -1)
         self._write(out, a, unit, last)
 
     def fix_decayed(self, out: np.ndarray, category: int, half_life: float) -> None:
@@ -207,10 +225,12 @@ class LateView:
         factor = 2.0 ** (-1.0 / half_life)
         acc = np.zeros(len(a), dtype=np.float64)
         value = np.zeros(len(a), dtype=np.float64)
-        for m in range(int(t.max(initial=-1)) + 1):
+        by_t = np.argsort(t, kind="stable")
+        ends = np.searchsorted(t[by_t], np.arange(int(t.max(initial=-1)) + 2))
+        for m in range(len(ends) - 1):
             acc *= factor
-            acc += series[:, m]
-            now = t == m
+            acc += series[m]
+            now = by_t[ends[m] : ends[m + 1]]
             value[now] = acc[now]
         self._write(out, a, unit, value.astype(np.float32))
 
@@ -220,7 +240,8 @@ class LateView:
 
         def make():
             p, v = self.panel, self.v
-            cell = (v["cat"] * p.n_months + v["occ"]) * p.n_units + v["unit"]
+            r = v["reshaped"]
+            cell = (v["cat"][r] * p.n_months + v["occ"][r]) * p.n_units + v["unit"][r]
             flat = p._flat()
             inside = np.flatnonzero(np.isin(flat, np.unique(cell), kind="table"))
             order = np.argsort(flat[inside], kind="stable")
@@ -235,7 +256,16 @@ class LateView:
 
         def make():
             p, v = self.panel, self._versions(category)
+            # The months some reshaped version touches, with every version of them (the gather
+            # below sets all their stale events aside).
             key = (v["a"] * p.n_units + v["unit"]) * p.n_months + v["occ"]
+            new = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+            group = np.cumsum(new) - 1
+            touched = np.zeros(int(new.sum()), dtype=bool)
+            np.logical_or.at(touched, group[v["reshaped"]], True)
+            inside = touched[group]
+            names = ("a", "unit", "occ", "t", "sign", "severity", "res")
+            v, key = {k: v[k][inside] for k in names}, key[inside]
             starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
             m = {k: v[k][starts] for k in ("a", "unit", "occ", "t")}
             m["key"] = key[starts]
@@ -278,11 +308,11 @@ class LateView:
         months = self.t_asof[a][:, None] - np.arange(window)[None, :]
         values = p.max_severity[category][np.maximum(months, 0), unit[:, None]].astype(np.int64)
         values[months < 0] = 0
-        for j in range(window):
-            want = cells * p.n_months + np.maximum(months[:, j], 0)
-            at = np.minimum(np.searchsorted(key, want), len(key) - 1)
-            hit = (key[at] == want) & (months[:, j] >= 0)
-            values[hit, j] = value[at[hit]]
+        # Each changed month replaces its value at its lag in its cell's window.
+        at = np.searchsorted(cells, key // p.n_months)
+        lag = self.t_asof[a[at]] - key % p.n_months
+        inside = lag < window
+        values[at[inside], lag[inside]] = value[inside]
         self._write(out, a, unit, values.max(axis=1))
 
     def fix_oldest_open(self, out: np.ndarray, category: int) -> None:

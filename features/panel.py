@@ -130,7 +130,9 @@ class Panel:
     @property
     def oldest_open(self) -> np.ndarray:
         """(C, M, U) int16: occurrence offset of the oldest event open at each month's end, -1 if none."""
-        return self._memo("oldest_open", lambda: _oldest_open(self, self._cache.get("latest_res")))
+        # With late records the correction reads the month maxima of resolution again: keep them.
+        latest = self.latest_res if self.knowledge is not None else self._cache.get("latest_res")
+        return self._memo("oldest_open", lambda: _oldest_open(self, latest))
 
     @property
     def latest_res(self) -> np.ndarray:
