@@ -13,7 +13,7 @@ All months here are offsets from the panel's first month.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -68,6 +68,7 @@ class Knowledge:
     upd_field: np.ndarray
     upd_value: np.ndarray
     upd_month: np.ndarray
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def at(self, t: int | None) -> EventArrays:
         """The events as the records held them at the end of month ``t`` (``None``: the final
@@ -104,7 +105,13 @@ class Knowledge:
         return arrays.take((self.reported <= t) & (b.occ <= t))
 
     def settled(self) -> np.ndarray:
-        """Per event, the first month from which its final state is in the records (≥ occurrence)."""
+        """Per event, the first month from which its final state is in the records (≥ occurrence);
+        computed once."""
+        if "settled" not in self._memo:
+            self._memo["settled"] = self._settled()
+        return self._memo["settled"]
+
+    def _settled(self) -> np.ndarray:
         final = self.at(None)
         month = np.maximum(self.reported, self.base.occ).astype(np.int64)
         month = np.where(final.escalated, np.maximum(month, self.escalated_from), month)

@@ -66,7 +66,7 @@ class LateView:
             self.rowpos = np.full(panel.n_units, -1, dtype=np.int64)
             self.rowpos[rows] = np.arange(len(rows))
         event, month = _cached(panel, "stale_pairs", lambda: knowledge.stale_pairs(panel.n_months))
-        self.settled = _cached(panel, "settled", knowledge.settled)
+        self.settled = knowledge.settled()
         # Pairs → as-of positions (an as-of month may be asked twice).
         order = np.argsort(self.t_asof, kind="stable")
         sorted_t = self.t_asof[order]
@@ -143,8 +143,12 @@ class LateView:
     def _add(
         self, out: np.ndarray, name: str, category: int | None, window: int | None, all_units: bool
     ) -> None:
-        key = ("sums", name, category, all_units, out.shape[1])
-        flat, values, age = self._once(key, lambda: self._sums(name, category, all_units, out.shape[1]))
+        flat, values, age, bounds = self._once(
+            ("sums", name, all_units, out.shape[1]), lambda: self._sums(name, all_units, out.shape[1])
+        )
+        if category is not None:
+            part = slice(int(bounds[category]), int(bounds[category + 1]))
+            flat, values, age = flat[part], values[part], age[part]
         if window is not None:
             sel = age < window
             flat, values = flat[sel], values[sel]
@@ -154,16 +158,16 @@ class LateView:
         else:
             np.add.at(out, np.unravel_index(flat, out.shape), values)
 
-    def _sums(self, name: str, category: int | None, all_units: bool, n_cols: int) -> tuple[np.ndarray, ...]:
-        """The nonzero signed sums of ``name`` of a category (``None``: all), as flat positions in an
-        (as-of × ``n_cols``) array, values and ages t − month."""
-        part = self._group_slice(category)
-        values = self.g[name][part]
-        sel = values != 0
-        col = self._columns(self.g["unit"][part][sel], all_units)
+    def _sums(self, name: str, all_units: bool, n_cols: int) -> tuple[np.ndarray, ...]:
+        """The nonzero signed sums of ``name`` as flat positions in an (as-of × ``n_cols``) array,
+        their values and ages t − month, and the bounds of each category among them."""
+        g = self.g
+        sel = g[name] != 0
+        col = self._columns(g["unit"][sel], all_units)
         keep = col >= 0
-        a = self.g["a"][part][sel][keep]
-        return a * n_cols + col[keep], values[sel][keep], self.g["age"][part][sel][keep]
+        cat = g["cat"][sel][keep]
+        bounds = np.searchsorted(cat, np.arange(len(self.panel.categories) + 1))
+        return g["a"][sel][keep] * n_cols + col[keep], g[name][sel][keep], g["age"][sel][keep], bounds
 
     def add_window(
         self, out: np.ndarray, variant: str, category: int | None, window: int | None, all_units: bool
@@ -201,7 +205,7 @@ class LateView:
             part = self._group_slice(category)
             sel = self.g["count"][part] != 0
             g = {k: self.g[k][part][sel] for k in ("a", "unit", "occ", "count")}
-            cells, inverse = np.unique(g["a"] * self.panel.n_units + g["unit"], return_inverse=True)
+            cells, inverse = _sorted_unique(g["a"] * self.panel.n_units + g["unit"])
             a, unit = cells // self.panel.n_units, cells % self.panel.n_units
             series = self.panel.monthly[category][:, unit]  # (M, cells): a month is contiguous
             np.add.at(series, (g["occ"], inverse), g["count"].astype(series.dtype))
@@ -303,7 +307,7 @@ class LateView:
             return
         p = self.panel
         key, value = m["key"][changed], m["max_severity"][changed]
-        cells = np.unique(key // p.n_months)
+        cells, _ = _sorted_unique(key // p.n_months)
         a, unit = cells // p.n_units, cells % p.n_units
         months = self.t_asof[a][:, None] - np.arange(window)[None, :]
         values = p.max_severity[category][np.maximum(months, 0), unit[:, None]].astype(np.int64)
@@ -322,7 +326,7 @@ class LateView:
         if not changed.any():
             return
         p = self.panel
-        cells = np.unique(m["key"][changed] // p.n_months)
+        cells, _ = _sorted_unique(m["key"][changed] // p.n_months)
         a, unit = cells // p.n_units, cells % p.n_units
         t = self.t_asof[a]
         big = np.int64(np.iinfo(np.int32).max)
@@ -390,6 +394,12 @@ class LateView:
             return g, tiers_from_outcomes(outcomes, tier_rules)
 
         return self._once(("month_tiers", tier_rules.model_dump_json()), make)
+
+
+def _sorted_unique(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct values, index of each key among them) of an ascending int array."""
+    new = np.r_[True, keys[1:] != keys[:-1]] if len(keys) else np.zeros(0, dtype=bool)
+    return keys[new], np.cumsum(new) - 1
 
 
 def _month_outcomes(panel: Panel, month: np.ndarray, unit: np.ndarray) -> dict[str, np.ndarray]:
