@@ -88,6 +88,12 @@ def test_scores_of_a_month_equal_the_records_as_they_stood_then(deployed):
     assert [r["reasons"] for r in now] == [r["reasons"] for r in then]
     # Treating the late records as known moves some of the month's scores.
     assert np.abs(_probabilities(now) - _probabilities(naive)).max() > 1e-3
+    # What the unit page says was recorded after the fact is the same from either folder, and
+    # absent without reporting dates.
+    late = [r["late_records"] for r in now]
+    assert late == [r["late_records"] for r in then]
+    assert sum(x["events"] for x in late) > 0 and any(x["events"] == 0 for x in late)
+    assert all(r.get("late_records") is None for r in naive)
 
 
 def test_batch_scores_and_the_api_follow_the_same_rule(deployed):
@@ -102,6 +108,7 @@ def test_batch_scores_and_the_api_follow_the_same_rule(deployed):
             stored = client.get(f"/v1/units/{unit}/risk?as_of={AS_OF}", headers=headers).json()
             fresh = deployed["scorers"]["then"].score([unit], as_of=AS_OF)[0]
             assert stored["as_of"] == AS_OF
+            assert stored["late_records"] == fresh["late_records"]
             for k, v in fresh["probabilities"].items():
                 assert abs(v - stored["probabilities"][k]) < 1e-3
         # POST /v1/score scores the latest month of the data it was given.
