@@ -5,6 +5,11 @@
     .venv/bin/python benchmarks/features.py --synthetic --units 5000 --repeat 1   # quick look
     .venv/bin/python benchmarks/features.py --synthetic --late 0.12              # with late records
 
+With ``--late``, the same world is also timed without its reporting dates, the two runs alternating,
+and the ratio (late / plain) of wall time and of peak RSS is printed: the as-known-at-t correction
+(features/late.py) is held to 1.2× of the plain time and memory. ``--ref-units 0`` skips the
+plain reference.
+
 Measures, for every labelled as-of date (horizon 1, cadence 1): ``build_panel`` + ``build_frame``
 (all features and labels) wall time, peak RSS above the start, unit-months/s and events/s; against
 (a) the plain reference implementation (``tests/features/reference.py``) on a sample of as-of dates ×
@@ -231,6 +236,25 @@ def duckdb_counts(units, events, windows=(1, 3, 6, 12, 24), threads: int = 2):
     return result
 
 
+def late_versus_plain(units, late_events, repeat: int) -> dict[str, dict[str, list[float]]]:
+    """Alternating timed runs of ``ours_full`` on the events with and without their reporting dates:
+    ``{"late" | "plain": {"wall": [s], "cpu": [s], "rss": [+GB]}}`` (CPU: this process's time,
+    steadier than wall time on a shared machine)."""
+    plain_events = late_events.drop(columns=["reported_at", "escalated_at"])
+    runs = {k: {"wall": [], "cpu": [], "rss": []} for k in ("late", "plain")}
+    for _ in range(repeat):
+        for name, events in (("plain", plain_events), ("late", late_events)):
+            gc.collect()
+            with PeakRSS() as rss:
+                t0, c0 = time.perf_counter(), time.process_time()
+                result = ours_full(units, events)
+                runs[name]["wall"].append(time.perf_counter() - t0)
+                runs[name]["cpu"].append(time.process_time() - c0)
+            runs[name]["rss"].append(rss.gb_above_start)
+            del result
+    return runs
+
+
 def reference_sample(units, events, dates, n_units: int, n_dates: int):
     from reference import reference_features
 
@@ -353,10 +377,13 @@ def main() -> None:
         del duck
     del ours
 
+    late_runs = late_versus_plain(units, events, args.repeat) if args.late > 0 else None
+
     # The plain reference knows no reporting dates: it checks the kernels on the events as recorded.
-    plain = events.drop(columns=["reported_at", "escalated_at"], errors="ignore")
-    ref_s, ref_um, mismatched = reference_sample(units, plain, dates, args.ref_units, args.ref_dates)
-    ref_per_um = ref_s / ref_um
+    ref = None
+    if args.ref_units > 0:
+        plain = events.drop(columns=["reported_at", "escalated_at"], errors="ignore")
+        ref = reference_sample(units, plain, dates, args.ref_units, args.ref_dates)
     panel_s, lat_ms, lat_p95 = serving_latency(units, events)
 
     full = statistics.median(full_t)
@@ -381,15 +408,17 @@ def main() -> None:
         rows.append(
             ("duckdb: 35 window counts (SQL)", d, statistics.median(duck_mem), unit_months / d, n_events / d)
         )
-    rows.append(
-        (
-            "reference (extrapolated)",
-            ref_per_um * unit_months,
-            float("nan"),
-            1 / ref_per_um,
-            n_events / (ref_per_um * unit_months),
+    if ref is not None:
+        ref_per_um = ref[0] / ref[1]
+        rows.append(
+            (
+                "reference (extrapolated)",
+                ref_per_um * unit_months,
+                float("nan"),
+                1 / ref_per_um,
+                n_events / (ref_per_um * unit_months),
+            )
         )
-    )
     print()
     print(
         f"frame: {shape[0]:,} rows × {n_feat} features, {len(dates)} as-of dates; peak RSS {statistics.median(full_peak):.2f} GB"
@@ -403,11 +432,22 @@ def main() -> None:
             f"ratios: DuckDB / ours on the same counts = {statistics.median(duck_t) / statistics.median(cnt_t):.1f}×; "
             f"DuckDB counts only / ours all features = {statistics.median(duck_t) / full:.2f}×; counts agree: {agree}"
         )
-    print(
-        f"reference: {ref_s:.1f} s for {ref_um:,} unit-months ({ref_per_um * 1e3:.2f} ms each) → "
-        f"{ref_per_um * unit_months / full:,.0f}× slower than ours; features equal on the sample: "
-        f"{'yes' if not mismatched else 'NO ' + ', '.join(mismatched[:5])}"
-    )
+    if ref is not None:
+        ref_s, ref_um, mismatched = ref
+        print(
+            f"reference: {ref_s:.1f} s for {ref_um:,} unit-months ({ref_per_um * 1e3:.2f} ms each) → "
+            f"{ref_per_um * unit_months / full:,.0f}× slower than ours; features equal on the sample: "
+            f"{'yes' if not mismatched else 'NO ' + ', '.join(mismatched[:5])}"
+        )
+    if late_runs is not None:
+        med = {k: {m: statistics.median(x) for m, x in v.items()} for k, v in late_runs.items()}
+        lt, pl = med["late"], med["plain"]
+        print(
+            f"late records ({args.late:.0%} entered late, escalations dated later), {args.repeat} alternating "
+            f"runs each, medians — with / without: wall {lt['wall']:.2f} / {pl['wall']:.2f} s = "
+            f"{lt['wall'] / pl['wall']:.2f}×; CPU {lt['cpu']:.2f} / {pl['cpu']:.2f} s = "
+            f"{lt['cpu'] / pl['cpu']:.2f}×; +RSS {lt['rss']:.2f} / {pl['rss']:.2f} GB = {lt['rss'] / pl['rss']:.2f}×"
+        )
     print(
         f"serving (county of {int((units['county'] == units['county'].iloc[0]).sum())} units): build_panel "
         f"{panel_s * 1e3:.0f} ms; build_frame(one unit, latest month) median {lat_ms:.1f} ms, p95 {lat_p95:.1f} ms"

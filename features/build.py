@@ -32,6 +32,7 @@ from sanling.features.declaration import (
 )
 from sanling.features.grid import as_of_offsets
 from sanling.features.labels import monthly_tiers, tiers_from_outcomes, validate_tier_rules, window_outcomes
+from sanling.features.late import late_view
 from sanling.features.panel import Panel
 from sanling.features.peers import group_codes, knn_mean, knn_neighbours, mean_excluding_self
 from sanling.features.registry import feature_registry
@@ -82,6 +83,8 @@ class _Context:
         self.tier_rules = tier_rules
         self.cat_index = {c: i for i, c in enumerate(panel.categories)}
         self.cache: dict[tuple, np.ndarray] = {}
+        # What the final record holds that the records at each as-of month did not (features/late.py).
+        self.late = late_view(panel, t, rows)
 
     def take(self, arr: np.ndarray, months: np.ndarray, all_units: bool = False) -> np.ndarray:
         """arr (months, U)[months, rows] → (n_as_of, rows)."""
@@ -111,17 +114,24 @@ def window_total(
                 cum, np.maximum(t + 1 - window, 0), all_units
             )
             total = part if total is None else total + part
+        if ctx.late is not None:
+            ci = None if category is None else ctx.cat_index[category]
+            ctx.late.add_window(total, variant, ci, window, all_units)
         if not keep:
             return total
         ctx.cache[key] = total
     return ctx.cache[key]
 
 
-def _per_category(ctx: _Context, f: Feature, arr3d: np.ndarray, all_units: bool = False) -> np.ndarray:
+def backlog(ctx: _Context, category: str | None, all_units: bool = False) -> np.ndarray:
+    """Events of the category (``None``: all) open at the end of each as-of month."""
+    cis = range(len(ctx.cat_index)) if category is None else [ctx.cat_index[category]]
     total = None
-    for ci in _cats(ctx, f):
-        part = ctx.take(arr3d[ci], ctx.t, all_units).astype(np.int64)
+    for ci in cis:
+        part = ctx.take(ctx.panel.backlog[ci], ctx.t, all_units).astype(np.int64)
         total = part if total is None else total + part
+    if ctx.late is not None:
+        ctx.late.add_open(total, None if category is None else ctx.cat_index[category], None, all_units)
     return total
 
 
@@ -130,11 +140,19 @@ def _k_window(ctx: _Context, f: Feature) -> np.ndarray:
 
 
 def _k_decay(ctx: _Context, f: Feature) -> np.ndarray:
-    return ctx.take(ctx.panel.decayed(f.half_life)[ctx.cat_index[f.category]], ctx.t)
+    ci = ctx.cat_index[f.category]
+    values = ctx.take(ctx.panel.decayed(f.half_life)[ci], ctx.t)
+    if ctx.late is not None:
+        ctx.late.fix_decayed(values, ci, f.half_life)
+    return values
 
 
 def _last(ctx: _Context, f: Feature) -> np.ndarray:
-    return ctx.take(ctx.panel.last_event[ctx.cat_index[f.category]], ctx.t).astype(np.int64)
+    ci = ctx.cat_index[f.category]
+    last = ctx.take(ctx.panel.last_event[ci], ctx.t).astype(np.int64)
+    if ctx.late is not None:
+        ctx.late.fix_last_event(last, ci)
+    return last
 
 
 def _k_months_since(ctx: _Context, f: Feature) -> np.ndarray:
@@ -149,22 +167,28 @@ def _k_recency_decay(ctx: _Context, f: Feature) -> np.ndarray:
 
 
 def _k_max_severity(ctx: _Context, f: Feature) -> np.ndarray:
-    sev = ctx.panel.max_severity[ctx.cat_index[f.category]]
+    ci = ctx.cat_index[f.category]
+    sev = ctx.panel.max_severity[ci]
     out = None
     for lag in range(f.window):
         m = ctx.t - lag
         part = ctx.take(sev, np.maximum(m, 0)).astype(np.int64)
         part[m < 0] = 0
         out = part if out is None else np.maximum(out, part)
+    if ctx.late is not None:
+        ctx.late.fix_max_severity(out, ci, f.window)
     return out
 
 
 def _k_backlog(ctx: _Context, f: Feature) -> np.ndarray:
-    return _per_category(ctx, f, ctx.panel.backlog)
+    return backlog(ctx, f.category)
 
 
 def _k_backlog_age(ctx: _Context, f: Feature) -> np.ndarray:
-    oldest = ctx.take(ctx.panel.oldest_open[ctx.cat_index[f.category]], ctx.t).astype(np.int64)
+    ci = ctx.cat_index[f.category]
+    oldest = ctx.take(ctx.panel.oldest_open[ci], ctx.t).astype(np.int64)
+    if ctx.late is not None:
+        ctx.late.fix_oldest_open(oldest, ci)
     return np.where(oldest >= 0, ctx.t[:, None] - oldest + 1, 0)
 
 
@@ -175,7 +199,10 @@ def _k_escalation_ratio(ctx: _Context, f: Feature) -> np.ndarray:
 
 def _k_resolution_rate(ctx: _Context, f: Feature) -> np.ndarray:
     n = window_total(ctx, "count", f.category, YEAR_WINDOW)
-    still_open = ctx.take(ctx.panel.open_within(YEAR_WINDOW)[ctx.cat_index[f.category]], ctx.t)
+    ci = ctx.cat_index[f.category]
+    still_open = ctx.take(ctx.panel.open_within(YEAR_WINDOW)[ci], ctx.t).astype(np.int64)
+    if ctx.late is not None:
+        ctx.late.add_open(still_open, ci, YEAR_WINDOW, False)
     return (n - still_open + 1.0) / (n + 1.0)
 
 
@@ -214,11 +241,7 @@ def _base_values(ctx: _Context, base: str, all_units: bool) -> np.ndarray:
     if base == "unresolved_backlog_total":
         key = ("backlog_total", all_units)
         if key not in ctx.cache:
-            total = None
-            for ci in range(len(ctx.cat_index)):
-                part = ctx.take(ctx.panel.backlog[ci], ctx.t, all_units).astype(np.int64)
-                total = part if total is None else total + part
-            ctx.cache[key] = total
+            ctx.cache[key] = backlog(ctx, None, all_units)
         return ctx.cache[key]
     stem, window = base.rsplit("_count_", 1)
     category = None if stem == "events" else stem
@@ -290,13 +313,18 @@ def _k_rate_all(ctx: _Context, f: Feature) -> np.ndarray:
     """Events per month since the panel's first month (months observed = t + 1)."""
     total = None
     for ci in _cats(ctx, f):
-        part = ctx.take(ctx.panel.channel("count", ci), ctx.t + 1).astype(np.float64)
+        part = ctx.take(ctx.panel.channel("count", ci), ctx.t + 1).astype(np.int64)
         total = part if total is None else total + part
+    if ctx.late is not None:
+        ctx.late.add_window(
+            total, "count", None if f.category is None else ctx.cat_index[f.category], None, False
+        )
     return total / (ctx.t[:, None] + 1.0)
 
 
-def _tier_at_least(ctx: _Context, f: Feature) -> np.ndarray:
-    """(M+1, U) cumulative count of months whose own tier reached the feature's level."""
+def _tier_months(ctx: _Context, f: Feature, window: int | None) -> np.ndarray:
+    """(as-of × rows) int64: months t-window+1 … t (every month ≤ t for ``None``) whose own tier
+    reached the feature's level."""
     level = dict((n, lv) for n, lv, _ in HISTORY_LEVELS)[f.variant]
     key = ("tier_cum", ctx.tier_rules.model_dump_json(), level)
 
@@ -304,16 +332,21 @@ def _tier_at_least(ctx: _Context, f: Feature) -> np.ndarray:
         hit = (monthly_tiers(ctx.panel, ctx.tier_rules) >= level).astype(np.int32)
         return np.vstack([np.zeros((1, hit.shape[1]), np.int32), np.cumsum(hit, axis=0, dtype=np.int32)])
 
-    return _cached(ctx.panel, key, make)
+    cum = _cached(ctx.panel, key, make)
+    months = ctx.take(cum, ctx.t + 1).astype(np.int64)
+    if window is not None:
+        months -= ctx.take(cum, np.maximum(ctx.t + 1 - window, 0))
+    if ctx.late is not None:
+        ctx.late.add_tier_months(months, level, window, ctx.tier_rules)
+    return months
 
 
 def _k_tier_share(ctx: _Context, f: Feature) -> np.ndarray:
-    return ctx.take(_tier_at_least(ctx, f), ctx.t + 1) / (ctx.t[:, None] + 1.0)
+    return _tier_months(ctx, f, None) / (ctx.t[:, None] + 1.0)
 
 
 def _k_tier_months(ctx: _Context, f: Feature) -> np.ndarray:
-    cum = _tier_at_least(ctx, f)
-    return ctx.take(cum, ctx.t + 1) - ctx.take(cum, np.maximum(ctx.t + 1 - f.window, 0))
+    return _tier_months(ctx, f, f.window)
 
 
 KERNELS: dict[str, Callable[[_Context, Feature], np.ndarray]] = {
@@ -381,20 +414,12 @@ def _category_column(panel: Panel, column: str, take: np.ndarray) -> pd.Categori
     return pd.Categorical.from_codes(codes[take], categories=cats)
 
 
-def _fill(
-    matrix: np.ndarray, numeric: list[Feature], ctx: _Context, n_as_of: int, n_rows: int, which: np.ndarray
-) -> None:
-    """Write the features of ``ctx``'s as-of months into the rows of as-of positions ``which``."""
-    if len(which) == 0:
-        return
+def _fill(matrix: np.ndarray, numeric: list[Feature], ctx: _Context, n_as_of: int, n_rows: int) -> None:
+    """Write the features of ``ctx``'s as-of months into ``matrix`` (rows as-of major)."""
     for j, f in enumerate(numeric):
         values = KERNELS[f.kind](ctx, f)
         # Kernels return (n_as_of | 1, rows | 1); broadcast and flatten as-of major.
-        block = matrix[:, j].reshape(n_as_of, n_rows)
-        if len(which) == n_as_of:
-            block[...] = values
-        else:
-            block[which] = values
+        matrix[:, j].reshape(n_as_of, n_rows)[...] = values
 
 
 def build_frame(
@@ -421,20 +446,15 @@ def build_frame(
     registry = registry_for(panel, params)
     if with_labels:
         validate_tier_rules(tier_rules, list(panel.categories))
-    # An as-of month whose records still lacked something the final record holds (a late report,
-    # a later escalation or correction) is computed from the records as they stood then.
-    stale = panel.stale_months()[t]
-    ctx = _Context(panel, t[~stale], rows, horizon_months, params, tier_rules)
+    # Features of the final record, corrected where the records at an as-of month still lacked
+    # something (a late report, a later escalation or correction): see features/late.py.
+    ctx = _Context(panel, t, rows, horizon_months, params, tier_rules)
     n_rows_u = panel.n_units if rows is None else len(rows)
     n = len(t) * n_rows_u
 
     numeric = [f for f in registry if f.dtype == "float32"]
     matrix = np.empty((n, len(numeric)), dtype=np.float32, order="F")
-    _fill(matrix, numeric, ctx, len(t), n_rows_u, np.flatnonzero(~stale))
-    for i in np.flatnonzero(stale):
-        then = panel.as_known(int(t[i]), keep=len(t) == 1)
-        known = _Context(then, t[i : i + 1], rows, horizon_months, params, tier_rules)
-        _fill(matrix, numeric, known, len(t), n_rows_u, np.array([i]))
+    _fill(matrix, numeric, ctx, len(t), n_rows_u)
     frame = pd.DataFrame(matrix, columns=[f.name for f in numeric], copy=False)
 
     unit_take = np.tile(np.arange(panel.n_units) if rows is None else rows, len(t))

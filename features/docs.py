@@ -42,6 +42,21 @@ def render(registry: Sequence[Feature]) -> str:
         "by then. Labels are the final record's (the backtest trains each origin on the labels known then, "
         "docs/model.md).",
         "",
+        "How (features/late.py): the features are computed once from the final record and then corrected "
+        "where the records at *t* still lacked something — for every *stale* event of *t* (occurred by *t*, "
+        "but reported, escalated or corrected after *t*) its final version is taken out and its version as "
+        "known at *t* (none while unreported) put in. Sums over events (window counts of every channel, "
+        "`rate_all`, open backlogs, `resolution_rate`'s open events, a month's own outcome) take a signed "
+        "scatter over the (as-of, unit) cells concerned; what is not a sum is recomputed for those cells "
+        "only: `months_since_last` / `recency_decay` (the latest month with an event), `decayed_hl*` (the "
+        "panel's own float recursion, so bit for bit), `max_severity_12m` (the months whose highest "
+        "severity changed), `backlog_age_months` (the oldest month still holding an open event), and "
+        "`tier_share_*` / `tier_months_*` (the months whose own tier changed). Ratios (`escalation_ratio`, "
+        "`trend_ratio`, `yoy_change`, `quiet_24m`, per-capita) are computed from the corrected sums, and "
+        "peer averages (township, county × type, nearest neighbours) from every unit's corrected base "
+        "value, so they follow. `Panel.as_known(t)` — the plain rebuild of the records at *t* — must give "
+        "the same numbers exactly (tests/features/test_late.py, a property test over random late records).",
+        "",
         "Static and dated attributes: a numeric registry attribute with entries in `unit_history` is *dated* "
         "— its value at *t* is its latest entry with `valid_from` by the end of *t*, empty before its first "
         "entry. Every other registry attribute is *static*: its one value in `units` is used for every "

@@ -13,7 +13,7 @@ All months here are offsets from the panel's first month.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -68,13 +68,15 @@ class Knowledge:
     upd_field: np.ndarray
     upd_value: np.ndarray
     upd_month: np.ndarray
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def at(self, t: int | None) -> EventArrays:
         """The events as the records held them at the end of month ``t`` (``None``: the final
         record): events reported by then, with the corrections recorded by then and only the
         escalations dated by then. Events that occurred after ``t`` are left out."""
         b = self.base
-        values = {f: getattr(b, f).copy() for f in ("cat", "res", "escalated", "casualties", "severity")}
+        # Fields without a correction stay the first record's arrays (no copy).
+        values = {f: getattr(b, f) for f in ("cat", "res", "escalated", "casualties", "severity")}
         sel = np.ones(len(self.upd_event), dtype=bool) if t is None else self.upd_month <= t
         for k, name in enumerate(UPDATE_FIELDS):
             pick = sel & (self.upd_field == k)
@@ -83,7 +85,7 @@ class Knowledge:
             ev, val = self.upd_event[pick], self.upd_value[pick]
             last = _last_per_key(ev)
             target = {"resolved_at": "res", "category": "cat"}.get(name, name)
-            arr = values[target]
+            arr = values[target] = values[target].copy()
             arr[ev[last]] = val[last].astype(arr.dtype)
         escalated = values["escalated"]
         if t is not None:
@@ -103,13 +105,62 @@ class Knowledge:
         return arrays.take((self.reported <= t) & (b.occ <= t))
 
     def settled(self) -> np.ndarray:
-        """Per event, the first month from which its final state is in the records (≥ occurrence)."""
+        """Per event, the first month from which its final state is in the records (≥ occurrence);
+        computed once."""
+        if "settled" not in self._memo:
+            self._memo["settled"] = self._settled()
+        return self._memo["settled"]
+
+    def _settled(self) -> np.ndarray:
         final = self.at(None)
         month = np.maximum(self.reported, self.base.occ).astype(np.int64)
         month = np.where(final.escalated, np.maximum(month, self.escalated_from), month)
         if len(self.upd_event):
             np.maximum.at(month, self.upd_event, self.upd_month.astype(np.int64))
         return month
+
+    def stale_pairs(self, n_months: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every (event position, month offset t < ``n_months``) where the records at the end of t
+        held less than the final record about an event that had occurred by then (int64 arrays,
+        event-major, months ascending)."""
+        occ = self.base.occ.astype(np.int64)
+        stop = np.minimum(self.settled(), n_months)
+        late = np.flatnonzero(stop > occ)
+        span = stop[late] - occ[late]
+        starts = np.cumsum(span) - span
+        event = np.repeat(late.astype(np.int64), span)
+        month = np.repeat(occ[late] - starts, span) + np.arange(int(span.sum()), dtype=np.int64)
+        return event, month
+
+    def known_values(self, event: np.ndarray, t: np.ndarray) -> dict[str, np.ndarray]:
+        """Per (event position, month offset) pair, the event as the records held it at the end of
+        that month — the vectorised :meth:`at` for scattered pairs: ``reported`` (bool) and ``cat``,
+        ``res``, ``escalated``, ``casualties``, ``severity`` (as in :class:`EventArrays`)."""
+        b = self.base
+        values = {
+            f: getattr(b, f)[event].copy() for f in ("cat", "res", "escalated", "casualties", "severity")
+        }
+        # Updates ordered by (event, recorded month), ties in recorded order (a stable sort of an
+        # already recorded-order array): the last entry at or before (event, t) is the one in force.
+        shift = np.int64(1 << 24)
+        for k, name in enumerate(UPDATE_FIELDS):
+            sel = np.flatnonzero(self.upd_field == k)
+            if not len(sel):
+                continue
+            ue, um, uv = self.upd_event[sel], self.upd_month[sel].astype(np.int64), self.upd_value[sel]
+            key = ue * (2 * shift) + np.clip(um, -shift, shift - 1) + shift
+            order = np.argsort(key, kind="stable")
+            key, ue, uv = key[order], ue[order], uv[order]
+            at = np.searchsorted(key, event * (2 * shift) + t + shift, side="right") - 1
+            hit = at >= 0
+            hit[hit] = ue[at[hit]] == event[hit]
+            target = {"resolved_at": "res", "category": "cat"}.get(name, name)
+            arr = values[target]
+            arr[hit] = uv[at[hit]].astype(arr.dtype)
+        values["res"] = np.maximum(values["res"], b.occ[event])
+        values["escalated"] = values["escalated"] & (self.escalated_from[event] <= t)
+        values["reported"] = self.reported[event] <= t
+        return values
 
     def stale_months(self, n_months: int) -> np.ndarray:
         """(n_months,) bool: months whose records differ from the final record for some event that
@@ -156,7 +207,7 @@ def knowledge_of(
     upd = _update_arrays(events, updates, first, categories)
     if not upd[0].size and (reported == occ).all() and not (base.escalated & (esc_from > occ)).any():
         return None
-    return Knowledge(base, reported, esc_from, *upd)
+    return Knowledge(base, reported.astype(np.int32), esc_from.astype(np.int32), *upd)
 
 
 def _update_arrays(

@@ -130,7 +130,15 @@ class Panel:
     @property
     def oldest_open(self) -> np.ndarray:
         """(C, M, U) int16: occurrence offset of the oldest event open at each month's end, -1 if none."""
-        return self._memo("oldest_open", lambda: _oldest_open(self))
+        # With late records the correction reads the month maxima of resolution again: keep them.
+        latest = self.latest_res if self.knowledge is not None else self._cache.get("latest_res")
+        return self._memo("oldest_open", lambda: _oldest_open(self, latest))
+
+    @property
+    def latest_res(self) -> np.ndarray:
+        """(C, M, U) int16: the latest resolution offset of each month's events (capped at M), -1 if
+        none — the month holds an event open at the end of t ⇔ ``latest_res > t``."""
+        return self._memo("latest_res", lambda: _latest_res(self))
 
     @property
     def max_severity(self) -> np.ndarray:
@@ -401,16 +409,22 @@ def _open_counts(panel: Panel, stop: np.ndarray) -> np.ndarray:
     return np.cumsum(delta.reshape(n_cat, n_months, n_units), axis=1).astype(np.int32)
 
 
-def _oldest_open(panel: Panel) -> np.ndarray:
+def _latest_res(panel: Panel) -> np.ndarray:
+    n_cat, n_months, n_units = panel.monthly.shape
+    latest_res = np.full(n_cat * n_months * n_units, -1, dtype=np.int32)
+    np.maximum.at(latest_res, panel._flat(), panel.ev_res)
+    return np.minimum(latest_res, n_months).astype(np.int16).reshape(n_cat, n_months, n_units)
+
+
+def _oldest_open(panel: Panel, latest_res: np.ndarray | None = None) -> np.ndarray:
     """(C, M, U) int16: the occurrence offset of the oldest event open at the end of each month, -1 if none.
 
     R[o] = the latest resolution offset among events that occurred in month o; the oldest open event
     at t is the smallest o ≤ t with R[o] > t. One vectorised comparison per lag k = t - o.
     """
     n_cat, n_months, n_units = panel.monthly.shape
-    latest_res = np.full(n_cat * n_months * n_units, -1, dtype=np.int32)
-    np.maximum.at(latest_res, panel._flat(), panel.ev_res)
-    latest_res = np.minimum(latest_res, n_months).astype(np.int16).reshape(n_cat, n_months, n_units)
+    if latest_res is None:
+        latest_res = _latest_res(panel)
     lag = np.full((n_cat, n_months, n_units), -1, dtype=np.int16)
     months = np.arange(n_months, dtype=np.int16)
     # Ascending k: a later (larger) lag overwrites, so the oldest open month wins.

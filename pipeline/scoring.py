@@ -12,6 +12,7 @@ from sanling.core.months import month_number
 from sanling.core.vocabulary import TIERS
 from sanling.features.build import build_frame
 from sanling.features.labels import tiers_from_outcomes, window_outcomes
+from sanling.features.late import late_records
 from sanling.models.conformal import ConformalTiers, set_labels
 from sanling.models.explain import peer_means
 from sanling.models.intensity import intensity_against_peers, reporting_intensity
@@ -69,10 +70,14 @@ def explained_scores(
     reg = ds.units.loc[ds.units["unit_id"].isin({r["unit_id"] for r in rows}), ["unit_id", *cols]]
     info = {u[0]: dict(zip(cols, map(str, u[1:]), strict=True)) for u in reg.itertuples(index=False)}
     effort = unit_intensity(ds.units, getattr(bundle.config, "reporting_effort", None))
-    for r in rows:
+    # What the unit's figures hold that was recorded after the fact (the unit page's 含补录事件N起).
+    late = late_records(panel, as_of, [r["unit_id"] for r in rows])
+    for i, r in enumerate(rows):
         r.update(info[r["unit_id"]], model_version=model_version)
         if effort:
             r["reporting_intensity"] = effort.get(r["unit_id"])
+        if late is not None:
+            r["late_records"] = late[i]
     return rows
 
 

@@ -49,6 +49,17 @@ class ReportingIntensity(BaseModel):
     ratio: float | None = None
 
 
+class LateRecords(BaseModel):
+    """What the unit's figures as of the month held that was recorded after the fact, over the last
+    ``window_months`` months: events entered in a later month than they occurred (补录),
+    escalations dated in a later month than the event, and corrections recorded later."""
+
+    events: int = Field(ge=0)
+    escalations: int = Field(ge=0)
+    corrections: int = Field(ge=0)
+    window_months: int = Field(ge=1)
+
+
 class HistoryMonth(BaseModel):
     """One earlier month: the tier forecast and the tier then observed (``None`` while open)."""
 
@@ -82,6 +93,10 @@ class ExplainedScore(BaseModel):
     risk_score_change: float | None = None
     relative_risk: RelativeRisk | None = None
     reporting_intensity: ReportingIntensity | None = None
+    late_records: LateRecords | None = Field(
+        None,
+        description="counts recorded after the fact (late reports, escalations, corrections); absent without reporting dates",
+    )
     tier_set: list[Tier] | None = Field(
         None,
         description="the conformal set of tiers that holds next month's tier at the model's level (90 %)",

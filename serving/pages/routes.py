@@ -38,6 +38,7 @@ from sanling.serving.pages.charts import (
 from sanling.serving.pages.wording import (
     hits_sentence,
     intensity_sentence,
+    late_records_note,
     record_sentence,
     relative_sentence,
     tier_set_text,
@@ -367,6 +368,7 @@ def unit_context(session: Session, p: PagePrincipal, unit_id: str) -> dict:
             "sentence": relative_sentence(score.p_red, score.relative_red, unit.unit_type),
             "tier_set": tier_set_text(score.tier_set or []),
             "intensity": intensity_sentence(score.reporting, unit.unit_type),
+            "late": late_records_note(score.late_records),
         },
         "change": change[0],
         "change_symbol": change[1],

@@ -79,3 +79,27 @@ def intensity_sentence(reporting: dict | None, unit_type: str | None) -> str:
     if ratio <= 0.8:
         return f"{head}，是同县同类{noun}平均的{ratio:.1f}倍：上报较少，可能有事件未被记录"
     return f"{head}，与同县同类{noun}平均相当"
+
+
+def late_records_note(late: dict | None) -> tuple[str, str]:
+    """("含补录事件2起、事后越级1起、更正3处", the tooltip explaining it) — what the unit's figures of
+    the month hold that was recorded after the fact; ("", "") when nothing was, or without
+    reporting dates."""
+    if not late:
+        return "", ""
+    parts = []
+    if late.get("events"):
+        parts.append(f"补录事件{int(late['events'])}起")
+    if late.get("escalations"):
+        parts.append(f"事后越级{int(late['escalations'])}起")
+    if late.get("corrections"):
+        parts.append(f"更正{int(late['corrections'])}处")
+    if not parts:
+        return "", ""
+    window = int(late.get("window_months") or 12)
+    tip = (
+        f"近{window}个月的统计中，有的事件在发生当月之后才登记（补录），有的越级发生在事件当月之后，"
+        "有的严重程度、伤亡或化解情况事后更正。本月评分只用本月底已登记的内容；"
+        "早先月份的评分当时看不到这些记录，因此前后数字可能不同。"
+    )
+    return "含" + "、".join(parts), tip

@@ -68,7 +68,24 @@ def _score_record(row: dict, as_of: str, version: str, now) -> dict:
     rec["tier_set"] = None if tier_set is None else [str(t) for t in tier_set]
     effort = row.get("reporting_intensity")
     rec["reporting"] = None if effort is None else {k: _plain(v) for k, v in effort.items()}
+    rec["late_records"] = _late_records(row.get("late_records"), row.get("unit_id"))
     return rec
+
+
+_LATE_KEYS = ("events", "escalations", "corrections", "window_months")
+
+
+def _late_records(value: Any, unit_id: Any) -> dict | None:
+    """The score's ``late_records`` counts as plain non-negative ints (None when absent)."""
+    if value is None:
+        return None
+    out = {}
+    for k in _LATE_KEYS:
+        v = _plain(value.get(k, 0))
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise DataError(f"score for unit {unit_id!r}: late_records.{k} {v!r} is not a count")
+        out[k] = v
+    return out
 
 
 def _ratio(v: Any) -> float | None:
@@ -83,7 +100,8 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
     str). ``rows``: one dict per unit with ``unit_id``, ``tier``, ``risk_score``, the probabilities
     either as ``probabilities={"blue": …}`` or ``p_blue`` … ``p_red``, and ``reasons`` /
     ``protective`` lists of ``{"feature","value","contribution","text_zh","group"}``; optionally
-    ``relative_risk`` ``{"red", "orange_or_worse"}`` and ``tier_set`` (tier names). ``run["backfilled"]``
+    ``relative_risk`` ``{"red", "orange_or_worse"}``, ``tier_set`` (tier names) and ``late_records``
+    ``{"events", "escalations", "corrections", "window_months"}``. ``run["backfilled"]``
     marks a month scored after the fact (the forecast history). An earlier run of the same
     (as_of, model_version) is replaced — with ``data_dir``, only for the folder's current units and
     ``rows`` (upsert the units with ``source=data_dir`` first), so several data folders share one
@@ -226,6 +244,7 @@ def explained(score: Any, unit: Any, prev_tier: str | None = None, prev_risk: fl
         "relative_risk": {"red": score.relative_red, "orange_or_worse": score.relative_orange},
         "tier_set": score.tier_set,
         "reporting_intensity": score.reporting,
+        "late_records": score.late_records,
     }
 
 

@@ -100,6 +100,9 @@ class Score(Base):
     relative_orange: Mapped[float | None] = mapped_column(Float)
     tier_set: Mapped[list | None] = mapped_column(JSON)  # conformal set of tiers, lowest first
     reporting: Mapped[dict | None] = mapped_column(JSON)  # reporting intensity against the peers
+    # What the unit's figures held that was recorded after the fact: {"events", "escalations",
+    # "corrections", "window_months"} (None when the data carry no reporting dates).
+    late_records: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

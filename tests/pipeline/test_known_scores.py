@@ -88,6 +88,17 @@ def test_scores_of_a_month_equal_the_records_as_they_stood_then(deployed):
     assert [r["reasons"] for r in now] == [r["reasons"] for r in then]
     # Treating the late records as known moves some of the month's scores.
     assert np.abs(_probabilities(now) - _probabilities(naive)).max() > 1e-3
+    # What the unit page says was recorded after the fact: late entries and later escalations are
+    # the same from either folder (the folder of the records then applied its corrections in place,
+    # so only the full one can count them), and absent without reporting dates.
+    late = [r["late_records"] for r in now]
+    dated = ("events", "escalations", "window_months")
+    assert [{k: x[k] for k in dated} for x in late] == [
+        {k: r["late_records"][k] for k in dated} for r in then
+    ]
+    assert sum(x["events"] for x in late) > 0 and any(x["events"] == 0 for x in late)
+    assert sum(x["corrections"] for x in late) > 0
+    assert all(r.get("late_records") is None for r in naive)
 
 
 def test_batch_scores_and_the_api_follow_the_same_rule(deployed):
@@ -102,6 +113,10 @@ def test_batch_scores_and_the_api_follow_the_same_rule(deployed):
             stored = client.get(f"/v1/units/{unit}/risk?as_of={AS_OF}", headers=headers).json()
             fresh = deployed["scorers"]["then"].score([unit], as_of=AS_OF)[0]
             assert stored["as_of"] == AS_OF
+            assert (
+                stored["late_records"]
+                == deployed["scorers"]["world"].score([unit], as_of=AS_OF)[0]["late_records"]
+            )
             for k, v in fresh["probabilities"].items():
                 assert abs(v - stored["probabilities"][k]) < 1e-3
         # POST /v1/score scores the latest month of the data it was given.

@@ -326,3 +326,22 @@ def test_api_on_postgresql(pg_url, make_world, tmp_path):
     finally:
         world.engine.dispose()
         world.app.state.engine.dispose()
+
+
+def test_the_unit_score_carries_its_late_records_when_the_store_has_them(client, world):
+    from api_world import score_row
+
+    from sanling.serving.store import save_scores
+
+    late = {"events": 3, "escalations": 0, "corrections": 1, "window_months": 12}
+    with session_scope(world.app.state.engine) as s:
+        save_scores(
+            s,
+            {"as_of": "2022-12", "model_version": "9"},
+            [{**score_row(OWN_UNIT, "red", 88.0), "late_records": late}, score_row(OTHER_UNIT, "blue", 4.0)],
+        )
+    own = client.get(f"/v1/units/{OWN_UNIT}/risk", headers=world.headers("analyst")).json()
+    other = client.get(f"/v1/units/{OTHER_UNIT}/risk", headers=world.headers("analyst")).json()
+    assert own["late_records"] == late and own["model_version"] == "9"
+    assert other["late_records"] is None
+    assert set(own) >= CONTRACT_KEYS  # the contract's keys stay; the new one is optional

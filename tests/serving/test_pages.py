@@ -372,3 +372,17 @@ def test_list_pages(site, monkeypatch):
     ids = re.findall(r'data-unit="(\d+)"', first) + re.findall(r'data-unit="(\d+)"', second)
     assert len(ids) == 10 and len(set(ids)) == 10 and "第 1 / 3 页" in first and "下一页" in first
     assert "共 12 个单位" in first
+
+
+def test_unit_page_says_which_figures_were_recorded_after_the_fact(site):
+    app, tokens = site
+    c = _client(app, tokens["township"])
+    late = c.get("/units/140101001001").text  # 东关村: two late-entered events, one later escalation
+    m = re.search(r'<p[^>]*id="late-records"><abbr title="([^"]+)"[^>]*>([^<]+)</abbr>', late)
+    assert m, "no late-records note on the unit page"
+    assert m.group(2) == "含补录事件2起、事后越级1起"
+    assert "补录" in m.group(1) and "本月底已登记" in m.group(1)
+    # 西关村's counts are all zero, 南街社区 has none stored: no note.
+    for unit in ("140101001002", "140101001003"):
+        page = c.get(f"/units/{unit}").text
+        assert 'id="late-records"' not in page and "补录" not in page

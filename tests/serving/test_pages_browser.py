@@ -241,12 +241,17 @@ def test_list_order_relative_risk_sentence_and_history_strip(served, browser):
     assert "同类2.4倍" in scores[0]
     assert page.inner_text("#last-month-hits") == "上月（2022-11）红色预警1个，其中1个发生红色事件"
 
+    page.goto("/units/140101001002")  # nothing recorded after the fact: no note
+    assert page.locator("#late-records").count() == 0
     page.goto("/units/140101001001")
     assert page.inner_text("#relative-risk") == "下月发生红色事件的概率50%，是同县同类村庄的2.4倍"
     assert page.inner_text("#tier-set") == "有90%的把握，下月等级在橙、红之中"
     assert page.inner_text("#reporting-intensity").startswith(
         "网格员每千人3.2，是同县同类村庄平均的1.6倍：上报较勤"
     )
+    late = page.locator("#late-records abbr")
+    assert late.inner_text() == "含补录事件2起、事后越级1起"
+    assert "本月底已登记" in late.get_attribute("title")
     forecast = page.locator("#history svg rect[data-kind=forecast]")
     observed = page.locator("#history svg rect[data-kind=observed]")
     assert forecast.count() == observed.count() == 24

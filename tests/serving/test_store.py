@@ -82,7 +82,7 @@ def test_migrations_upgrade_an_empty_database_to_the_models(db_url):
             )
             version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
         assert diffs == []
-        assert version == "0004"
+        assert version == "0005"
         index_cols = {tuple(ix["column_names"]) for ix in inspect(engine).get_indexes("scores")}
         assert ("as_of", "model_version", "risk_score") in index_cols and ("unit_id",) in index_cols
     finally:
@@ -341,3 +341,28 @@ def test_migration_0002_gives_township_tokens_their_county_only_when_unambiguous
         active = {r[0] for r in conn.exec_driver_sql("SELECT active FROM units").all()}
     assert counties == {"城关镇": None, "河西乡": "清徐县"} and active == {1}
     engine.dispose()
+
+
+def test_late_records_are_stored_with_the_score_and_checked(engine, seed):
+    with session_scope(engine) as s:
+        seed(s)
+    late = {"events": 2, "escalations": 1, "corrections": 0, "window_months": 12}
+    with session_scope(engine) as s:
+        save_scores(
+            s,
+            {"as_of": "2022-12", "model_version": "1"},
+            [
+                _row("140100001001", "red", 90.0, late_records={**late, "events": np.int64(2)}),
+                _row("140100002001", "blue", 5.0),
+            ],
+        )
+    with session_scope(engine) as s:
+        assert get_score(s, "140100001001")["late_records"] == late
+        assert get_score(s, "140100002001")["late_records"] is None
+    for bad in ({**late, "events": -1}, {**late, "corrections": "2"}, {**late, "escalations": 1.5}):
+        with session_scope(engine) as s, pytest.raises(DataError, match="late_records"):
+            save_scores(
+                s,
+                {"as_of": "2022-12", "model_version": "1"},
+                [_row("140100001001", "red", 90.0, late_records=bad)],
+            )

@@ -131,6 +131,12 @@ RELATIVE = {
 HISTORY_MONTHS = [f"2021-{m:02d}" for m in range(1, 13)] + [f"2022-{m:02d}" for m in range(1, 11)]
 
 
+LATE_RECORDS = {
+    0: {"events": 2, "escalations": 1, "corrections": 0, "window_months": 12},
+    1: {"events": 0, "escalations": 0, "corrections": 0, "window_months": 12},
+}
+
+
 def history(month_index: int) -> list[str]:
     """Each unit's forecast tier in an earlier month: a slow deterministic cycle around November's."""
     order = ["blue", "yellow", "orange", "red"]
@@ -166,6 +172,8 @@ def _scores(tiers: list[str], risk: list[float]) -> list[dict]:
                     "peer_mean": 2.0,
                     "ratio": round((3.2 - 0.4 * (i % 4)) / 2.0, 2),
                 },
+                # 东关村's figures hold two late-entered events and a later escalation; 西关村's none.
+                "late_records": LATE_RECORDS.get(i),
             }
         )
     return out
