@@ -41,7 +41,9 @@ def summarise(result, config: Config) -> dict:
     units, months = result.meta["unit_id"].to_numpy(), result.meta["as_of"].to_numpy()
     best = sk.best_baseline(m)
     out = {
-        "formulation": f"{config.model.formulation}/{config.model.calibration}/{config.model.n_seeds} seeds",
+        "formulation": f"{config.model.formulation}/{config.model.calibration}"
+        + ("+counts" if config.model.count_model and config.model.calibration == "stacked" else "")
+        + f"/{config.model.n_seeds} seeds",
         "policy": config.policy.kind,
         "skill_vs": {k: sk.skill(m["lightgbm"]["rps"], v["rps"]) for k, v in m.items() if k != "lightgbm"},
         "best_baseline": best,

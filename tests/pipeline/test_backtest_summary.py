@@ -54,7 +54,7 @@ def test_summary_measures_against_the_best_baseline_and_persistence():
     assert s["oracle_share"] == pytest.approx((pers - model) / (pers - oracle))
     assert s["oracle_gap_share"] < s["oracle_share"]  # the persistence gap is the easy one
     assert 0 < s["oracle_gap_share_se"] < 0.2 and 0 < s["oracle_share_se"] < 0.2
-    assert s["formulation"] == "cumulative/stacked/3 seeds" and s["policy"] == "capacity"
+    assert s["formulation"] == "cumulative/stacked+counts/3 seeds" and s["policy"] == "capacity"
 
 
 def test_summary_groups_and_policies():
