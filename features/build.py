@@ -263,6 +263,13 @@ def _k_peer_group(scope: str) -> Callable[[_Context, Feature], np.ndarray]:
     return kernel
 
 
+def use_neighbours(panel: Panel, params: FeatureParams, neighbours: np.ndarray) -> None:
+    """Fix ``panel``'s k nearest neighbours ((U, k) positions in the panel, -1 rows for none) instead
+    of finding them among its own units: a panel that holds part of a registry takes them from the
+    whole one (pipeline/distributed), as the projection depends on every unit's latitude."""
+    panel._cache[("knn", params.knn_k)] = neighbours
+
+
 def _k_peer_knn(ctx: _Context, f: Feature) -> np.ndarray:
     key = ("knn", ctx.params.knn_k)
     cache = ctx.panel._cache

@@ -29,6 +29,14 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="YAML configuration (docs/configuration.md).")
 ]
 DataDir = Annotated[Path, typer.Argument(help="A data directory with units and events (csv/xlsx/parquet).")]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        help="Run on Dask: 'local' (a LocalCluster sized to this machine) or a scheduler address "
+        "tcp://HOST:8786; default SANLING_DASK, else this process (docs/operations.md).",
+    ),
+]
 
 
 class Preset(StrEnum):
@@ -105,19 +113,20 @@ def backtest(
     data_dir: DataDir,
     out: Annotated[Path, typer.Option("--out", help="Directory for metrics.json and the report.")],
     config: ConfigOpt = None,
+    dask: DaskOpt = None,
 ) -> None:
     """Rolling-origin evaluation against the baselines (and the oracle when truth.parquet exists)."""
     from sanling.pipeline import jobs
 
-    jobs.backtest(data_dir, out, _config(config))
+    jobs.backtest(data_dir, out, _config(config), _settings(dask))
 
 
 @app.command()
-def train(data_dir: DataDir, config: ConfigOpt = None) -> None:
+def train(data_dir: DataDir, config: ConfigOpt = None, dask: DaskOpt = None) -> None:
     """Train on all labelled history, log to MLflow and register a model version."""
     from sanling.pipeline import jobs
 
-    jobs.train(data_dir, _config(config))
+    jobs.train(data_dir, _config(config), _settings(dask))
 
 
 @app.command()
@@ -136,11 +145,12 @@ def promote(
 def score(
     data_dir: DataDir,
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM; default the latest month.")] = None,
+    dask: DaskOpt = None,
 ) -> None:
     """Score every unit with the champion; store scores and explanations."""
     from sanling.pipeline import jobs
 
-    jobs.score(data_dir, as_of=as_of)
+    jobs.score(data_dir, as_of=as_of, settings=_settings(dask))
 
 
 @app.command()
@@ -234,6 +244,18 @@ def followups_export(
     from sanling.pipeline import jobs
 
     typer.echo(jobs.followups_export(out))
+
+
+def _settings(dask: str | None):
+    """The deployment settings; ``--dask`` overrides ``SANLING_DASK``."""
+    from sanling.core.config import Settings
+
+    settings = Settings()
+    if dask is None:
+        return settings
+    from sanling.pipeline.distributed.cluster import check_address
+
+    return settings.model_copy(update={"dask": check_address(dask)})
 
 
 def _config(path: Path | None):
