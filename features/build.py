@@ -248,8 +248,11 @@ def _peer_groups(ctx: _Context, scope: str) -> np.ndarray:
     cache = ctx.panel._cache
     if key not in cache:
         u = ctx.panel.units
+        # A township is (county, township): names such as 城关镇 repeat across counties (CONTRACT §1).
         cache[key] = (
-            group_codes(u["township"]) if scope == "township" else group_codes(u["county"], u["unit_type"])
+            group_codes(u["county"], u["township"])
+            if scope == "township"
+            else group_codes(u["county"], u["unit_type"])
         )
     return cache[key]
 

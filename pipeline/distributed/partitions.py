@@ -2,8 +2,9 @@
 
 A partition's *core* is a set of whole counties (all units sharing a county name: the peer groups
 of features and explanations are keyed by name). Its *halo* is every other unit a core unit's
-features read: the members of its township peer group (keyed by the township's name, which may
-repeat across counties), of its county × unit-type group, and its k nearest neighbours. The
+features read: the members of its township and county × unit-type peer groups (empty for whole
+counties, kept in case a grouping ever reaches across them) and its k nearest neighbours, which
+often lie across a county border. The
 neighbours are found once over the whole registry (:func:`~sanling.features.peers.knn_neighbours`),
 so a partition never re-derives them from its own, smaller set of coordinates.
 """
@@ -59,21 +60,17 @@ def plan_partitions(units: pd.DataFrame, n_parts: int, knn_k: int) -> list[Parti
     )
     sizes = sizes.sort_values(["city"], kind="stable")
     n_parts = max(1, min(n_parts, len(sizes)))
-    # Greedy in city order: close a partition once it holds its share of the units.
-    target = n / n_parts
-    assignment: dict[str, int] = {}
-    part, filled = 0, 0
-    for name, row in sizes.iterrows():
-        if filled >= target and part < n_parts - 1:
-            part, filled = part + 1, 0
-        assignment[name] = part
-        filled += int(row["n"])
-    part_of = pd.Series(assignment).reindex(county).to_numpy(dtype=np.int64)
+    # In city order, a county goes to the partition its middle unit falls into when the units are
+    # dealt out in ``n_parts`` equal shares: contiguous, balanced to within a county.
+    middle = sizes["n"].cumsum().to_numpy() - sizes["n"].to_numpy() / 2
+    share = np.minimum((middle * n_parts / max(n, 1)).astype(np.int64), n_parts - 1)
+    _, share = np.unique(share, return_inverse=True)  # no empty partition numbers
+    part_of = pd.Series(share, index=sizes.index).reindex(county).to_numpy(dtype=np.int64)
 
     lat = _coordinate(units, "lat")
     lon = _coordinate(units, "lon")
     neighbours = knn_neighbours(lat, lon, knn_k)
-    township = pd.factorize(units["township"].astype("str"))[0]
+    township = pd.factorize(pd.Series(county) + "\x00" + units["township"].astype("str").to_numpy())[0]
     county_type = pd.factorize(pd.Series(county) + "\x00" + units["unit_type"].astype("str").to_numpy())[0]
 
     plans = []
