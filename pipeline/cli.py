@@ -42,6 +42,7 @@ DaskOpt = Annotated[
 class Preset(StrEnum):
     county = "county"
     province = "province"
+    national = "national"
 
 
 class Role(StrEnum):
@@ -56,7 +57,11 @@ def simulate(
         Path, typer.Option("--out", help="Directory to write units, events and truth.parquet to.")
     ],
     preset: Annotated[
-        Preset, typer.Option(help="county ≈ 500 units; province ≈ 50,000 units.")
+        Preset,
+        typer.Option(
+            help="county ≈ 500 units; province ≈ 50,000 units; national ≈ 1,000,000 units, "
+            "written region by region and split by city (docs/simulator.md)."
+        ),
     ] = Preset.county,
     units: Annotated[int | None, typer.Option(help="Override the preset's number of units.")] = None,
     months: Annotated[int, typer.Option(help="Months to simulate, from 2018-01.")] = 60,

@@ -6,8 +6,7 @@ features, scores and explanations computed per partition on a Dask cluster.
   one transaction (a crash leaves the previous run whole).
 - train / backtest: the labelled features are computed on the workers and gathered on the client,
   which fits the usual :class:`~sanling.models.tier_model.TierModel` — whole when the rows fit
-  (:data:`~sanling.pipeline.distributed.engine.MAX_TRAINING_ROWS`), else on a seeded sample of whole
-  units. The model is the one the single process fits on the same rows (docs/operations.md says
+  (``SANLING_DASK_TRAINING_ROWS``, default 3 M), else on a seeded sample of whole units. The model is the one the single process fits on the same rows (docs/operations.md says
   why it is not ``lightgbm.dask``).
 """
 
@@ -61,7 +60,7 @@ def prepare_labelled(data_dir: Path, config: Config, settings: Settings, address
     ds = load(data_dir, config, settings)
     with dask_client(address) as client:
         layout = Layout(client, ds, config)
-        panel, frame = labelled(layout)
+        panel, frame = labelled(layout, settings.dask_training_rows)
     return ds, panel, frame
 
 

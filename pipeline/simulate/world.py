@@ -65,6 +65,7 @@ def build_world(
     params: WorldParams | None = None,
     progress: bool = False,
     reporting: ReportingParams | None = None,
+    province_code: str = "14",
 ) -> World:
     """Simulate a world in memory (no files). Same arguments → identical frames.
 
@@ -75,7 +76,7 @@ def build_world(
         raise ConfigError(f"--months must be between 2 and {MAX_MONTHS}, got {months}")
     params = params or WorldParams()
     rng = np.random.default_rng(seed)
-    units, reg = build_registry(preset, n_units, rng)
+    units, reg = build_registry(preset, n_units, rng, province_code=province_code)
     up = unit_process(reg, params, rng)
     sim = simulate(up, params, months, rng, progress=progress)
     sim = with_reporting_effort(sim, reg, params.reporting_effort, months, seed)
@@ -128,6 +129,14 @@ def simulate_world(
     and ``unit_history.<fmt>``. Returns a one-line human summary."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if preset == "national":
+        from sanling.pipeline.simulate.national import simulate_national
+
+        if fmt != "parquet" or reporting_effort:
+            raise ConfigError("the national preset is written as Parquet, without --reporting-effort")
+        return simulate_national(
+            out, n_units=n_units, months=months, seed=seed, reporting=reporting, progress=progress
+        )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
