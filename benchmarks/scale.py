@@ -35,15 +35,18 @@ def rss_gb() -> float:
 
 
 def worker_figures(client) -> dict[str, dict]:
-    """Per worker: peak RSS (GB) of its process and bytes spilled to disk so far."""
+    """Per worker: peak RSS (GB) of its process, bytes it ever spilled to disk, and bytes on disk now."""
 
     def figures(dask_worker=None) -> dict:
         import resource as r
 
-        spilled = getattr(getattr(dask_worker, "data", None), "spilled_total", None)
+        data = getattr(dask_worker, "data", None)
+        metrics = getattr(data, "cumulative_metrics", {})
+        now = getattr(data, "spilled_total", None)
         return {
             "peak_rss_gb": round(r.getrusage(r.RUSAGE_SELF).ru_maxrss / 2**20, 2),
-            "spilled_bytes": int(getattr(spilled, "disk", 0) or 0) if spilled is not None else 0,
+            "spilled_bytes": int(metrics.get(("disk-write", "bytes"), 0)),
+            "on_disk_bytes": int(getattr(now, "disk", 0) or 0),
         }
 
     return client.run(figures)
@@ -61,18 +64,22 @@ def project(costs, n_units: int, step_keys: tuple[str, ...]) -> dict:
     """The workers' share of a step on a national registry and 10 workers, from measured per-partition
     costs: seconds per core unit (halo included in the measured cost) × the partition sizes the
     national registry would be cut into, scheduled on 10 workers."""
+    from sanling.pipeline.distributed.partitions import UNITS_PER_PARTITION
+
     secs = np.array([sum(c.steps.get(k, 0.0) for k in step_keys) for c in costs])
     units = np.array([c.n_core for c in costs])
-    per_unit = secs.sum() / max(units.sum(), 1)
-    mean_part = units.mean()
-    n_parts = int(np.ceil(NATIONAL_UNITS / mean_part))
+    per_unit = float(secs.sum() / max(units.sum(), 1))
+    n_parts = int(np.ceil(NATIONAL_UNITS / UNITS_PER_PARTITION))
+    part_s = per_unit * NATIONAL_UNITS / n_parts
     return {
         "measured_partitions": len(costs),
+        "measured_units_per_partition": round(float(units.mean())),
         "measured_task_s": round(float(secs.sum()), 1),
+        "longest_task_s": round(float(secs.max()), 1),
         "s_per_1000_units": round(per_unit * 1000, 3),
         "national_partitions": n_parts,
         "national_work_s": round(per_unit * NATIONAL_UNITS, 1),
-        "projected_10_workers_s": round(makespan([per_unit * mean_part] * n_parts, PROJECTED_WORKERS), 1),
+        "projected_10_workers_s": round(makespan([part_s] * n_parts, PROJECTED_WORKERS), 1),
     }
 
 

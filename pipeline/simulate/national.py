@@ -80,6 +80,7 @@ def simulate_national(
     seed: int = 0,
     reporting: bool = True,
     truth_share: float = TRUTH_SAMPLE,
+    n_regions: int | None = None,
     progress: bool = True,
 ) -> str:
     """Write the national preset to ``out`` region by region (see the module docstring); returns a
@@ -87,8 +88,10 @@ def simulate_national(
     from sanling.pipeline.simulate.world import build_world
 
     n_units = NATIONAL_UNITS if n_units is None else int(n_units)
-    if n_units < 3 * 50:
+    if n_units < 150:
         raise ConfigError(f"--units {n_units} is too small for the national preset (at least 150)")
+    if n_regions is not None and not 1 <= n_regions <= len(REGIONS):
+        raise ConfigError(f"regions must be between 1 and {len(REGIONS)}, got {n_regions}")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")
@@ -96,7 +99,7 @@ def simulate_national(
     for stale in out.glob("*.parquet"):  # a re-run with fewer regions must not keep old cities
         stale.unlink()
     t0 = time.perf_counter()
-    sizes = region_sizes(n_units)
+    sizes = region_sizes(n_units, n_regions)
     totals = {"units": 0, "events": 0, "truth": 0}
     by_type = dict.fromkeys(TYPES, 0)
     truth_parts = []

@@ -122,7 +122,7 @@ def test_features_and_models_do_not_import_dask():
 def deployed(tmp_path_factory, cluster):
     work = tmp_path_factory.mktemp("dask")
     world = work / "world"
-    simulate_world(world, preset="province", n_units=300, months=30, seed=11, progress=False)
+    simulate_world(world, preset="province", n_units=240, months=22, seed=11, progress=False)
     units = pd.read_parquet(world / "units.parquet")
     # A township name that two counties share.
     first, second = units["county"].unique()[:2]
@@ -144,7 +144,7 @@ def deployed(tmp_path_factory, cluster):
 def test_scores_in_the_store_equal_the_single_process_run(deployed):
     jobs.score(deployed.world, settings=deployed.one)
     out = jobs.score(deployed.world, settings=deployed.dask)
-    assert out["n_units"] == 300
+    assert out["n_units"] == 240
     queries = {
         "scores": "select unit_id, as_of, model_version, tier, risk_score, p_blue, p_yellow, p_orange, p_red, "
         "reasons, protective, relative_red, relative_orange, tier_set, reporting from scores order by as_of, unit_id",
@@ -163,7 +163,7 @@ def test_scores_in_the_store_equal_the_single_process_run(deployed):
         )
     with sqlite3.connect(deployed.work / "dask.db") as db:
         reasons = db.execute("select count(*) from scores where reasons != '[]'").fetchone()[0]
-    assert reasons == 300  # the month scored is explained; the backfilled history is not
+    assert reasons == 240  # the month scored is explained; the backfilled history is not
 
 
 @pytest.mark.slow
