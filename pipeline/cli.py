@@ -85,8 +85,14 @@ def simulate(
     ] = 0.0,
 ) -> None:
     """Write a synthetic Shanxi world whose true risk is known."""
-    from sanling.pipeline.simulate import simulate_world
+    from sanling.core.errors import ConfigError
+    from sanling.pipeline.simulate import simulate_national, simulate_world
 
+    if preset == Preset.national:
+        if fmt != "parquet" or reporting_effort:
+            raise ConfigError("the national preset is written as Parquet, without --reporting-effort")
+        typer.echo(simulate_national(out, n_units=units, months=months, seed=seed, reporting=reporting))
+        return
     summary = simulate_world(
         out,
         preset=preset.value,

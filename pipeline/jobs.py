@@ -323,7 +323,9 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
     if settings.dask:
         from sanling.pipeline.distributed.jobs import score as distributed_score
 
-        return distributed_score(data_dir, as_of=as_of, settings=settings, address=settings.dask)
+        return distributed_score(
+            data_dir, as_of=as_of, settings=settings, address=settings.dask, history_months=HISTORY_MONTHS
+        )
     version, bundle = registry(settings).load_alias("champion")
     config = bundle.config
     ds, panel = prepare(data_dir, config, settings)

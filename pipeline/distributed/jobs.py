@@ -64,12 +64,13 @@ def prepare_labelled(data_dir: Path, config: Config, settings: Settings, address
     return ds, panel, frame
 
 
-def score(data_dir: Path, *, as_of: str | None, settings: Settings, address: str) -> dict:
+def score(
+    data_dir: Path, *, as_of: str | None, settings: Settings, address: str, history_months: int
+) -> dict:
     """``sanling score --dask``: the store ends as after :func:`sanling.pipeline.jobs.score`, except
     that the run's drift warnings are left to ``sanling drift`` (they need the whole panel)."""
     from sanling.core.months import months_back
     from sanling.pipeline.context import registry
-    from sanling.pipeline.jobs import HISTORY_MONTHS
     from sanling.serving.store import db
     from sanling.serving.store import history as store_history
     from sanling.serving.store import outcomes as store_outcomes
@@ -86,7 +87,7 @@ def score(data_dir: Path, *, as_of: str | None, settings: Settings, address: str
         layout = Layout(client, ds, config)
         months = layout.shape.months
         as_of = as_of or months.last_month
-        earlier = [m for m in months_back(as_of, HISTORY_MONTHS + 1)[:-1] if m >= months.first_label]
+        earlier = [m for m in months_back(as_of, history_months + 1)[:-1] if m >= months.first_label]
         with db.session_scope(engine) as session:
             scored = set(store_scores.scored_months(session, data_dir=source))
         todo = [m for m in earlier if m not in scored]

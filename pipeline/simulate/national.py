@@ -25,6 +25,7 @@ import pandas as pd
 from sanling.core.errors import ConfigError
 from sanling.pipeline.simulate.params import START, TYPES, WorldParams
 from sanling.pipeline.simulate.reporting import ReportingParams
+from sanling.pipeline.simulate.world import build_world
 
 # (code, name): 20 regions of ≈ 50,000 units make the ≈ 1 M units of a national roll-out.
 REGIONS: tuple[tuple[str, str], ...] = (
@@ -85,8 +86,6 @@ def simulate_national(
 ) -> str:
     """Write the national preset to ``out`` region by region (see the module docstring); returns a
     one-line summary. Memory peaks at one region (≈ 50,000 units) whatever ``n_units`` is."""
-    from sanling.pipeline.simulate.world import build_world
-
     n_units = NATIONAL_UNITS if n_units is None else int(n_units)
     if n_units < 150:
         raise ConfigError(f"--units {n_units} is too small for the national preset (at least 150)")

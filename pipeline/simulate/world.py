@@ -129,14 +129,6 @@ def simulate_world(
     and ``unit_history.<fmt>``. Returns a one-line human summary."""
     if fmt not in FORMATS:
         raise ConfigError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if preset == "national":
-        from sanling.pipeline.simulate.national import simulate_national
-
-        if fmt != "parquet" or reporting_effort:
-            raise ConfigError("the national preset is written as Parquet, without --reporting-effort")
-        return simulate_national(
-            out, n_units=n_units, months=months, seed=seed, reporting=reporting, progress=progress
-        )
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a directory")

@@ -10,7 +10,6 @@ import pytest
 
 from sanling.core.errors import ConfigError
 from sanling.pipeline.ingest import load_dataset
-from sanling.pipeline.simulate import simulate_world
 from sanling.pipeline.simulate.national import region_sizes, simulate_national
 
 
@@ -45,8 +44,8 @@ def test_national_world_is_split_by_city_and_reads_as_one_data_set(tmp_path):
     assert meta["preset"] == "national" and meta["regions"] == ["北京", "天津"]
 
 
-def test_national_preset_through_simulate_world(tmp_path):
-    with pytest.raises(ConfigError, match="Parquet"):
-        simulate_world(tmp_path / "x", preset="national", n_units=300, fmt="csv", progress=False)
+def test_national_preset_refuses_too_few_units(tmp_path):
     with pytest.raises(ConfigError, match="too small"):
-        simulate_world(tmp_path / "y", preset="national", n_units=10, progress=False)
+        simulate_national(tmp_path / "y", n_units=10, progress=False)
+    with pytest.raises(ConfigError, match="regions"):
+        simulate_national(tmp_path / "z", n_units=400, n_regions=21, progress=False)
