@@ -60,13 +60,14 @@ def makespan(durations: list[float], workers: int) -> float:
     return float(load.max())
 
 
-def project(costs, n_units: int, step_keys: tuple[str, ...]) -> dict:
+def project(costs, n_units: int, step_keys: tuple[str, ...], clock: str = "steps") -> dict:
     """The workers' share of a step on a national registry and 10 workers, from measured per-partition
-    costs: seconds per core unit (halo included in the measured cost) × the partition sizes the
-    national registry would be cut into, scheduled on 10 workers."""
+    costs (``clock``: ``steps`` wall seconds, ``cpu_steps`` CPU seconds): seconds per core unit (halo
+    included in the measured cost) × the partitions the national registry would be cut into,
+    scheduled on 10 workers."""
     from sanling.pipeline.distributed.partitions import UNITS_PER_PARTITION
 
-    secs = np.array([sum(c.steps.get(k, 0.0) for k in step_keys) for c in costs])
+    secs = np.array([sum(getattr(c, clock).get(k, 0.0) for k in step_keys) for c in costs])
     units = np.array([c.n_core for c in costs])
     per_unit = float(secs.sum() / max(units.sum(), 1))
     n_parts = int(np.ceil(NATIONAL_UNITS / UNITS_PER_PARTITION))
@@ -148,6 +149,7 @@ def main() -> None:
             "rows": rows,
             "as_of_dates": len(dates),
             "projection": project(layout.costs, args.units, ("panel", "features")),
+            "projection_cpu": project(layout.costs, args.units, ("panel", "features"), "cpu_steps"),
         }
         print(f"features: {figures['features']}", flush=True)
         del layout
@@ -170,6 +172,12 @@ def main() -> None:
             "projection_score_explain": project(costs, args.units, ("panel", "features", "score_explain")),
             "projection_all": project(
                 costs, args.units, ("panel", "features", "score_explain", "backfill", "history")
+            ),
+            "projection_score_explain_cpu": project(
+                costs, args.units, ("panel", "features", "score_explain"), "cpu_steps"
+            ),
+            "projection_all_cpu": project(
+                costs, args.units, ("panel", "features", "score_explain", "backfill", "history"), "cpu_steps"
             ),
         }
         print(f"score: {figures['score']}", flush=True)

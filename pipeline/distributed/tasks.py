@@ -23,8 +23,9 @@ from sanling.pipeline.distributed.partitions import Partition
 
 @dataclass
 class TaskCost:
-    """What one partition cost on its worker: wall seconds per step and the worker process's peak
-    resident memory when it finished, for the benchmark's per-partition projection."""
+    """What one partition cost on its worker: wall and CPU seconds per step (CPU seconds do not grow
+    when other jobs share the cores) and the worker process's peak resident memory when it
+    finished, for the benchmark's per-partition projection."""
 
     partition: int
     n_core: int
@@ -33,17 +34,20 @@ class TaskCost:
     seconds: float = 0.0
     peak_bytes: int = 0
     steps: dict[str, float] = field(default_factory=dict)
+    cpu_steps: dict[str, float] = field(default_factory=dict)
 
 
 class _Meter:
     def __init__(self, part: Partition, tables: PartitionTables):
         self.cost = TaskCost(part.number, len(part.core), len(part.members), len(tables.events))
         self.t0 = self.last = time.perf_counter()
+        self.cpu = time.process_time()
 
     def step(self, name: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.cost.steps[name] = round(now - self.last, 3)
-        self.last = now
+        self.cost.cpu_steps[name] = round(cpu - self.cpu, 3)
+        self.last, self.cpu = now, cpu
 
     def done(self) -> TaskCost:
         self.cost.seconds = round(time.perf_counter() - self.t0, 3)
