@@ -140,17 +140,23 @@ def partition_frame(
     with_labels: bool,
 ) -> pd.DataFrame:
     """The feature frame of the core units (positions in ``panel``) — rows as-of major, units in
-    registry order, categorical features on the whole registry's categories."""
-    ids = panel.units["unit_id"].to_numpy(dtype=object)[core]
+    registry order, categorical features on the whole registry's categories.
+
+    The frame is built for every member and the core rows taken from it: ``build_frame``'s
+    ``unit_ids`` path gathers each kernel's rows by fancy indexing, which for most of a panel's
+    units costs more than computing the halo's rows too (7.1 vs 5.9 CPU s on a partition of 2,422
+    core and 395 halo units, 59 months)."""
     frame = build_frame(
         panel,
         as_of,
         tier_rules=config.tiers,
         horizon_months=config.horizon_months,
         params=config.features,
-        unit_ids=list(ids),
         with_labels=with_labels,
     )
+    if len(core) < panel.n_units:
+        rows = np.add.outer(np.arange(len(as_of), dtype=np.int64) * panel.n_units, core).ravel()
+        frame = frame.take(rows).reset_index(drop=True)
     for name, cats in shape.levels.items():
         frame[name] = frame[name].cat.set_categories(cats)
     frame["unit_type"] = frame["unit_type"].cat.set_categories(sorted(UNIT_TYPES))
