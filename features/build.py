@@ -271,8 +271,11 @@ def _peer_groups(ctx: _Context, scope: str) -> np.ndarray:
     cache = ctx.panel._cache
     if key not in cache:
         u = ctx.panel.units
+        # A township is (county, township): names such as 城关镇 repeat across counties (CONTRACT §1).
         cache[key] = (
-            group_codes(u["township"]) if scope == "township" else group_codes(u["county"], u["unit_type"])
+            group_codes(u["county"], u["township"])
+            if scope == "township"
+            else group_codes(u["county"], u["unit_type"])
         )
     return cache[key]
 
@@ -284,6 +287,13 @@ def _k_peer_group(scope: str) -> Callable[[_Context, Feature], np.ndarray]:
         return out if ctx.rows is None else out[:, ctx.rows]
 
     return kernel
+
+
+def use_neighbours(panel: Panel, params: FeatureParams, neighbours: np.ndarray) -> None:
+    """Fix ``panel``'s k nearest neighbours ((U, k) positions in the panel, -1 rows for none) instead
+    of finding them among its own units: a panel that holds part of a registry takes them from the
+    whole one (pipeline/distributed), as the projection depends on every unit's latitude."""
+    panel._cache[("knn", params.knn_k)] = neighbours
 
 
 def _k_peer_knn(ctx: _Context, f: Feature) -> np.ndarray:

@@ -29,11 +29,20 @@ ConfigOpt = Annotated[
     Path | None, typer.Option("--config", help="YAML configuration (docs/configuration.md).")
 ]
 DataDir = Annotated[Path, typer.Argument(help="A data directory with units and events (csv/xlsx/parquet).")]
+DaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dask",
+        help="Run on Dask: 'local' (a LocalCluster sized to this machine) or a scheduler address "
+        "tcp://HOST:8786; default SANLING_DASK, else this process (docs/operations.md).",
+    ),
+]
 
 
 class Preset(StrEnum):
     county = "county"
     province = "province"
+    national = "national"
 
 
 class Role(StrEnum):
@@ -48,7 +57,11 @@ def simulate(
         Path, typer.Option("--out", help="Directory to write units, events and truth.parquet to.")
     ],
     preset: Annotated[
-        Preset, typer.Option(help="county ≈ 500 units; province ≈ 50,000 units.")
+        Preset,
+        typer.Option(
+            help="county ≈ 500 units; province ≈ 50,000 units; national ≈ 1,000,000 units, "
+            "written region by region and split by city (docs/simulator.md)."
+        ),
     ] = Preset.county,
     units: Annotated[int | None, typer.Option(help="Override the preset's number of units.")] = None,
     months: Annotated[int, typer.Option(help="Months to simulate, from 2018-01.")] = 60,
@@ -72,8 +85,14 @@ def simulate(
     ] = 0.0,
 ) -> None:
     """Write a synthetic Shanxi world whose true risk is known."""
-    from sanling.pipeline.simulate import simulate_world
+    from sanling.core.errors import ConfigError
+    from sanling.pipeline.simulate import simulate_national, simulate_world
 
+    if preset == Preset.national:
+        if fmt != "parquet" or reporting_effort:
+            raise ConfigError("the national preset is written as Parquet, without --reporting-effort")
+        typer.echo(simulate_national(out, n_units=units, months=months, seed=seed, reporting=reporting))
+        return
     summary = simulate_world(
         out,
         preset=preset.value,
@@ -105,19 +124,20 @@ def backtest(
     data_dir: DataDir,
     out: Annotated[Path, typer.Option("--out", help="Directory for metrics.json and the report.")],
     config: ConfigOpt = None,
+    dask: DaskOpt = None,
 ) -> None:
     """Rolling-origin evaluation against the baselines (and the oracle when truth.parquet exists)."""
     from sanling.pipeline import jobs
 
-    jobs.backtest(data_dir, out, _config(config))
+    jobs.backtest(data_dir, out, _config(config), _settings(dask))
 
 
 @app.command()
-def train(data_dir: DataDir, config: ConfigOpt = None) -> None:
+def train(data_dir: DataDir, config: ConfigOpt = None, dask: DaskOpt = None) -> None:
     """Train on all labelled history, log to MLflow and register a model version."""
     from sanling.pipeline import jobs
 
-    jobs.train(data_dir, _config(config))
+    jobs.train(data_dir, _config(config), _settings(dask))
 
 
 @app.command()
@@ -136,11 +156,12 @@ def promote(
 def score(
     data_dir: DataDir,
     as_of: Annotated[str | None, typer.Option("--as-of", help="YYYY-MM; default the latest month.")] = None,
+    dask: DaskOpt = None,
 ) -> None:
     """Score every unit with the champion; store scores and explanations."""
     from sanling.pipeline import jobs
 
-    jobs.score(data_dir, as_of=as_of)
+    jobs.score(data_dir, as_of=as_of, settings=_settings(dask))
 
 
 @app.command()
@@ -234,6 +255,18 @@ def followups_export(
     from sanling.pipeline import jobs
 
     typer.echo(jobs.followups_export(out))
+
+
+def _settings(dask: str | None):
+    """The deployment settings; ``--dask`` overrides ``SANLING_DASK``."""
+    from sanling.core.config import Settings
+
+    settings = Settings()
+    if dask is None:
+        return settings
+    from sanling.pipeline.distributed.cluster import check_address
+
+    return settings.model_copy(update={"dask": check_address(dask)})
 
 
 def _config(path: Path | None):

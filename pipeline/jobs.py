@@ -79,8 +79,7 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
 
     settings = settings or Settings()
     t0 = time.perf_counter()
-    ds, panel = prepare(data_dir, config, settings)
-    frame = labelled_frame(panel, config)
+    ds, panel, frame = _labelled(data_dir, config, settings)
     names = feature_names(frame)
     history = tier_history(panel, config)
     truth_path = Path(data_dir) / "truth.parquet"
@@ -196,6 +195,17 @@ def label_timing_difference(honest: dict, naive: dict) -> dict:
     return out
 
 
+def _labelled(data_dir: Path, config: Config, settings: Settings):
+    """(data set, panel, labelled frame): in this process, or with ``settings.dask`` the features
+    from a Dask cluster (pipeline/distributed) and a panel of the units fitted on."""
+    if settings.dask:
+        from sanling.pipeline.distributed.jobs import prepare_labelled
+
+        return prepare_labelled(data_dir, config, settings, settings.dask)
+    ds, panel = prepare(data_dir, config, settings)
+    return ds, panel, labelled_frame(panel, config)
+
+
 def train(data_dir: Path, config: Config, settings: Settings | None = None) -> str:
     from sanling.features.build import feature_names
     from sanling.features.registry import REGISTRY_VERSION
@@ -204,8 +214,7 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
     from sanling.pipeline.forecast_audit import model_audit_info
 
     settings = settings or Settings()
-    ds, panel = prepare(data_dir, config, settings)
-    labelled = labelled_frame(panel, config)  # only labelled as-of dates: every row has its tier
+    ds, panel, labelled = _labelled(data_dir, config, settings)  # only labelled as-of dates
     names = feature_names(labelled)
     t0 = time.perf_counter()
     say(f"training on {len(labelled):,} rows …")
@@ -313,6 +322,12 @@ def score(data_dir: Path, *, as_of: str | None = None, settings: Settings | None
     from sanling.serving.store import units as store_units
 
     settings = settings or Settings()
+    if settings.dask:
+        from sanling.pipeline.distributed.jobs import score as distributed_score
+
+        return distributed_score(
+            data_dir, as_of=as_of, settings=settings, address=settings.dask, history_months=HISTORY_MONTHS
+        )
     version, bundle = registry(settings).load_alias("champion")
     config = bundle.config
     ds, panel = prepare(data_dir, config, settings)

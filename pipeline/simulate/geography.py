@@ -192,11 +192,12 @@ def _pool(first: tuple[str, ...] | str, second: tuple[str, ...] | str) -> np.nda
 
 
 def build_registry(
-    preset: str, n_units: int | None, rng: np.random.Generator
+    preset: str, n_units: int | None, rng: np.random.Generator, *, province_code: str = "14"
 ) -> tuple[pd.DataFrame, Registry]:
     """The ``units`` table (docs/data-contract.md columns plus static attributes) and the process arrays.
 
-    Takes the preset name, an optional unit count that scales it, and the world's generator."""
+    Takes the preset name, an optional unit count that scales it, the world's generator and the
+    two-digit province code of the 区划代码 (Shanxi's 14; the national preset gives each region its own)."""
     counts, n_townships = unit_mix(preset, n_units)
     counties = _county_table(preset, n_townships, rng)
     towns = _township_table(counties, n_townships, rng)
@@ -256,7 +257,7 @@ def build_registry(
     # Codes.
     city_code = counties.city_code.to_numpy()[county_idx]
     county_code = counties.county_code.to_numpy()[county_idx]
-    region6 = np.char.add(np.char.add("14", city_code.astype(str)), county_code.astype(str))
+    region6 = np.char.add(np.char.add(province_code, city_code.astype(str)), county_code.astype(str))
     t_code = towns.code.to_numpy()[town_idx]
     key = pd.Series(town_idx * 2 + is_v)
     seq = key.groupby(key).cumcount().to_numpy() + np.where(is_v, 200, 1)

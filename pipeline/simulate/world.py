@@ -65,6 +65,7 @@ def build_world(
     params: WorldParams | None = None,
     progress: bool = False,
     reporting: ReportingParams | None = None,
+    province_code: str = "14",
 ) -> World:
     """Simulate a world in memory (no files). Same arguments → identical frames.
 
@@ -75,7 +76,7 @@ def build_world(
         raise ConfigError(f"--months must be between 2 and {MAX_MONTHS}, got {months}")
     params = params or WorldParams()
     rng = np.random.default_rng(seed)
-    units, reg = build_registry(preset, n_units, rng)
+    units, reg = build_registry(preset, n_units, rng, province_code=province_code)
     up = unit_process(reg, params, rng)
     sim = simulate(up, params, months, rng, progress=progress)
     sim = with_reporting_effort(sim, reg, params.reporting_effort, months, seed)

@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     secret_key: str | None = None  # session-cookie signing; default: a random key kept under ``home``
     model_name: str = "sanling-tier"
     data_dir: Path | None = None  # the data directory POST /v1/score builds fresh features from
+    dask: str | None = None  # `local` or tcp://HOST:8786: score/train/backtest on Dask (docs/operations.md)
+    # With Dask, train and backtest fit on the client: at most this many rows (a sample of whole units).
+    dask_training_rows: int = Field(3_000_000, ge=1_000)
     cookie_secure: bool = False  # set true behind HTTPS
     # Request bodies above this are answered 413 before anything parses them (docs/operations.md).
     max_request_bytes: int = Field(1_000_000, ge=1_024, le=1_000_000_000)

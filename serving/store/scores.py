@@ -149,6 +149,22 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
     return score_run.id
 
 
+def append_scores(session: Session, run_id: int, rows: list[dict]) -> int:
+    """Add explained scores to a run that :func:`save_scores` opened (with the first batch or none):
+    a scorer that receives a month's scores in batches writes each as it arrives. Returns the run's
+    number of units so far."""
+    run = session.get(ScoreRun, run_id)
+    if run is None:
+        raise DataError(f"score run {run_id} does not exist")
+    now = utcnow()
+    records = [_score_record(r, run.as_of, run.model_version, now) for r in rows]
+    for i in range(0, len(records), _CHUNK):
+        session.execute(insert(Score), records[i : i + _CHUNK])
+    run.n_units = (run.n_units or 0) + len(records)
+    session.flush()
+    return run.n_units
+
+
 def current_run(
     session: Session, as_of: str | None = None, model_version: str | None = None
 ) -> ScoreRun | None:

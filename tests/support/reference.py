@@ -174,7 +174,7 @@ def _reference_value(f: Feature, a: _AsOf, units: pd.DataFrame, horizon: int, kn
         town, county, kind = (units[c].to_numpy(dtype=object) for c in ("township", "county", "unit_type"))
         out = np.full(n, np.nan)
         for i in range(n):
-            same = town == town[i] if f.kind == "peer_township" else (county == county[i]) & (kind == kind[i])
+            same = (county == county[i]) & (town == town[i] if f.kind == "peer_township" else kind == kind[i])
             others = same & (np.arange(n) != i)
             if others.any():
                 out[i] = x[others].mean()

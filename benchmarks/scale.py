@@ -1,0 +1,193 @@
+"""The national scale on Dask (issue 14): the national preset (or a fraction of it) through
+simulate, ingest, features, train and score + explain on a LocalCluster of this machine, with the
+wall time of each step, the peak memory of every worker and of the client, the bytes spilled to
+disk, and a projection to a 10-worker cluster from the measured per-partition costs.
+
+    .venv/bin/python benchmarks/scale.py --units 200000 [--workers 2] [--training-rows 1000000]
+
+Simulate runs as its own process (``sanling simulate --preset national``); the rest runs here, the
+client, against a ``LocalCluster`` as ``--dask local`` builds it. Features are computed for every
+labelled month on the workers and dropped there after counting (a national frame would not fit
+anywhere); ``train`` and ``score`` are the jobs ``sanling train|score --dask`` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BIN = Path(sys.executable).parent
+NATIONAL_UNITS = 1_000_000
+PROJECTED_WORKERS = 10
+
+
+def rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def worker_figures(client) -> dict[str, dict]:
+    """Per worker: peak RSS (GB) of its process, bytes it ever spilled to disk, and bytes on disk now."""
+
+    def figures(dask_worker=None) -> dict:
+        import resource as r
+
+        data = getattr(dask_worker, "data", None)
+        metrics = getattr(data, "cumulative_metrics", {})
+        now = getattr(data, "spilled_total", None)
+        return {
+            "peak_rss_gb": round(r.getrusage(r.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+            "spilled_bytes": int(metrics.get(("disk-write", "bytes"), 0)),
+            "on_disk_bytes": int(getattr(now, "disk", 0) or 0),
+        }
+
+    return client.run(figures)
+
+
+def makespan(durations: list[float], workers: int) -> float:
+    """Longest-processing-time-first schedule of independent tasks on ``workers`` workers."""
+    load = np.zeros(workers)
+    for d in sorted(durations, reverse=True):
+        load[np.argmin(load)] += d
+    return float(load.max())
+
+
+def project(costs, n_units: int, step_keys: tuple[str, ...], clock: str = "steps") -> dict:
+    """The workers' share of a step on a national registry and 10 workers, from measured per-partition
+    costs (``clock``: ``steps`` wall seconds, ``cpu_steps`` CPU seconds): seconds per core unit (halo
+    included in the measured cost) × the partitions the national registry would be cut into,
+    scheduled on 10 workers."""
+    from sanling.pipeline.distributed.partitions import UNITS_PER_PARTITION
+
+    secs = np.array([sum(getattr(c, clock).get(k, 0.0) for k in step_keys) for c in costs])
+    units = np.array([c.n_core for c in costs])
+    per_unit = float(secs.sum() / max(units.sum(), 1))
+    n_parts = int(np.ceil(NATIONAL_UNITS / UNITS_PER_PARTITION))
+    part_s = per_unit * NATIONAL_UNITS / n_parts
+    return {
+        "measured_partitions": len(costs),
+        "measured_units_per_partition": round(float(units.mean())),
+        "measured_task_s": round(float(secs.sum()), 1),
+        "longest_task_s": round(float(secs.max()), 1),
+        "s_per_1000_units": round(per_unit * 1000, 3),
+        "national_partitions": n_parts,
+        "national_work_s": round(per_unit * NATIONAL_UNITS, 1),
+        "projected_10_workers_s": round(makespan([part_s] * n_parts, PROJECTED_WORKERS), 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--units", type=int, default=NATIONAL_UNITS)
+    ap.add_argument("--months", type=int, default=60)
+    ap.add_argument("--workers", type=int, default=None, help="default: one per core (as --dask local)")
+    ap.add_argument("--training-rows", type=int, default=1_000_000)
+    ap.add_argument("--work", type=Path, default=None, help="keep the world and stores here")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here too")
+    args = ap.parse_args()
+
+    from sanling.core.config import Config, Settings
+    from sanling.features.grid import labelled_as_of
+    from sanling.pipeline import jobs
+    from sanling.pipeline.distributed.cluster import dask_client
+    from sanling.pipeline.distributed.engine import Layout
+    from sanling.pipeline.ingest import load_dataset
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="sanling-scale-"))
+    world = work / "world"
+    figures: dict = {"units": args.units, "months": args.months, "load_before": os.getloadavg()}
+    print(f"work in {work}; load average {os.getloadavg()[0]:.1f}", flush=True)
+
+    t0 = time.perf_counter()
+    cmd = [str(BIN / "sanling"), "simulate", "--preset", "national", "--units", str(args.units)]
+    cmd += ["--months", str(args.months), "--out", str(world)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"simulate failed:\n{r.stderr[-2000:]}")
+    figures["simulate"] = {
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
+        "summary": r.stdout.strip().splitlines()[-1],
+    }
+    print(f"simulate: {figures['simulate']}", flush=True)
+
+    config = Config()
+    settings = Settings(home=work / "home", dask_training_rows=args.training_rows)
+    t0 = time.perf_counter()
+    ds = load_dataset(world, categories=config.categories, home=settings.home)
+    figures["ingest"] = {
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "client_peak_rss_gb": round(rss_gb(), 2),
+    }
+    figures["n_events"] = len(ds.events)
+    print(f"ingest: {figures['ingest']} ({len(ds.units):,} units, {len(ds.events):,} events)", flush=True)
+
+    with dask_client("local", n_workers=args.workers) as client:
+        settings = settings.model_copy(update={"dask": client.scheduler_info()["address"]})
+        figures["workers"] = len(client.scheduler_info()["workers"])
+        t0 = time.perf_counter()
+        layout = Layout(client, ds, config)
+        plan_s = time.perf_counter() - t0
+        dates = labelled_as_of(layout.shape.months, config.horizon_months, config.cadence_months)
+        rows = 0
+        for _, frame in layout.frames(dates, with_labels=True):
+            rows += len(frame)
+            del frame
+        figures["features"] = {
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "plan_and_send_s": round(plan_s, 1),
+            "partitions": len(layout.parts),
+            "halo_share": round(layout.halo_share(), 3),
+            "rows": rows,
+            "as_of_dates": len(dates),
+            "projection": project(layout.costs, args.units, ("panel", "features")),
+            "projection_cpu": project(layout.costs, args.units, ("panel", "features"), "cpu_steps"),
+        }
+        print(f"features: {figures['features']}", flush=True)
+        del layout
+
+        t0 = time.perf_counter()
+        version = jobs.train(world, config, settings)
+        figures["train"] = {"wall_s": round(time.perf_counter() - t0, 1), "rows_cap": args.training_rows}
+        print(f"train: {figures['train']}", flush=True)
+        jobs.promote(version, settings=settings, force=True)
+
+        t0 = time.perf_counter()
+        out = jobs.score(world, settings=settings)
+        costs = out["costs"]
+        figures["score"] = {
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "steps_s": {
+                k: round(sum(c.steps.get(k, 0.0) for c in costs), 1)
+                for k in ("panel", "features", "score_explain", "backfill", "history")
+            },
+            "projection_score_explain": project(costs, args.units, ("panel", "features", "score_explain")),
+            "projection_all": project(
+                costs, args.units, ("panel", "features", "score_explain", "backfill", "history")
+            ),
+            "projection_score_explain_cpu": project(
+                costs, args.units, ("panel", "features", "score_explain"), "cpu_steps"
+            ),
+            "projection_all_cpu": project(
+                costs, args.units, ("panel", "features", "score_explain", "backfill", "history"), "cpu_steps"
+            ),
+        }
+        print(f"score: {figures['score']}", flush=True)
+        figures["per_worker"] = worker_figures(client)
+    figures["client_peak_rss_gb"] = round(rss_gb(), 2)
+    figures["load_after"] = os.getloadavg()
+    print(json.dumps(figures, ensure_ascii=False, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
