@@ -25,7 +25,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
+from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
@@ -107,6 +110,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+UVICORN_ARGS: list[str] = []
+
+
 def serve(env: dict, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [
@@ -122,12 +128,32 @@ def serve(env: dict, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
         "--no-access-log",
         "--log-level",
         "warning",
+        *UVICORN_ARGS,
     ]
     with open(log, "w") as out:  # the child keeps its own copy of the descriptor
         p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     loadgen.wait_up(f"{base}/healthz")
     return p, base
+
+
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages, as ``uptime`` prints them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def server_cpu(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the server's processes (its process group)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # after the name: state, ppid, pgrp, …
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def stop(p: subprocess.Popen) -> None:
@@ -147,21 +173,32 @@ def run_one(
     rows = []
     try:
         makers = {
-            "GET unit": lambda c, i: c.get(f"/v1/units/{ids[(i * 7919) % len(ids)]}/risk"),
-            "GET township list of 50": lambda c, i: c.get(
-                "/v1/risk-list",
-                params={
-                    "county": places[i % len(places)][0],
-                    "township": places[i % len(places)][1],
-                    "limit": 50,
-                },
+            "GET unit": lambda i: f"/v1/units/{ids[(i * 7919) % len(ids)]}/risk",
+            "GET township list of 50": lambda i: (
+                "/v1/risk-list?"
+                + urlencode(
+                    {
+                        "county": places[i % len(places)][0],
+                        "township": places[i % len(places)][1],
+                        "limit": 50,
+                    }
+                )
             ),
         }
-        loadgen.open_loop_mixed(
-            base, makers, rate=args.rate, seconds=5, headers={"Authorization": f"Bearer {token}"}
+        hdr = {"Authorization": f"Bearer {token}"}
+        loadgen.open_loop_mixed(base, makers, rate=args.rate, seconds=5, headers=hdr)  # warm-up
+        before, cpu0, t0 = load_average(), server_cpu(p.pid), time.monotonic()
+        result, pace = loadgen.open_loop_mixed(
+            base, makers, rate=args.rate, seconds=args.seconds, headers=hdr
         )
-        result = loadgen.open_loop_mixed(
-            base, makers, rate=args.rate, seconds=args.seconds, headers={"Authorization": f"Bearer {token}"}
+        server_share = (server_cpu(p.pid) - cpu0) / (time.monotonic() - t0)
+        after = load_average()
+        print(
+            f"{label:<10} {workers} worker(s)  generator: target {pace.target_rps:.0f} req/s, achieved "
+            f"{pace.achieved_rps:.1f}, send lag p50 {pace.lag_p50_ms:.2f} / p99 {pace.lag_p99_ms:.2f} / max "
+            f"{pace.lag_max_ms:.1f} ms, kept up: {'yes' if pace.kept_up else 'NO'}; CPU generator "
+            f"{pace.cpu_share:.0%}, server {server_share:.0%} of one core; load average {before} → {after}",
+            flush=True,
         )
         for kind, r in result.items():
             second, worst = r.worst_second()
@@ -171,23 +208,36 @@ def run_one(
                 "kind": kind,
                 "requests": len(r.latencies_ms),
                 "errors": r.errors,
+                "error_kinds": r.error_kinds,
                 "p50_ms": round(r.pct(50), 2),
                 "p99_ms": round(r.pct(99), 2),
                 "p999_ms": round(r.pct(99.9), 2),
                 "max_ms": round(float(r.latencies_ms.max()), 1),
                 "worst_second": second,
                 "worst_second_p99_ms": round(worst, 1),
+                "send_lag_p99_ms": round(float(np.percentile(r.send_lag_ms, 99)), 2),
+                "generator": {**asdict(pace), "kept_up": pace.kept_up},
+                "server_cpu_share": round(server_share, 3),
+                "load_average_before": before,
+                "load_average_after": after,
             }
             rows.append(row)
             print(
                 f"{label:<10} {workers} worker(s)  {kind:<24} n={row['requests']:>6}  p50 {row['p50_ms']:>6.2f}  "
                 f"p99 {row['p99_ms']:>7.2f}  p99.9 {row['p999_ms']:>7.2f}  max {row['max_ms']:>7.1f} ms  "
-                f"worst second #{second}: p99 {row['worst_second_p99_ms']:.1f} ms  errors {r.errors}",
+                f"worst second #{second}: p99 {row['worst_second_p99_ms']:.1f} ms  errors {r.errors} {r.error_kinds or ''}",
                 flush=True,
             )
     finally:
         stop(p)
     return rows
+
+
+def write_results(args, results: list[dict]) -> None:
+    out = HERE / "_out"
+    out.mkdir(exist_ok=True)
+    doc = {"seconds": args.seconds, "rate": args.rate, "uvicorn": args.uvicorn, "results": results}
+    (out / "load.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1))
 
 
 def main() -> None:
@@ -196,7 +246,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200.0, help="requests per second, both kinds together")
     ap.add_argument("--workers", type=int, default=2, help="the recommended number of workers (docs)")
     ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--uvicorn", default="", help="extra uvicorn options, e.g. '--http h11'")
     args = ap.parse_args()
+    UVICORN_ARGS[:] = args.uvicorn.split()
     work = Path(tempfile.mkdtemp(prefix="sanling-load-"))
     units = province_units()
     results: list[dict] = []
@@ -218,17 +270,11 @@ def main() -> None:
             token = fill_store(url, units)
             for workers in sorted({1, args.workers}):
                 results += run_one(backend, env, workers, args, units, token, work)
+                write_results(args, results)  # after each configuration: a cut-short run keeps its figures
         finally:
             if db is not None:
                 with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
                     admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    out = HERE / "_out"
-    out.mkdir(exist_ok=True)
-    (out / "load.json").write_text(
-        json.dumps(
-            {"seconds": args.seconds, "rate": args.rate, "results": results}, ensure_ascii=False, indent=1
-        )
-    )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ so a slow server cannot hide its queue). Loopback only."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -103,11 +105,15 @@ def wait_up(url: str, timeout: float = 120.0) -> None:
 
 @dataclass
 class Timed:
-    """Latencies of one request kind with the second (from the start) each was scheduled in."""
+    """Latencies of one request kind with the second (from the start) each was scheduled in, and how
+    late the generator itself was: ``send_lag_ms`` is when the request was handed to a connection
+    minus when it was scheduled (the generator's own delay, not the server's)."""
 
     latencies_ms: np.ndarray
     second: np.ndarray
     errors: int
+    send_lag_ms: np.ndarray
+    error_kinds: dict  # HTTP status or exception name → count
 
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
@@ -122,36 +128,170 @@ class Timed:
         return worst
 
 
-async def _mixed(base: str, makers: dict, rate: float, seconds: float, headers: dict) -> dict[str, Timed]:
+@dataclass
+class Pace:
+    """How well the generator kept its schedule: the achieved send rate over the run, the lateness of
+    its dispatches, and the CPU it used (seconds of CPU per second of wall time)."""
+
+    target_rps: float
+    sent: int
+    achieved_rps: float
+    lag_p50_ms: float
+    lag_p99_ms: float
+    lag_max_ms: float
+    cpu_share: float
+
+    @property
+    def kept_up(self) -> bool:
+        """Within 1 % of the target rate, and 99 % of the requests sent within 2 ms of their time."""
+        return self.achieved_rps >= 0.99 * self.target_rps and self.lag_p99_ms <= 2.0
+
+
+KEEP_ALIVE_S = 4.0  # uvicorn closes a keep-alive connection idle for 5 s
+
+
+class _Http:
+    """A minimal HTTP/1.1 keep-alive client over asyncio streams: GET only, ``Content-Length`` or
+    chunked bodies. Much cheaper per request than a general client, so that on a small shared
+    machine the generator keeps its schedule and its own CPU does not pass for server latency."""
+
+    def __init__(self, host: str, port: int, headers: dict, max_connections: int):
+        self.host, self.port = host, port
+        self.extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.idle: list[tuple[float, asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.open = 0
+        self.max = max_connections
+        self.freed = asyncio.Condition()
+
+    async def _take(self):
+        async with self.freed:
+            while not self.idle and self.open >= self.max:
+                await self.freed.wait()
+            while self.idle:
+                used, reader, writer = self.idle.pop()
+                if time.monotonic() - used < KEEP_ALIVE_S:
+                    return reader, writer
+                self.open -= 1  # the server may already have closed it: never send on a stale one
+                writer.close()
+            self.open += 1
+        try:
+            return await asyncio.open_connection(self.host, self.port)
+        except BaseException:
+            self.open -= 1
+            raise
+
+    async def _give(self, conn, ok: bool) -> None:
+        async with self.freed:
+            if ok:
+                self.idle.append((time.monotonic(), *conn))
+            else:
+                self.open -= 1
+                conn[1].close()
+            self.freed.notify()
+
+    async def get(self, target: str) -> int:
+        """GET ``target`` (path and query, already encoded); returns the status code."""
+        conn = await self._take()
+        ok = False
+        try:
+            reader, writer = conn
+            writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head[9:12])
+            lower = head.lower()
+            at = lower.find(b"\r\ncontent-length:")
+            if at >= 0:
+                end = lower.index(b"\r\n", at + 2)
+                await reader.readexactly(int(lower[at + 17 : end]))
+            elif b"transfer-encoding: chunked" in lower:
+                while True:
+                    size = int((await reader.readline()).split(b";")[0], 16)
+                    await reader.readexactly(size + 2)
+                    if size == 0:
+                        break
+            ok = b"connection: close" not in lower
+            return status
+        finally:
+            await self._give(conn, ok)
+
+
+def _cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+async def _mixed(
+    base: str, makers: dict, rate: float, seconds: float, headers: dict, timeout: float
+) -> tuple[dict[str, Timed], Pace]:
     kinds = list(makers)
     lat: dict[str, list[float]] = {k: [] for k in kinds}
     sec: dict[str, list[int]] = {k: [] for k in kinds}
+    lag: dict[str, list[float]] = {k: [] for k in kinds}
     errors = dict.fromkeys(kinds, 0)
+    what: dict[str, dict[str, int]] = {k: {} for k in kinds}  # status code or exception → count
     n = int(rate * seconds)
-    limits = httpx.Limits(max_connections=128, max_keepalive_connections=128)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as client:
-        await asyncio.gather(*(makers[kinds[i % len(kinds)]](client, i) for i in range(32)))
-        start = time.perf_counter()
+    url = urlsplit(base)
+    client = _Http(url.hostname, url.port, headers, max_connections=256)
+    # Open some connections before timing: TCP set-up is not what is measured.
+    await asyncio.gather(*(client.get(makers[kinds[i % len(kinds)]](i)) for i in range(32)))
 
-        async def one(i: int) -> None:
-            kind = kinds[i % len(kinds)]
-            scheduled = start + i / rate
-            await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
-            try:
-                r = await makers[kind](client, i)
-                errors[kind] += r.status_code >= 400
-            except httpx.HTTPError:
+    async def one(i: int, kind: str, scheduled: float) -> None:
+        lag[kind].append((time.perf_counter() - scheduled) * 1000)
+        try:
+            status = await asyncio.wait_for(client.get(makers[kind](i)), timeout)
+            if status >= 400:
                 errors[kind] += 1
-            lat[kind].append((time.perf_counter() - scheduled) * 1000)
-            sec[kind].append(int(i / rate))
+                what[kind][str(status)] = what[kind].get(str(status), 0) + 1
+        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+            errors[kind] += 1
+            what[kind][type(e).__name__] = what[kind].get(type(e).__name__, 0) + 1
+        lat[kind].append((time.perf_counter() - scheduled) * 1000)
+        sec[kind].append(int(i / rate))
 
-        await asyncio.gather(*(one(i) for i in range(n)))
-    return {k: Timed(np.array(lat[k]), np.array(sec[k]), errors[k]) for k in kinds}
+    tasks = set()
+    cpu0 = _cpu_seconds()
+    start = time.perf_counter() + 0.05
+    for i in range(n):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        t = asyncio.create_task(one(i, kinds[i % len(kinds)], scheduled))
+        tasks.add(t)
+        t.add_done_callback(tasks.discard)
+    last_sent = time.perf_counter()
+    cpu = _cpu_seconds() - cpu0
+    while tasks:
+        await asyncio.gather(*list(tasks))
+    all_lag = np.concatenate([np.array(lag[k]) for k in kinds])
+    pace = Pace(
+        target_rps=rate,
+        sent=n,
+        # the n-th request is due at (n - 1) / rate after the first: n - 1 intervals were kept
+        achieved_rps=(n - 1) / max(last_sent - start, 1e-9),
+        lag_p50_ms=float(np.percentile(all_lag, 50)),
+        lag_p99_ms=float(np.percentile(all_lag, 99)),
+        lag_max_ms=float(all_lag.max()),
+        cpu_share=cpu / max(last_sent - start, 1e-9),
+    )
+    timed = {
+        k: Timed(np.array(lat[k]), np.array(sec[k]), errors[k], np.array(lag[k]), what[k]) for k in kinds
+    }
+    return timed, pace
 
 
 def open_loop_mixed(
-    base: str, makers: dict, *, rate: float, seconds: float, headers: dict | None = None
-) -> dict[str, Timed]:
-    """An open loop at ``rate`` requests per second, taking turns over ``makers`` (kind → request);
-    latency counted from each request's scheduled send time. Returns each kind's :class:`Timed`."""
-    return asyncio.run(_mixed(base, makers, rate, seconds, headers or {}))
+    base: str,
+    makers: dict,
+    *,
+    rate: float,
+    seconds: float,
+    headers: dict | None = None,
+    timeout: float = 30.0,
+) -> tuple[dict[str, Timed], Pace]:
+    """An open loop at ``rate`` requests per second, taking turns over ``makers`` (kind → a function of
+    the request number returning the GET target, path and query). Each request is dispatched at its
+    scheduled time whatever the server is doing (no coordinated omission: a stall shows up as the queue
+    it causes), and its latency is counted from that scheduled time. Returns each kind's
+    :class:`Timed` and the generator's :class:`Pace` — whether it kept its own schedule."""
+    return asyncio.run(_mixed(base, makers, rate, seconds, headers or {}, timeout))
