@@ -242,7 +242,7 @@ async def _mixed(
             if status >= 400:
                 errors[kind] += 1
                 what[kind][str(status)] = what[kind].get(str(status), 0) + 1
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
             errors[kind] += 1
             what[kind][type(e).__name__] = what[kind].get(type(e).__name__, 0) + 1
         lat[kind].append((time.perf_counter() - scheduled) * 1000)

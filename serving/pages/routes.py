@@ -6,6 +6,7 @@ requests, checks the session and CSRF, and renders."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -46,6 +47,7 @@ from sanling.serving.pages.wording import (
 from sanling.serving.security import SESSION_COOKIE, SESSION_MAX_AGE, read_session, sign_session
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.errors import RecordNotFound
+from sanling.serving.store.scope import AmbiguousTownship, resolve_place
 from sanling.serving.store.sessions import end_session, open_session
 from sanling.serving.store.tables import FOLLOWUP_STATUSES
 
@@ -230,6 +232,12 @@ def risk_list_page(
         status=status or None,
         q=search.strip() or None,
     )
+    notice = ""
+    if f.township and not f.county:  # a name alone: its county, or a question when several have it
+        try:
+            f = replace(f, county=resolve_place(session, None, f.township)[0])
+        except AmbiguousTownship as e:
+            notice = f"“{e.township}”在{len(e.counties)}个县（区）都有：{'、'.join(e.counties)}。请先选择县（区）。"
     run = q.current_run(session, as_of or None)
     place_rows = q.places(session, p)
     counties = sorted({c for c, _ in place_rows})
@@ -242,8 +250,9 @@ def risk_list_page(
         "unit_types": [(t, UNIT_TYPE_ZH[t]) for t in UNIT_TYPES],
         "statuses": [*FOLLOWUP_STATUSES, q.NOT_SCREENED],
         "scope_label": p.township if p.role == "township" else (f.township or f.county or "全部"),
+        "place_notice": notice,
     }
-    if run is None:
+    if run is None or notice:
         return render(
             request,
             "list.html",

@@ -65,6 +65,38 @@ def test_same_named_township_of_another_county_is_out_of_scope(rival):
         assert "阳曲城关村" not in [row[1] for row in wb.active.iter_rows(values_only=True)]
 
 
+def test_an_analysts_township_filter_does_not_merge_same_named_townships(rival):
+    """Issue 13: ``township=城关镇`` alone listed the units of both counties' 城关镇 as one township."""
+    own_units = {"140100001001", "140100001002"}
+    with TestClient(rival.app, raise_server_exceptions=False) as c:
+        h = rival.headers("analyst")
+        r = c.get("/v1/risk-list", params={"township": OWN}, headers=h)
+        assert r.status_code == 422, r.text
+        assert "清徐县" in r.json()["detail"] and "阳曲县" in r.json()["detail"]
+        assert c.get("/v1/risk-list.xlsx", params={"township": OWN}, headers=h).status_code == 422
+        listed = c.get("/v1/risk-list", params={"township": OWN, "county": "清徐县"}, headers=h).json()
+        assert {x["unit_id"] for x in listed} == own_units
+        listed = c.get("/v1/risk-list", params={"township": OWN, "county": "阳曲县"}, headers=h).json()
+        assert {x["unit_id"] for x in listed} == {RIVAL_UNIT}
+        # a name only one county uses needs no county
+        listed = c.get("/v1/risk-list", params={"township": "河西乡"}, headers=h).json()
+        assert {x["unit_id"] for x in listed} == {"140100002001", "91140100MA0001"}
+
+        _signed_in(c, rival.tokens["analyst"])
+        page = c.get("/list", params={"township": OWN}).text
+        assert 'id="place-notice"' in page and "阳曲县" in page and "清徐县" in page
+        assert "阳曲城关村" not in page and "东关村" not in page  # neither merged nor guessed
+        page = c.get("/list", params={"township": OWN, "county": "阳曲县"}).text
+        assert "阳曲城关村" in page and "东关村" not in page
+        page = c.get("/list", params={"township": "河西乡"}).text
+        assert "南庄村" in page and 'id="place-notice"' not in page
+        wb = load_workbook(
+            io.BytesIO(c.get("/v1/risk-list.xlsx", params={"township": OWN, "county": "清徐县"}).content)
+        )
+        names = {row[1] for row in wb.active.iter_rows(values_only=True)}
+        assert "东关村" in names and "阳曲城关村" not in names
+
+
 def test_a_token_for_an_ambiguous_township_must_name_its_county(rival):
     from sanling.core.errors import ConfigError
 

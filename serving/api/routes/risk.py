@@ -1,7 +1,8 @@
 """Reading stored scores: one unit, the risk list, and the list as an Excel 台账.
 
 Township tokens see their own township only: another township's unit is 404 exactly like a missing
-one, and a risk list asked for another township is 404 (``township 'X' not found``)."""
+one, and a risk list asked for another township is 404 (``township 'X' not found``). A township name
+that several counties use needs its county (``county=``): alone it is 422, naming the counties."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from sanling.serving.ledger import write_ledger
 from sanling.serving.store.audit import record_audit
 from sanling.serving.store.followups import latest_followups
 from sanling.serving.store.outcomes import forecast_history
+from sanling.serving.store.scope import resolve_place
 from sanling.serving.store.scores import current_run, get_score, risk_list
 from sanling.serving.store.tokens import Principal
 
@@ -40,12 +42,16 @@ def _check_month(session, as_of: str | None) -> None:
         raise HTTPException(404, f"no scores for as_of {as_of}")
 
 
-def _place(principal: Principal, county: str | None, township: str | None) -> tuple[str | None, str | None]:
+def _place(
+    session, principal: Principal, county: str | None, township: str | None
+) -> tuple[str | None, str | None]:
     """The (county, township) a list is restricted to: a township token's own, whatever it asks for
-    (asking for another township or county is 404, as if it did not exist)."""
+    (asking for another township or county is 404, as if it did not exist); for the other roles the
+    place asked for, a township named alone completed with its county — or 422 listing the counties
+    when several have a township of that name, rather than one list of all of them."""
     own = principal.scope
     if own is None:
-        return county, township
+        return resolve_place(session, county, township)
     if (township is not None and township != own.township) or (county is not None and county != own.county):
         raise HTTPException(404, f"township {township or county!r} not found")
     return own.county, own.township
@@ -72,7 +78,7 @@ def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of:
 
 def _list(session, principal: Principal, township, county, min_tier, unit_type, limit, as_of) -> list[dict]:
     _check_month(session, as_of)
-    county, township = _place(principal, county, township)
+    county, township = _place(session, principal, county, township)
     return risk_list(
         session,
         township=township,
@@ -117,7 +123,7 @@ def get_risk_ledger(
 ) -> Response:
     """The same list as an Excel 台账 with each unit's latest follow-up; named ``台账_<县区><乡镇>_<as_of>.xlsx``."""
     rows = _list(session, principal, township, county, min_tier, unit_type, limit, as_of)
-    county, scope = _place(principal, county, township)
+    county, scope = _place(session, principal, county, township)
     month = rows[0]["as_of"] if rows else (as_of or "")
     followups = latest_followups(session, [r["unit_id"] for r in rows]) if rows else {}
     place = f"{county or ''}{scope}" if scope else (county or "全部")

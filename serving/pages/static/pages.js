@@ -14,6 +14,11 @@
     });
   }
   if (county) county.addEventListener("change", sync);
+  // A township chosen under "all counties" brings its county along: names such as 城关镇 repeat.
+  if (town) town.addEventListener("change", function () {
+    var o = town.options[town.selectedIndex];
+    if (county && o && o.value && !county.value) county.value = o.getAttribute("data-county");
+  });
   sync();
 
   Array.prototype.forEach.call(document.querySelectorAll("[data-scroll-end]"), function (el) {
