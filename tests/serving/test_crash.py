@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -185,3 +186,107 @@ def test_validate_killed_while_writing_never_leaves_a_half_read_back(tmp_path):
         for p in folder.iterdir():  # start the next round from nothing
             p.unlink()
     assert kills >= 1
+
+
+def _score_store(url: str, version: str, as_of: str) -> tuple[dict, dict]:
+    """(runs: (as_of, version) → n_units, rows: version → scored rows of ``as_of``) after a restart."""
+    engine = init_db(url)
+    try:
+        with session_scope(engine) as s:
+            runs = {(r.as_of, r.model_version): r.n_units for r in s.scalars(select(ScoreRun))}
+            rows = dict(
+                s.execute(
+                    select(Score.model_version, func.count())
+                    .where(Score.as_of == as_of)
+                    .group_by(Score.model_version)
+                ).all()
+            )
+            if url.startswith("sqlite"):
+                assert s.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+    finally:
+        engine.dispose()
+    return runs, rows
+
+
+def test_the_score_command_killed_leaves_the_old_or_the_new_complete_set(tmp_path, db_url):
+    """``kill -9`` of the real ``sanling score`` while it ingests (Parquet being written) and while it
+    writes the store; after each kill the store holds the previous champion's complete month and the
+    new champion's month either whole or not at all, and no half-written Parquet is read back."""
+    import pandas as pd
+
+    from sanling.core.config import Config, ModelParams, Settings
+    from sanling.pipeline import jobs
+    from sanling.pipeline.simulate import simulate_world
+
+    world = tmp_path / "world"
+    simulate_world(world, preset="county", n_units=240, months=40, seed=7, progress=False)
+    settings = Settings(home=tmp_path / "home", database_url=db_url)
+    config = Config(
+        test_periods=2,
+        model=ModelParams(n_estimators=30, learning_rate=0.2, num_leaves=7, min_child_samples=40),
+    )
+    old = jobs.train(world, config, settings)
+    jobs.promote(old, force=True, settings=settings)
+    env = {**ENV, "SANLING_HOME": str(settings.home), "SANLING_DATABASE_URL": db_url}
+    sanling = str(Path(sys.executable).parent / "sanling")
+
+    def score() -> subprocess.Popen:
+        return subprocess.Popen(
+            [sanling, "score", str(world)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    first = score()
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    as_of = max(m for m, v in _score_store(db_url, old, "")[0] if v == old)
+    runs, rows = _score_store(db_url, old, as_of)
+    n = runs[(as_of, old)]
+    assert rows == {old: n} and n == len(pd.read_parquet(world / "units.parquet"))
+
+    new = jobs.train(world, config, settings)
+    jobs.promote(new, force=True, settings=settings)
+    datasets = settings.home / "datasets"
+    wal = Path(db_url.removeprefix("sqlite:///") + "-wal") if db_url.startswith("sqlite") else None
+    kills, outcomes = [], []
+    for moment in ("ingest", "store", "store+0.3s", "store+1s"):
+        for folder in datasets.glob("*"):  # ingest again, so that Parquet is written in this run
+            for p in folder.iterdir():
+                p.unlink()
+        proc = score()
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda p=proc, out=lines: out.extend(p.stderr), daemon=True)
+        reader.start()
+        wal_at_start = wal.stat().st_size if wal is not None and wal.exists() else 0
+        deadline = time.time() + 300
+        while proc.poll() is None and time.time() < deadline:
+            if moment == "ingest":
+                if any(p.name != "report.json" for f in datasets.glob("*") for p in f.iterdir()):
+                    break
+            elif any(line.startswith("scored ") for line in lines):
+                if moment == "store" and wal is not None:
+                    # SQLite: the moment the store's log starts growing, i.e. inside the transaction
+                    if wal.exists() and wal.stat().st_size != wal_at_start:
+                        break
+                else:
+                    time.sleep({"store": 0.0, "store+0.3s": 0.3, "store+1s": 1.0}[moment])
+                    break
+            time.sleep(0.001)
+        if proc.poll() is None:
+            _kill(proc)
+            kills.append(moment)
+        reader.join(timeout=30)
+        runs, rows = _score_store(db_url, old, as_of)
+        assert runs[(as_of, old)] == n and rows[old] == n, moment  # the old month is whole
+        assert rows.get(new, 0) in (0, n), (moment, rows)  # the new one whole or absent …
+        assert ((as_of, new) in runs) == (rows.get(new, 0) == n), (moment, runs)  # … with its run record
+        outcomes.append("new" if rows.get(new) else "old")
+        for folder in datasets.glob("*"):
+            if (folder / "report.json").exists():  # the commit marker: what it vouches for is whole
+                pd.read_parquet(folder / "units.parquet")
+                pd.read_parquet(folder / "events.parquet")
+    assert "ingest" in kills and len(kills) >= 3, kills  # the kills did land mid-run
+    last = score()
+    _, err = last.communicate(timeout=600)
+    assert last.returncode == 0, err
+    runs, rows = _score_store(db_url, old, as_of)
+    assert rows == {old: n, new: n} and runs[(as_of, new)] == n, outcomes
