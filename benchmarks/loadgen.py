@@ -114,6 +114,7 @@ class Timed:
     errors: int
     send_lag_ms: np.ndarray
     error_kinds: dict  # HTTP status or exception name → count
+    at_s: np.ndarray  # each request's scheduled time, seconds from the start
 
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
@@ -191,11 +192,18 @@ class _Http:
 
     async def get(self, target: str) -> int:
         """GET ``target`` (path and query, already encoded); returns the status code."""
+        return await self.request("GET", target)
+
+    async def request(self, method: str, target: str, body: bytes = b"") -> int:
+        """``method`` ``target`` with a JSON ``body`` (if any); returns the status code."""
         conn = await self._take()
         ok = False
         try:
             reader, writer = conn
-            writer.write(f"GET {target} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}\r\n".encode())
+            head = f"{method} {target} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}"
+            if body:
+                head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            writer.write(head.encode() + b"\r\n" + body)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
             lower = head.lower()
@@ -215,6 +223,11 @@ class _Http:
             await self._give(conn, ok)
 
 
+def _send(client: _Http, what) -> asyncio.Future:
+    """A maker's request: a GET target, or (method, target, body)."""
+    return client.get(what) if isinstance(what, str) else client.request(*what)
+
+
 def _cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system
@@ -227,18 +240,19 @@ async def _mixed(
     lat: dict[str, list[float]] = {k: [] for k in kinds}
     sec: dict[str, list[int]] = {k: [] for k in kinds}
     lag: dict[str, list[float]] = {k: [] for k in kinds}
+    at: dict[str, list[float]] = {k: [] for k in kinds}  # scheduled time, seconds from the start
     errors = dict.fromkeys(kinds, 0)
     what: dict[str, dict[str, int]] = {k: {} for k in kinds}  # status code or exception → count
     n = int(rate * seconds)
     url = urlsplit(base)
     client = _Http(url.hostname, url.port, headers, max_connections=256)
     # Open some connections before timing: TCP set-up is not what is measured.
-    await asyncio.gather(*(client.get(makers[kinds[i % len(kinds)]](i)) for i in range(32)))
+    await asyncio.gather(*(_send(client, makers[kinds[i % len(kinds)]](i)) for i in range(32)))
 
     async def one(i: int, kind: str, scheduled: float) -> None:
         lag[kind].append((time.perf_counter() - scheduled) * 1000)
         try:
-            status = await asyncio.wait_for(client.get(makers[kind](i)), timeout)
+            status = await asyncio.wait_for(_send(client, makers[kind](i)), timeout)
             if status >= 400:
                 errors[kind] += 1
                 what[kind][str(status)] = what[kind].get(str(status), 0) + 1
@@ -247,6 +261,7 @@ async def _mixed(
             what[kind][type(e).__name__] = what[kind].get(type(e).__name__, 0) + 1
         lat[kind].append((time.perf_counter() - scheduled) * 1000)
         sec[kind].append(int(i / rate))
+        at[kind].append(scheduled - start)
 
     tasks = set()
     cpu0 = _cpu_seconds()
@@ -275,7 +290,8 @@ async def _mixed(
         cpu_share=cpu / max(last_sent - start, 1e-9),
     )
     timed = {
-        k: Timed(np.array(lat[k]), np.array(sec[k]), errors[k], np.array(lag[k]), what[k]) for k in kinds
+        k: Timed(np.array(lat[k]), np.array(sec[k]), errors[k], np.array(lag[k]), what[k], np.array(at[k]))
+        for k in kinds
     }
     return timed, pace
 

@@ -4,7 +4,10 @@ mid-month count), the same feature, policy and explanation code as training and 
 
 The champion is loaded once at start-up and re-checked every ``poll_seconds``; a new version is
 loaded completely in the background and then swapped in with one assignment, so a request sees
-either the old model or the new one, never half of each."""
+either the old model or the new one, never half of each. What a request would otherwise compute on
+the first call after a swap — the month's peer tables, which predict every unit — is computed in the
+poll thread before the swap, and the model reload and the data refresh hold different locks, so no
+request waits for a model being loaded (docs/operations.md "The champion poll")."""
 
 from __future__ import annotations
 
@@ -56,7 +59,8 @@ class ChampionScorer:
         self._registry = registry(settings)
         self._model: _Model | None = None
         self._data: _Data | None = None
-        self._lock = threading.Lock()  # serialises (re)loading, never reading
+        self._model_lock = threading.Lock()  # serialises model reloads, never reading
+        self._data_lock = threading.Lock()  # serialises data refreshes, never reading
         self._checked = 0.0
         self.reload_model()
         self._stop = threading.Event()
@@ -68,20 +72,48 @@ class ChampionScorer:
     # -- model -------------------------------------------------------------------------------
     def reload_model(self) -> bool:
         """Load the champion if it moved; True when a new version was swapped in."""
-        with self._lock:
+        with self._model_lock:
             version = self._registry.alias_version("champion")
             if version is None:
                 raise ModelError("no champion model in the registry: train and promote one first")
             if self._model is not None and self._model.version == version:
                 return False
-            bundle = self._registry.load_bundle(version)
-            self._model = _Model(version, bundle)  # the swap: one reference assignment
-            if self._data is not None:
-                self._data.peers.clear()
+            model = _Model(version, self._registry.load_bundle(version))
+            data = self._data
+            if data is not None:  # warm the new model's peers for the latest month, off the request path
+                key = (version, data.panel.last_month)
+                data.peers[key] = self._peers(model.bundle, data, data.panel.last_month)
+            self._model = model  # the swap: one reference assignment
+            if data is not None:
+                for key in [k for k in data.peers if k[0] != version]:
+                    data.peers.pop(key, None)  # the old model's tables: memory only now
             log.info("serving model version %s", version)
             return True
 
+    @staticmethod
+    def _peers(bundle, data: _Data, as_of: str) -> tuple:
+        from sanling.pipeline.scoring import frame_at, peer_risk_table
+
+        full = frame_at(bundle, data.panel, as_of)
+        return (
+            pd.Series(range(len(full)), index=full["unit_id"]),
+            peer_means(full, bundle.feature_names),
+            peer_risk_table(bundle, full),  # relative risk compares with every unit of the month
+        )
+
+    def warm(self) -> None:
+        """Read the data and compute the latest month's peer tables now rather than on the first
+        ``POST /v1/score`` (the poll thread does this first)."""
+        model, data = self._model, self._fresh_data()
+        key = (model.version, data.panel.last_month)
+        if key not in data.peers:
+            data.peers[key] = self._peers(model.bundle, data, data.panel.last_month)
+
     def _poll(self, every: float) -> None:
+        try:
+            self.warm()
+        except Exception:  # a request will meet the same problem and answer it
+            log.exception("warming the scorer failed")
         while not self._stop.wait(every):
             try:
                 self.reload_model()
@@ -101,7 +133,7 @@ class ChampionScorer:
         self._checked = now
         if data is not None and data.stamp == stamp:
             return data
-        with self._lock:
+        with self._data_lock:
             if self._data is not None and self._data.stamp == stamp:
                 return self._data
             from sanling.features.panel import build_panel
@@ -118,7 +150,7 @@ class ChampionScorer:
     # -- the protocol ------------------------------------------------------------------------
     def score(self, unit_ids: list[str], as_of: str | None = None) -> list[dict]:
         from sanling.features.build import build_frame
-        from sanling.pipeline.scoring import explained_scores, frame_at, peer_risk_table
+        from sanling.pipeline.scoring import explained_scores
 
         model, data = self._model, self._fresh_data()
         bundle = model.bundle
@@ -128,13 +160,8 @@ class ChampionScorer:
         if not ids:
             return []
         key = (model.version, as_of)
-        if key not in data.peers:
-            full = frame_at(bundle, data.panel, as_of)
-            data.peers[key] = (
-                pd.Series(range(len(full)), index=full["unit_id"]),
-                peer_means(full, bundle.feature_names),
-                peer_risk_table(bundle, full),  # relative risk compares with every unit of the month
-            )
+        if key not in data.peers:  # another month, or data refreshed since: computed once, here
+            data.peers[key] = self._peers(bundle, data, as_of)
         pos, peers, peer_risk = data.peers[key]
         c = bundle.config
         frame = build_frame(
