@@ -14,9 +14,9 @@ from sanling.pipeline.context import labelled_frame, prepare
 pytestmark = pytest.mark.slow
 
 
-# Not achieved yet (issue 11, item 2): measured RPS 0.0736 for the served model against 0.0629 for the
-# logistic baseline. The stack is fitted on 2 calibration months × 40 units = 80 rows, too few to move
-# its weights off the boosters. strict: the day it passes, this marker must go.
+# Not achieved yet (issue 11, item 2): measured RPS 0.0694 for the served model (0.0736 before the
+# count model) against 0.0629 for the logistic baseline. The stack is fitted on 2 calibration months
+# × 40 units = 80 rows, too few to move its weights. strict: the day it passes, this marker must go.
 @pytest.mark.xfail(strict=True, reason="small data: the served model still loses to the logistic baseline")
 def test_served_model_beats_every_baseline_on_a_real_small_panel(tmp_path):
     data = write_txhousing(tmp_path / "tx")
