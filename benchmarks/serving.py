@@ -199,7 +199,7 @@ def main() -> None:
         with_labels=False,
     )
     names = feature_names(frame)
-    X = frame[names].copy()
+    X = frame[["unit_id", "as_of", "county", "township", *names]].copy()  # what the pyfunc model reads
     for c in X.columns:
         if isinstance(X[c].dtype, pd.CategoricalDtype):
             X[c] = X[c].astype(str)

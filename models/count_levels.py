@@ -267,11 +267,10 @@ class CountLevels:
         if not self.town_:
             return np.ones((len(frame), len(self.families_)))
         keys = _township_keys(frame)
+        units = frame["unit_id"].astype(str).to_numpy() if "unit_id" in frame.columns else [""] * len(frame)
         sums = np.array([self.town_.get(key, self._no_town) for key in keys])  # (n, 2, fam)
-        own = np.array([self.own_.get(u, self._no_town) for u in frame["unit_id"].astype(str)])
-        same = np.array(
-            [self.own_town_.get(u) == key for u, key in zip(frame["unit_id"].astype(str), keys, strict=True)]
-        )
+        own = np.array([self.own_.get(u, self._no_town) for u in units])
+        same = np.array([self.own_town_.get(u) == key for u, key in zip(units, keys, strict=True)])
         other = sums - np.where(same[:, None, None], own, 0.0)
         return (self.town_shape_ + other[:, 0]) / (self.town_shape_ + other[:, 1])
 

@@ -265,7 +265,10 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
         params=_params(config),
         metrics={"n_train_rows": len(labelled)},
         tags=tags,
-        input_example=labelled[["as_of", *names]].head(5),  # the stack reads the as-of month
+        # the stack reads the as-of month, the count model the unit and its township too
+        input_example=labelled[
+            [c for c in ("unit_id", "as_of", "county", "township") if c in labelled] + names
+        ].head(5),
     )
     rps = tags.get("backtest_rps", "none on record — run `sanling backtest` with the same data and config")
     print(
