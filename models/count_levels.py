@@ -36,6 +36,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import PoissonRegressor
 
 from sanling.core.months import add_months, month_number
+from sanling.models.history_prior import months_of_history
 
 LEVELS = (1, 2, 3)
 SOCIAL = ("dispute", "petition", "public_security", "criminal")
@@ -254,7 +255,7 @@ class CountLevels:
         """Log posterior multipliers (rows, families): the unit's own record against its expected
         count, around its township's multiplier ``area`` (default: the township's at the end of
         training, without the unit's own events)."""
-        n = np.maximum(self._months(frame) - self.start + 1, 1).astype(float)
+        n = months_of_history(frame["as_of"].to_numpy(), self.start)
         seen = self._observed(frame, n)
         E = np.column_stack([n * reg.predict(S) for reg in self.expected_])
         k = self.shape_[pd.Index(self.types_).get_indexer(self._types(frame))]
@@ -303,7 +304,7 @@ class CountLevels:
         S = self._static(frame)
         # Stage 1: the expected all-time rate of each family from type and attributes; the shape of
         # the units' multipliers per type by the method of moments on each unit's latest row.
-        n = np.maximum(self._months(frame) - self.start + 1, 1).astype(float)
+        n = months_of_history(frame["as_of"].to_numpy(), self.start)
         seen = self._observed(frame, n)
         as_of = frame["as_of"].astype(str)
         last = (as_of.groupby(frame["unit_id"].to_numpy()).transform("max") == as_of).to_numpy()

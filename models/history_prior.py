@@ -40,7 +40,8 @@ def type_rates(unit_type: Sequence[str], y: np.ndarray) -> dict[str, np.ndarray]
 
 def months_of_history(as_of: Sequence[str], start: int) -> np.ndarray:
     """Months from ``start`` (a month number) to each as-of month, inclusive, at least 1."""
-    m = np.fromiter((month_number(str(a)) for a in as_of), dtype=np.int64, count=len(as_of))
+    labels = pd.Series(np.asarray(as_of, dtype=object)).astype(str)
+    m = labels.map({a: month_number(a) for a in labels.unique()}).to_numpy(dtype=np.int64)
     return np.maximum(m - start + 1, 1).astype(float)
 
 
