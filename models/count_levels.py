@@ -31,17 +31,25 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import PoissonRegressor
 
-from sanling.core.months import add_months, month_number
+from sanling.core.months import month_number
+from sanling.models.glm import (
+    ConstantRate,
+    Standardised,
+    fit_hazard,
+    later_rows,
+    numeric,
+    township_keys,
+)
 from sanling.models.history_prior import months_of_history
 
 LEVELS = (1, 2, 3)
 SOCIAL = ("dispute", "petition", "public_security", "criminal")
 SAFETY = ("safety_accident", "fire", "hazard")
-CLIP = 5.0
+# Bundles pickled by the previous version name these classes here.
+_Design, _Constant = Standardised, ConstantRate
 RECORD_FEATURE = "events_rate_all"  # where the reasons show the unit's long-run level
 # Names produced by the event families (features.families / registry); what is left are the unit's
 # registry attributes.
@@ -64,28 +72,6 @@ def categories_of(columns: Sequence[str]) -> list[str]:
     return [c[: -len("_rate_all")] for c in columns if c.endswith("_rate_all") and c != "events_rate_all"]
 
 
-def _num(frame: pd.DataFrame, col: str) -> np.ndarray:
-    if col not in frame.columns:
-        return np.zeros(len(frame))
-    return pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-
-
-class _Design:
-    """A standardised dense design: centred and scaled on the fit rows, clipped to ±``CLIP`` SD;
-    a missing value (an attribute a unit does not have) sits at the mean."""
-
-    def fit(self, M: np.ndarray) -> _Design:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-missing columns
-            mean, sd = np.nanmean(M, axis=0), np.nanstd(M, axis=0)
-        self.mean_ = np.nan_to_num(mean)
-        self.sd_ = np.where(np.isfinite(sd) & (sd > 1e-9), sd, 1.0)
-        return self
-
-    def transform(self, M: np.ndarray) -> np.ndarray:
-        return np.nan_to_num(np.clip((M - self.mean_) / self.sd_, -CLIP, CLIP))
-
-
 class CountLevels:
     """Per-category Poisson rates → cumulative-level probabilities (module docstring).
 
@@ -100,6 +86,8 @@ class CountLevels:
     alpha : L2 strength of the Poisson regressions (on standardised columns, per row).
     max_rows : a uniform sample of the training rows beyond this.
     """
+
+    TARGET = "{c}_count_{h}m"
 
     def __init__(
         self,
@@ -139,7 +127,7 @@ class CountLevels:
         out = np.zeros((len(frame), len(self.families_)))
         for j, fam in enumerate(self.families_):
             for c in fam:
-                out[:, j] += np.nan_to_num(_num(frame, f"{c}_rate_all")) * n
+                out[:, j] += np.nan_to_num(numeric(frame, f"{c}_rate_all")) * n
         return out
 
     def _fit_attributes(self, frame: pd.DataFrame) -> None:
@@ -151,7 +139,7 @@ class CountLevels:
                 continue
             col = frame[a]
             if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
-                x = _num(frame, a)
+                x = numeric(frame, a)
                 if np.isfinite(x).any():
                     self.numeric_.append(a)
                     if np.nanmin(x) >= 0 and np.nanmax(x) > 1:
@@ -165,7 +153,7 @@ class CountLevels:
         for t in self.types_:
             med = {}
             for a in self.logged_:
-                x = _num(frame, a)[types == t]
+                x = numeric(frame, a)[types == t]
                 if np.isfinite(x).any():
                     med[a] = float(np.nanmedian(x))
             self.size_[t] = max(med, key=med.get) if med else None
@@ -175,11 +163,11 @@ class CountLevels:
         cols = []
         size = self.size_.get(t)
         for a in self.numeric_:
-            x = _num(frame, a)
+            x = numeric(frame, a)
             if a in self.logged_:
                 cols.append(np.log1p(np.clip(x, 0, None)))
                 if size is not None and a != size:
-                    cols.append(1000.0 * np.clip(x, 0, None) / np.maximum(_num(frame, size), 1.0))
+                    cols.append(1000.0 * np.clip(x, 0, None) / np.maximum(numeric(frame, size), 1.0))
             else:
                 cols.append(x)
         for a, levels in self.levels_.items():
@@ -233,7 +221,7 @@ class CountLevels:
     def _history(self, frame: pd.DataFrame, c: str) -> np.ndarray:
         """The category's recent history, its backlog and its peers' counts, on log scale."""
         return np.column_stack(
-            [np.log1p(np.clip(np.nan_to_num(_num(frame, n)), 0, None)) for n in self._history_names(c)]
+            [np.log1p(np.clip(np.nan_to_num(numeric(frame, n)), 0, None)) for n in self._history_names(c)]
         )
 
     def _sources(self, c: str) -> list[str]:
@@ -267,7 +255,7 @@ class CountLevels:
         """The township multiplier of each row from the sums stored at the end of training."""
         if not self.town_:
             return np.ones((len(frame), len(self.families_)))
-        keys = _township_keys(frame)
+        keys = township_keys(frame)
         units = frame["unit_id"].astype(str).to_numpy() if "unit_id" in frame.columns else [""] * len(frame)
         sums = np.array([self.town_.get(key, self._no_town) for key in keys])  # (n, 2, fam)
         own = np.array([self.own_.get(u, self._no_town) for u in units])
@@ -289,7 +277,7 @@ class CountLevels:
         rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
         if len(rows) > self.max_rows:
             rows = np.sort(np.random.default_rng(self.seed).choice(rows, self.max_rows, replace=False))
-        later_of = _later_rows(frame, self.horizon)[rows]
+        later_of = later_rows(frame, self.horizon)[rows]
         frame, y = frame.iloc[rows].reset_index(drop=True), y[rows]
         self.categories_ = categories_of(frame.columns)
         families = [[c for c in fam if c in self.categories_] for fam in (SOCIAL, SAFETY)]
@@ -300,7 +288,7 @@ class CountLevels:
         self.types_ = list(counts.index)
         self.default_type_ = self.types_[0]
         self._fit_attributes(frame)
-        self.blocks_ = {t: _Design().fit(self._type_block(frame[types == t], t)) for t in self.types_}
+        self.blocks_ = {t: Standardised().fit(self._type_block(frame[types == t], t)) for t in self.types_}
         S = self._static(frame)
         # Stage 1: the expected all-time rate of each family from type and attributes; the shape of
         # the units' multipliers per type by the method of moments on each unit's latest row.
@@ -318,7 +306,7 @@ class CountLevels:
                 inv_k = r.var(axis=0) - (1.0 / E[m]).mean(axis=0)
                 self.shape_[ti] = np.clip(1.0 / np.maximum(inv_k, 1e-2), 0.2, 100.0)
         # The township's multiplier, from the other units of the township at the same month.
-        keys = _township_keys(frame)
+        keys = township_keys(frame)
         self.town_, self.own_, self.own_town_ = {}, {}, {}
         self._no_town = np.zeros((2, seen.shape[1]))
         area = np.ones_like(E)
@@ -347,16 +335,19 @@ class CountLevels:
         self.rate_models_ = {}
         lam = np.zeros((int(has.sum()), len(self.categories_)))
         for ci, c in enumerate(self.categories_):
-            target = np.clip(np.nan_to_num(_num(full, f"{c}_count_{self.horizon}m")), 0, None)[later_of[has]]
+            target = np.clip(
+                np.nan_to_num(numeric(full, self.TARGET.format(c=c, h=self.horizon))), 0, None
+            )
+            target = target[later_of[has]]
             D = self._rate_design(frame, S, logf, c)[has]
-            dz = _Design().fit(D)
+            dz = Standardised().fit(D)
             reg = self._fit_rate(dz.transform(D), target)
             self.rate_models_[c] = (dz, reg)
             lam[:, ci] = reg.predict(dz.transform(D))
         # Stage 3: non-negative weights of the rates per level and unit type.
         th, yh = types[has], y[has]
         self.weights_ = {
-            t: {k: _fit_hazard(lam[th == t], (yh[th == t] >= k).astype(float)) for k in LEVELS}
+            t: {k: fit_hazard(lam[th == t], (yh[th == t] >= k).astype(float)) for k in LEVELS}
             for t in self.types_
         }
         return self
@@ -370,7 +361,7 @@ class CountLevels:
         """A Poisson regression, or the constant rate when there is nothing to regress (a category
         without events in the training window, or only one row)."""
         if len(y) < 2 or float(np.sum(y)) <= 0.0:
-            return _Constant(float(np.mean(y)) if len(y) else 0.0, X.shape[1])
+            return ConstantRate(float(np.mean(y)) if len(y) else 0.0, X.shape[1])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return self._poisson().fit(X, y, sample_weight=weight)
@@ -443,52 +434,3 @@ class CountLevels:
         rest = index.get(RECORD_FEATURE, 0)
         out[:, rest] += total - out.sum(axis=1)
         return out
-
-
-class _Constant:
-    """A rate that does not depend on the design (the same interface as a fitted regression)."""
-
-    def __init__(self, rate: float, n_columns: int):
-        self.rate = rate
-        self.coef_ = np.zeros(n_columns)
-        self.intercept_ = np.log(rate) if rate > 0 else -np.inf
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.full(len(X), self.rate)
-
-
-def _township_keys(frame: pd.DataFrame) -> list[tuple[str, str]]:
-    """(county, township) of each row: the township's identity (CONTRACT §1)."""
-    county = frame["county"].astype(str) if "county" in frame.columns else pd.Series("", index=frame.index)
-    town = frame["township"].astype(str) if "township" in frame.columns else pd.Series("", index=frame.index)
-    return list(zip(county.to_numpy(), town.to_numpy(), strict=True))
-
-
-def _later_rows(frame: pd.DataFrame, months: int) -> np.ndarray:
-    """For each row, the position of the same unit's row ``months`` later in ``frame``, or −1."""
-    key = frame["unit_id"].astype(str).to_numpy() + "|" + frame["as_of"].astype(str).to_numpy()
-    shift = {a: add_months(a, months) for a in frame["as_of"].astype(str).unique()}
-    later = frame["unit_id"].astype(str).to_numpy() + "|" + frame["as_of"].astype(str).map(shift).to_numpy()
-    hit = pd.Series(later).map(pd.Series(np.arange(len(frame)), index=key))
-    return hit.fillna(-1).to_numpy(dtype=np.int64)
-
-
-def _fit_hazard(lam: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative (w_1 … w_C, w_0) maximising the likelihood of y ~ Bernoulli(1 − exp(−λ·w − w_0))."""
-    n, p = lam.shape
-    if n == 0:
-        return np.zeros(p + 1)
-    X = np.column_stack([lam, np.ones(n)])
-
-    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        eta = np.maximum(X @ w, 1e-9)
-        log_p1 = np.log(-np.expm1(-eta))
-        value = -np.mean(y * log_p1 - (1 - y) * eta)
-        d = y * np.exp(-eta) / (-np.expm1(-eta)) - (1 - y)
-        return value, -(X.T @ d) / n
-
-    w0 = np.full(p + 1, 0.1 * max(y.mean(), 1e-3))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        res = minimize(loss, w0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * (p + 1))
-    return res.x
