@@ -41,7 +41,10 @@ CANDIDATES = {  # name: (inputs used, input the ridge pulls toward, ridge)
     "all four, toward the boosters": ((0, 1, 2, 3), 0, 0.002),
     "count model alone, Platt": ((3,), 3, 0.0),
     "boosters + count, toward the count model": ((0, 3), 3, 0.002),
-    "all four, toward the count model, ridge 0.01 (default)": ((0, 1, 2, 3), 3, 0.01),
+    "all four, toward the count model, ridge 0.01": ((0, 1, 2, 3), 3, 0.01),
+    "all four, toward the count model, ridge 0.1": ((0, 1, 2, 3), 3, 0.1),
+    "all four, toward the count model, ridge 1": ((0, 1, 2, 3), 3, 1.0),
+    "boosters + count, toward the count model, ridge 0.1": ((0, 3), 3, 0.1),
 }
 
 
@@ -72,7 +75,9 @@ def main() -> None:
         block, t0 = dates[i : i + args.refit_every], time.perf_counter()
         train = lab[lab["as_of"] <= add_months(block[0], -config.horizon_months)]
         test = lab[lab["as_of"].isin(block)]
-        m = TierModel(names, config.model).fit(train, train["tier"].to_numpy(int), train["as_of"].to_numpy())
+        m = TierModel(names, config.model, tier_rules=config.tiers).fit(
+            train, train["tier"].to_numpy(int), train["as_of"].to_numpy()
+        )
         cal = train[train["as_of"].isin(m.calibration_months_)]
         folds.append(
             {

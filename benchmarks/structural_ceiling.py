@@ -258,7 +258,7 @@ def backtest_rows(data_dir: Path, home: Path) -> tuple[pd.DataFrame, np.ndarray,
         block = dates[i : i + step]
         train = labelled[labelled["as_of"] <= add_months(block[0], -config.horizon_months)]
         if known is not None:
-            train = train.assign(tier=known(train, block[0]))
+            train = train.assign(**known(train, block[0]))
         test = labelled[labelled["as_of"].isin(block)]
         ytr = train["tier"].to_numpy(dtype=np.int64)
         last_tr = history.last_tier(train["unit_id"], train["as_of"])

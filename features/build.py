@@ -31,7 +31,7 @@ from sanling.features.declaration import (
     Feature,
 )
 from sanling.features.grid import as_of_offsets
-from sanling.features.labels import monthly_tiers, tiers_from_outcomes, validate_tier_rules, window_outcomes
+from sanling.features.labels import LABEL, OUTCOME_PREFIX, label_columns, monthly_tiers, validate_tier_rules
 from sanling.features.late import late_view
 from sanling.features.panel import Panel
 from sanling.features.peers import group_codes, knn_mean, knn_neighbours, mean_excluding_self
@@ -39,7 +39,7 @@ from sanling.features.registry import feature_registry
 from sanling.features.season import months_to_spring_festival, spring_festival_in_window
 
 META_COLUMNS: tuple[str, ...] = ("unit_id", "as_of", "unit_type", "township", "county")
-LABEL_COLUMN = "tier"
+LABEL_COLUMN = LABEL
 _NOT_FEATURES = frozenset({"unit_id", "as_of", "township", "county", LABEL_COLUMN})
 
 
@@ -62,7 +62,11 @@ def _cached(panel: Panel, key: tuple, make: Callable[[], object]):
 def feature_names(frame_or_registry: pd.DataFrame | Sequence[Feature]) -> list[str]:
     """The model's input columns in their stable (registry) order, from a frame or a registry."""
     if isinstance(frame_or_registry, pd.DataFrame):
-        return [c for c in frame_or_registry.columns if c not in _NOT_FEATURES]
+        return [
+            c
+            for c in frame_or_registry.columns
+            if c not in _NOT_FEATURES and not c.startswith(OUTCOME_PREFIX)
+        ]
     return [f.name for f in frame_or_registry]
 
 
@@ -447,7 +451,8 @@ def build_frame(
     Rows: as-of major, units in registry order. Columns: ``unit_id, as_of`` (str), ``unit_type``
     (category — also a feature), ``township, county`` (str), the features in registry order
     (float32, registry strings as sorted categories), then ``tier`` (Int8 0–3, <NA> when the outcome
-    window is not entirely in the data) if ``with_labels``. Peer features always use all units.
+    window is not entirely in the data) and the window totals the rules name (``next:<outcome>``) if
+    ``with_labels``. Peer features always use all units.
     Raises :class:`DataError` for as-of months outside the data or unknown unit ids, and
     :class:`ConfigError` for invalid tier rules.
     """
@@ -483,12 +488,9 @@ def build_frame(
             frame.insert(loc, f.name, _category_column(panel, f.name, unit_take))
 
     if with_labels:
-        tier = np.full((len(t), n_rows_u), -1, dtype=np.int8)
-        complete = t + horizon_months <= panel.n_months - 1
-        if complete.any():
-            known = [a for a, ok in zip(as_of, complete, strict=True) if ok]
-            tiers = tiers_from_outcomes(window_outcomes(panel, known, horizon_months), tier_rules)
-            tier[complete] = tiers if rows is None else tiers[:, rows]
-        flat = tier.reshape(-1)
-        frame[LABEL_COLUMN] = pd.arrays.IntegerArray(flat, flat < 0).astype("Int8")
+        labels = label_columns(panel, as_of, horizon_months, tier_rules, rows)
+        tier = labels.pop(LABEL_COLUMN)
+        frame[LABEL_COLUMN] = pd.arrays.IntegerArray(tier, tier < 0).astype("Int8")
+        for name, values in labels.items():
+            frame[name] = values
     return frame

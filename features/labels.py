@@ -14,6 +14,7 @@ A bare atom in a boolean position means "≠ 0".
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from sanling.features.panel import Panel
 
 TIER_ORDER: tuple[tuple[str, int], ...] = (("red", 3), ("orange", 2), ("yellow", 1))
+LABEL = "tier"
+# The labelled frame's window totals of the outcomes the rules name: "next:petition_escalated".
+OUTCOME_PREFIX = "next:"
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>\d+\.\d*|\.\d+|\d+)|(?P<name>[A-Za-z_][A-Za-z0-9_]*)|(?P<op><=|>=|==|!=|<|>|\(|\)))"
@@ -269,17 +273,89 @@ def tiers_known_at(
 
 class KnownLabels:
     """The training labels of a backtest origin as the records held them then: called with the
-    training rows (``unit_id``, ``as_of``) and the origin ``'YYYY-MM'``, returns their tiers (int64).
-    The evaluation rows keep the final record's labels (docs/model.md)."""
+    training rows (``unit_id``, ``as_of``) and the origin ``'YYYY-MM'``, returns their label columns
+    (:func:`label_columns`: ``tier`` and the window totals the rules name). The evaluation rows keep
+    the final record's labels (docs/model.md)."""
 
     def __init__(self, panel: Panel, horizon_months: int, tier_rules: TierRules):
         self.panel, self.horizon, self.rules = panel, horizon_months, tier_rules
 
-    def __call__(self, rows, origin: str) -> np.ndarray:
+    def __call__(self, rows, origin: str) -> dict[str, np.ndarray]:
         as_of = rows["as_of"].astype(str).to_numpy()
         dates, d = np.unique(as_of, return_inverse=True)
-        tiers = tiers_known_at(self.panel, list(dates), origin, self.horizon, self.rules)
         u = self.panel.unit_ids.get_indexer(rows["unit_id"].astype(str).to_numpy(dtype=object))
         if (u < 0).any():
             raise DataError("training rows name units outside the panel")
-        return tiers[d, u].astype(np.int64)
+        known = self.panel.as_known(int(as_of_offsets(self.panel, [origin])[0]))
+        totals = window_outcomes(known, list(dates), self.horizon)
+        out = {LABEL: tiers_from_outcomes(totals, self.rules)[d, u].astype(np.int64)}
+        for name in rule_outcomes(self.rules, list(self.panel.categories)):
+            out[OUTCOME_PREFIX + name] = totals[name][d, u].astype(np.float32)
+        return out
+
+
+def rule_outcomes(tier_rules: TierRules, categories: Sequence[str]) -> list[str]:
+    """The outcomes the tier rules name (in :func:`outcome_names` order)."""
+    names = outcome_names(categories)
+    used: set[str] = set()
+
+    def walk(node: tuple) -> None:
+        if node[0] == "name":
+            used.add(node[1])
+        for child in node[1:]:
+            if isinstance(child, tuple):
+                walk(child)
+
+    for tier, _ in TIER_ORDER:
+        walk(compile_rule(getattr(tier_rules, tier), tier, names))
+    return [n for n in names if n in used]
+
+
+def rule_thresholds(tier_rules: TierRules) -> dict[str, list[int]]:
+    """For each outcome a rule compares with a number, the counts k at which the rule's truth can
+    change — the k of "N ≥ k" (``dispute_unresolved >= 2`` → 2; ``x > 150`` → 151; ``x == 3`` → 3, 4).
+    The rules were validated before (names and syntax)."""
+    out: dict[str, set[int]] = {}
+
+    def walk(node: tuple) -> None:
+        if node[0] == "cmp" and {node[2][0], node[3][0]} == {"name", "num"}:
+            op, left, right = node[1:]
+            if left[0] == "num":  # 150 <= x  ⇔  x >= 150
+                op, left, right = _MIRROR.get(op, op), right, left
+            low, high = math.floor(right[1]) + 1, math.ceil(right[1])
+            ks = {">=": {high}, "<": {high}, ">": {low}, "<=": {low}}.get(op, {high, low, high + 1})
+            out.setdefault(left[1], set()).update(k for k in ks if k >= 1)
+        for child in node[1:]:
+            if isinstance(child, tuple):
+                walk(child)
+
+    for tier, _ in TIER_ORDER:
+        text = getattr(tier_rules, tier)
+        walk(compile_rule(text, tier, [t.text for t in _tokenize(text, tier) if t.kind == "name"]))
+    return {name: sorted(ks) for name, ks in out.items()}
+
+
+_MIRROR = {"<": ">", ">": "<", "<=": ">=", ">=": "<="}
+
+
+def label_columns(
+    panel: Panel, as_of: Sequence[str], horizon_months: int, tier_rules: TierRules, rows: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The label columns of the rows of ``as_of`` × units (``rows``: a subset of the units), as
+    ``build_frame`` lays them out: ``tier`` (int8, −1 where the outcome window is not entirely in the
+    data) and, for every outcome the rules name, its window total ``OUTCOME_PREFIX + name``
+    (float32, NaN there) — the targets of the count-structured model (models/count_levels.py)."""
+    t = as_of_offsets(panel, as_of)
+    n_units = panel.n_units if rows is None else len(rows)
+    names = rule_outcomes(tier_rules, list(panel.categories))
+    tier = np.full((len(t), n_units), -1, dtype=np.int8)
+    totals = {n: np.full((len(t), n_units), np.nan, dtype=np.float32) for n in names}
+    complete = t + horizon_months <= panel.n_months - 1
+    if complete.any():
+        known = [a for a, ok in zip(as_of, complete, strict=True) if ok]
+        window = window_outcomes(panel, known, horizon_months)
+        pick = slice(None) if rows is None else rows
+        tier[complete] = tiers_from_outcomes(window, tier_rules)[:, pick]
+        for n in names:
+            totals[n][complete] = window[n][:, pick]
+    return {LABEL: tier.reshape(-1), **{OUTCOME_PREFIX + n: v.reshape(-1) for n, v in totals.items()}}

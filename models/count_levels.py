@@ -27,7 +27,7 @@ gets the same probabilities as in a batch.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,12 +35,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import PoissonRegressor
 
 from sanling.core.months import month_number
+from sanling.features.labels import OUTCOME_PREFIX
 from sanling.models.glm import (
     ConstantRate,
     Standardised,
     fit_hazard,
     later_rows,
     numeric,
+    tail_hazard,
     township_keys,
 )
 from sanling.models.history_prior import months_of_history
@@ -87,8 +89,6 @@ class CountLevels:
     max_rows : a uniform sample of the training rows beyond this.
     """
 
-    TARGET = "{c}_count_{h}m"
-
     def __init__(
         self,
         feature_names: Sequence[str],
@@ -97,6 +97,7 @@ class CountLevels:
         alpha: float = 1e-3,
         max_rows: int = 300_000,
         seed: int = 0,
+        thresholds: Mapping[str, Sequence[int]] | None = None,
     ):
         self.feature_names = list(feature_names)
         self.start = int(start)
@@ -104,6 +105,14 @@ class CountLevels:
         self.alpha = alpha
         self.max_rows = max_rows
         self.seed = seed
+        self.thresholds = {k: list(v) for k, v in (thresholds or {}).items()}
+
+    def __setstate__(self, state: dict) -> None:
+        if "hazard_columns_" not in state and "categories_" in state:  # a bundle of the previous version
+            state["outcomes_"] = list(state["categories_"])
+            state["hazard_columns_"] = [(i, 1, 0.0) for i in range(len(state["outcomes_"]))]
+            state["inv_r_"] = np.zeros(len(state["outcomes_"]))
+        self.__dict__.update(state)
 
     # -- what the frame must hold --------------------------------------------------------------
     @staticmethod
@@ -204,9 +213,25 @@ class CountLevels:
         season = [(moy == k) & (types == t) for t in self.types_ for k in range(12)]
         return np.column_stack([*season, (m - self.start) / 12.0]).astype(float)
 
-    @staticmethod
-    def _history_names(c: str) -> list[str]:
+    def _base(self, v: str) -> str | None:
+        """The event category an outcome counts (``petition_escalated`` → ``petition``), if one."""
+        for suffix in ("", "_escalated", "_unresolved"):
+            if v.endswith(suffix) and v[: len(v) - len(suffix)] in self.categories_:
+                return v[: len(v) - len(suffix)]
+        return None
+
+    def _history_names(self, v: str) -> list[str]:
+        """The history an outcome's rate reads: its category's (and its escalations'), the
+        casualty-bearing categories' for casualties, all events' for ``events``."""
+        c = self._base(v)
+        if c is None:
+            if v == "casualties":
+                kinds = [k for k in (*SAFETY, "criminal") if k in self.categories_]
+                return ["casualties_count_3m", "casualties_count_12m", *(f"{k}_count_12m" for k in kinds)]
+            return ["events_count_1m", "events_count_3m", "events_count_12m", "unresolved_backlog_total"]
+        extra = [f"{c}_escalated_count_3m", f"{c}_escalated_count_12m"] if v.endswith("_escalated") else []
         return [
+            *extra,
             f"{c}_count_1m",
             f"{c}_count_3m",
             f"{c}_count_12m",
@@ -219,13 +244,13 @@ class CountLevels:
         ]
 
     def _history(self, frame: pd.DataFrame, c: str) -> np.ndarray:
-        """The category's recent history, its backlog and its peers' counts, on log scale."""
+        """The outcome's recent history, its backlog and its peers' counts, on log scale."""
         return np.column_stack(
             [np.log1p(np.clip(np.nan_to_num(numeric(frame, n)), 0, None)) for n in self._history_names(c)]
         )
 
     def _sources(self, c: str) -> list[str]:
-        """The feature each column of category ``c``'s rate design is read from (``""``: the
+        """The feature each column of outcome ``c``'s rate design is read from (``""``: the
         calendar trend and the posterior multipliers, which the reasons show as the unit's record)."""
         static = ["unit_type"] * len(self.types_)
         for t in self.types_:
@@ -280,6 +305,16 @@ class CountLevels:
         later_of = later_rows(frame, self.horizon)[rows]
         frame, y = frame.iloc[rows].reset_index(drop=True), y[rows]
         self.categories_ = categories_of(frame.columns)
+        # What stage 2 forecasts: the window totals the tier rules name, when the frame carries them
+        # (as the records held them at the origin — features.labels.label_columns); else each
+        # category's count, read from the same unit's row a window later.
+        self.outcomes_ = [c[len(OUTCOME_PREFIX) :] for c in frame.columns if c.startswith(OUTCOME_PREFIX)]
+        if self.outcomes_:
+            targets = np.column_stack([numeric(frame, OUTCOME_PREFIX + v) for v in self.outcomes_])
+        else:
+            self.outcomes_ = list(self.categories_)
+            counts = [np.append(numeric(full, f"{c}_count_{self.horizon}m"), np.nan) for c in self.outcomes_]
+            targets = np.column_stack([x[later_of] for x in counts])  # −1: no later row → NaN
         families = [[c for c in fam if c in self.categories_] for fam in (SOCIAL, SAFETY)]
         families.append([c for c in self.categories_ if c not in SOCIAL + SAFETY])
         self.families_ = [f for f in families if f]
@@ -331,23 +366,35 @@ class CountLevels:
                 self.own_town_[str(frame["unit_id"].iat[i])] = keys[i]
         logf = self._log_frailty(frame, S, area)
         # Stage 2: next window's count of each category.
-        has = later_of >= 0
+        has = np.isfinite(targets).all(axis=1)
         self.rate_models_ = {}
-        lam = np.zeros((int(has.sum()), len(self.categories_)))
-        for ci, c in enumerate(self.categories_):
-            target = np.clip(
-                np.nan_to_num(numeric(full, self.TARGET.format(c=c, h=self.horizon))), 0, None
-            )
-            target = target[later_of[has]]
+        lam = np.zeros((int(has.sum()), len(self.outcomes_)))
+        for ci, c in enumerate(self.outcomes_):
+            target = np.clip(targets[has, ci], 0, None)
             D = self._rate_design(frame, S, logf, c)[has]
             dz = Standardised().fit(D)
             reg = self._fit_rate(dz.transform(D), target)
             self.rate_models_[c] = (dz, reg)
             lam[:, ci] = reg.predict(dz.transform(D))
+        # Overdispersion left over (Var N = λ + λ²/r, moments): a Poisson count when there is none.
+        T = np.clip(targets[has], 0, None)
+        excess = ((T - lam) ** 2 - lam).sum(axis=0) / np.maximum((lam**2).sum(axis=0), 1e-12)
+        self.inv_r_ = np.clip(excess, 0.0, 10.0)
+        # The hazard inputs: −log P(N < k) of each outcome at 1, 2 and the thresholds its rules use.
+        # "≥ 1" and "≥ 2" under a Poisson count (the weights absorb a little overdispersion; negative
+        # binomial columns beside them did worse on the validation worlds, docs/model.md), the larger
+        # thresholds a rule uses under a negative binomial with the outcome's overdispersion.
+        self.hazard_columns_ = [(i, k, 0.0) for i in range(len(self.outcomes_)) for k in (1, 2)]
+        self.hazard_columns_ += [
+            (i, k, float(self.inv_r_[i]))
+            for i, v in enumerate(self.outcomes_)
+            for k in self.thresholds.get(v, ())
+            if k > 2
+        ]
         # Stage 3: non-negative weights of the rates per level and unit type.
-        th, yh = types[has], y[has]
+        th, yh, H = types[has], y[has], self._hazard_inputs(lam)
         self.weights_ = {
-            t: {k: fit_hazard(lam[th == t], (yh[th == t] >= k).astype(float)) for k in LEVELS}
+            t: {k: fit_hazard(H[th == t], (yh[th == t] >= k).astype(float)) for k in LEVELS}
             for t in self.types_
         }
         return self
@@ -371,8 +418,8 @@ class CountLevels:
         """(n, categories) expected counts in the outcome window."""
         S = self._static(frame)
         logf = self._log_frailty(frame, S)
-        out = np.zeros((len(frame), len(self.categories_)))
-        for ci, c in enumerate(self.categories_):
+        out = np.zeros((len(frame), len(self.outcomes_)))
+        for ci, c in enumerate(self.outcomes_):
             dz, reg = self.rate_models_[c]
             out[:, ci] = reg.predict(dz.transform(self._rate_design(frame, S, logf, c)))
         return out
@@ -381,13 +428,19 @@ class CountLevels:
         """(n, 3) η_k: P(tier ≥ k) = 1 − exp(−η_k)."""
         return self._eta(self.rates(frame), self._types(frame))
 
+    def _hazard_inputs(self, lam: np.ndarray) -> np.ndarray:
+        """(n, columns) what a level's hazard is linear in: −log P(N_v < k) for each hazard column
+        (v, k, 1/r) — λ for k = 1, λ − log(1 + λ) for k = 2 under a Poisson count (1/r = 0), else
+        under a negative binomial one."""
+        return np.column_stack([tail_hazard(lam[:, i], k, inv_r) for i, k, inv_r in self.hazard_columns_])
+
     def _eta(self, lam: np.ndarray, types: np.ndarray) -> np.ndarray:
-        out = np.zeros((len(lam), len(LEVELS)))
+        H, out = self._hazard_inputs(lam), np.zeros((len(lam), len(LEVELS)))
         for t in self.types_:
             m = types == t
             for j, k in enumerate(LEVELS):
                 w = self.weights_[t][k]
-                out[m, j] = lam[m] @ w[:-1] + w[-1]
+                out[m, j] = H[m] @ w[:-1] + w[-1]
         return out
 
     def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
@@ -401,8 +454,8 @@ class CountLevels:
     def contributions(self, frame: pd.DataFrame, level: int, centre: float) -> np.ndarray:
         """(n, features) parts of ``logit P(tier ≥ LEVELS[level]) − centre``, adding up exactly.
 
-        Each category's log rate is linear in its design, so a column's part of it is coefficient
-        × standardised value; these are weighted by the category's share of the level's hazard and
+        Each outcome's log rate is linear in its design, so a column's part of it is coefficient
+        × standardised value; these are weighted by the outcome's share of d η / d log λ and
         by d logit / d log η = η / P, then summed by the feature the column is read from. What this
         first-order split leaves — the calendar trend, the posterior multipliers, the curvature — goes
         to ``RECORD_FEATURE`` (the unit's long-run rate of events), so the parts add up exactly."""
@@ -411,9 +464,9 @@ class CountLevels:
         types = self._types(frame)
         index = {n: i for i, n in enumerate(self.feature_names)}
         out = np.zeros((len(frame), len(self.feature_names)))
-        lam = np.zeros((len(frame), len(self.categories_)))
+        lam = np.zeros((len(frame), len(self.outcomes_)))
         parts = []
-        for ci, c in enumerate(self.categories_):
+        for ci, c in enumerate(self.outcomes_):
             dz, reg = self.rate_models_[c]
             Z = dz.transform(self._rate_design(frame, S, logf, c))
             lam[:, ci] = reg.predict(Z)
@@ -421,12 +474,19 @@ class CountLevels:
         eta = self._eta(lam, types)[:, level]
         p = np.clip(-np.expm1(-eta), 1e-6, 1 - 1e-6)
         gain = eta / p
-        weights = np.zeros_like(lam)
+        # d η / d log λ_v: each hazard column's slope (central difference) × its weight
+        step = 1e-4
+        slope = (self._hazard_inputs(lam * np.exp(step)) - self._hazard_inputs(lam * np.exp(-step))) / (
+            2 * step
+        )
+        w = np.zeros((len(lam), len(self.hazard_columns_)))
         for t in self.types_:
-            m = types == t
-            weights[m] = self.weights_[t][LEVELS[level]][:-1]
-        share = weights * lam / np.maximum(eta, 1e-12)[:, None]
-        for ci, c in enumerate(self.categories_):
+            w[types == t] = self.weights_[t][LEVELS[level]][:-1]
+        share = np.zeros_like(lam)
+        for j, (i, *_) in enumerate(self.hazard_columns_):
+            share[:, i] += w[:, j] * slope[:, j]
+        share /= np.maximum(eta, 1e-12)[:, None]
+        for ci, c in enumerate(self.outcomes_):
             for j, src in enumerate(self._sources(c)):
                 if src and src in index:
                     out[:, index[src]] += gain * share[:, ci] * parts[ci][:, j]

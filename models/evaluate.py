@@ -122,7 +122,7 @@ def fit_predict(
     oracle (when ``truth`` covers the rows), and the model's tiers under each compared policy.
     """
     ytr = train["tier"].to_numpy(dtype=np.int64)
-    model = TierModel(names, config.model, config.policy).fit(
+    model = TierModel(names, config.model, config.policy, config.tiers).fit(
         train, ytr, train["as_of"].to_numpy(), horizon_months=config.horizon_months
     )
     recent = train[train["as_of"].isin(model.calibration_months_)]
@@ -153,7 +153,7 @@ def rolling_origin(
     truth: pd.DataFrame | None = None,
     progress: Callable[[Sequence], Sequence] | None = None,
     shap_sample: int = 2000,
-    train_labels: Callable[[pd.DataFrame, str], np.ndarray] | None = None,
+    train_labels: Callable[[pd.DataFrame, str], dict[str, np.ndarray]] | None = None,
 ) -> BacktestResult:
     """Run the backtest.
 
@@ -189,7 +189,7 @@ def rolling_origin(
         cutoff = add_months(block[0], -h)  # outcome window of a training row ends ≤ block[0]
         train = labelled[labelled["as_of"] <= cutoff]
         if train_labels is not None:  # what the records held at the origin, not the final record
-            train = train.assign(tier=train_labels(train, block[0]))
+            train = train.assign(**train_labels(train, block[0]))
         test = labelled[labelled["as_of"].isin(block)]
         if train["as_of"].nunique() < config.backtest.min_train_periods:
             raise ValueError(

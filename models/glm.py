@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
+from scipy.special import betainc, gammaincc
 from sklearn.exceptions import ConvergenceWarning
 
 from sanling.core.months import add_months
@@ -85,3 +86,15 @@ def fit_hazard(lam: np.ndarray, y: np.ndarray) -> np.ndarray:
         warnings.simplefilter("ignore", ConvergenceWarning)
         res = minimize(loss, w0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * (p + 1))
     return res.x
+
+
+def tail_hazard(lam: np.ndarray, k: int, inv_r: float) -> np.ndarray:
+    """−log P(N < k) for N ~ Poisson(λ) (``inv_r`` = 0) or negative binomial with mean λ and
+    Var λ + inv_r·λ²."""
+    lam = np.maximum(lam, 1e-12)
+    if inv_r <= 1e-6:
+        p = gammaincc(k, lam)
+    else:
+        r = 1.0 / inv_r
+        p = betainc(r, k, r / (r + lam))
+    return -np.log(np.clip(p, 1e-300, 1.0))

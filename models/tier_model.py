@@ -46,8 +46,9 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize, minimize_scalar
 
-from sanling.core.config import ModelParams, PolicyParams
+from sanling.core.config import ModelParams, PolicyParams, TierRules
 from sanling.core.months import add_months, month_number
+from sanling.features.labels import rule_thresholds
 from sanling.models import history_prior
 from sanling.models.count_levels import CountLevels
 from sanling.models.linear_levels import LinearLevels
@@ -155,10 +156,17 @@ class TierModel:
     (n, 4)
     """
 
-    def __init__(self, feature_names: Sequence[str], params: ModelParams, policy: PolicyParams | None = None):
+    def __init__(
+        self,
+        feature_names: Sequence[str],
+        params: ModelParams,
+        policy: PolicyParams | None = None,
+        tier_rules: TierRules | None = None,
+    ):
         self.feature_names = list(feature_names)
         self.params = params
         self.policy = policy
+        self.tier_rules = tier_rules  # the count model reads the thresholds the rules use
 
     def __setstate__(self, state: dict) -> None:
         # Bundles registered before seed bagging and stacking held one booster per level and a Platt
@@ -178,6 +186,7 @@ class TierModel:
         state["stack_"] = [tuple(w[:-1]) + (0.0,) * (5 - len(w)) + (w[-1],) for w in state["stack_"]]
         state.setdefault("count_", None)
         state.setdefault("count_centre_", None)
+        state.setdefault("tier_rules", None)
         self.__dict__.update(state)
 
     # -- fitting -----------------------------------------------------------------------------
@@ -251,6 +260,7 @@ class TierModel:
                     horizon_months,
                     max_rows=p.linear_max_rows,
                     seed=p.seed,
+                    thresholds=rule_thresholds(self.tier_rules) if self.tier_rules is not None else None,
                 ).fit(frame, y, np.flatnonzero(as_of <= add_months(cal_months[0], -horizon_months)))
             self._fit_stack(frame.iloc[cal_rows], X["cal"], yc, frame.iloc[fit_rows], yf)
         else:

@@ -218,7 +218,7 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
     names = feature_names(labelled)
     t0 = time.perf_counter()
     say(f"training on {len(labelled):,} rows …")
-    model = TierModel(names, config.model, config.policy).fit(
+    model = TierModel(names, config.model, config.policy, config.tiers).fit(
         labelled,
         labelled["tier"].to_numpy(dtype=np.int64),
         labelled["as_of"].to_numpy(),

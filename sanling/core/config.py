@@ -126,7 +126,9 @@ class PolicyParams(_Section):
 
 
 class BacktestParams(_Section):
-    refit_every: int = Field(1, ge=1, description="refit the model every N test as-of dates")
+    # Quarterly, as a county retrains: the count model's multipliers and every feature move with each
+    # month's records without a refit (docs/model.md, "Backtest cadence").
+    refit_every: int = Field(3, ge=1, description="refit the model every N test as-of dates")
     min_train_periods: int = Field(6, ge=1)
     # With late records, also run the backtest with final-record training labels and report the
     # difference (summary.naive_labels): the cost of honesty, measured on demand — it doubles the time.

@@ -12,6 +12,7 @@ from sanling.core.config import Config, FeatureParams
 from sanling.core.errors import DataError
 from sanling.features.build import build_frame, feature_names, registry_for
 from sanling.features.grid import labelled_as_of
+from sanling.features.labels import OUTCOME_PREFIX, rule_outcomes
 from sanling.features.panel import build_panel
 
 CFG = Config()
@@ -117,7 +118,9 @@ def test_frame_layout_and_types() -> None:
     names = feature_names(frame)
     assert names == feature_names(registry_for(panel, CFG.features))
     assert list(frame.columns[:5]) == ["unit_id", "as_of", "unit_type", "township", "county"]
-    assert frame.columns[-1] == "tier"
+    # the labels last: the tier, then the window totals the rules name (the count model's targets)
+    outcomes = [OUTCOME_PREFIX + n for n in rule_outcomes(CFG.tiers, list(panel.categories))]
+    assert list(frame.columns[-len(outcomes) - 1 :]) == ["tier", *outcomes]
     assert 120 <= len(names) <= 220
     assert isinstance(frame["unit_type"].dtype, pd.CategoricalDtype)
     assert list(frame["unit_type"].cat.categories) == ["community", "enterprise", "village"]
@@ -256,4 +259,6 @@ def test_label_does_change_with_the_next_month() -> None:
     after = build_frame(panel2, [as_of], tier_rules=CFG.tiers, horizon_months=1, params=CFG.features)
     row = after["unit_id"] == target
     assert after.loc[row, "tier"].item() == 3
-    pd.testing.assert_frame_equal(after.drop(columns="tier"), before.drop(columns="tier"))
+    assert after.loc[row, "next:criminal"].item() == before.loc[row, "next:criminal"].item() + 1
+    labels = ["tier", *(c for c in before.columns if c.startswith(OUTCOME_PREFIX))]
+    pd.testing.assert_frame_equal(after.drop(columns=labels), before.drop(columns=labels))

@@ -12,8 +12,17 @@ from records import late_records, records_at
 from worlds import random_events, random_units
 
 from sanling.core.config import Config
+from sanling.core.months import month_label
 from sanling.features.build import build_frame, feature_names
-from sanling.features.labels import KnownLabels, tiers_from_outcomes, tiers_known_at, window_outcomes
+from sanling.features.labels import (
+    OUTCOME_PREFIX,
+    KnownLabels,
+    rule_outcomes,
+    rule_thresholds,
+    tiers_from_outcomes,
+    tiers_known_at,
+    window_outcomes,
+)
 from sanling.features.panel import build_panel
 
 CFG = Config()
@@ -118,7 +127,15 @@ def test_labels_at_an_origin_exclude_later_reports():
     got = KnownLabels(panel, 1, CFG.tiers)(rows, origin)
     u = np.repeat(np.arange(5), 3)
     d = np.tile(np.arange(3), 5)
-    np.testing.assert_array_equal(got, known[d, u])
+    np.testing.assert_array_equal(got["tier"], known[d, u])
+    # the count model's targets too: every window total the rules name, as the records held it
+    then_totals, final_totals = window_outcomes(then, as_of, 1), window_outcomes(panel, as_of, 1)
+    names = rule_outcomes(CFG.tiers, list(panel.categories))
+    assert {"dispute", "petition_escalated", "dispute_unresolved", "casualties"} <= set(names)
+    assert set(got) == {"tier", *(OUTCOME_PREFIX + n for n in names)}
+    for n in names:
+        np.testing.assert_array_equal(got[OUTCOME_PREFIX + n], then_totals[n][d, u])
+    assert any((final_totals[n][d, u] != then_totals[n][d, u]).any() for n in names)
 
 
 def _one_event_panel(base: int, updates: list[tuple[int, int]], field: str = "casualties"):
@@ -181,3 +198,26 @@ def test_the_later_recorded_correction_wins_at_any_month(base, a, b, day_a, day_
         got = panel.knowledge.at(t).casualties if panel.knowledge is not None else np.array([base])
         assert int(got[0]) == expected, (t, ups)
     assert int(panel.ev_casualties[0]) == max((day, pos, v) for pos, (v, day) in enumerate(ups))[2]
+
+
+def test_rule_thresholds_are_the_counts_where_a_rule_can_flip():
+    from sanling.core.config import TierRules
+
+    rules = TierRules(
+        red="dispute >= 200", orange="150 <= dispute or hazard > 2.5", yellow="fire == 3 or petition"
+    )
+    assert rule_thresholds(rules) == {"dispute": [150, 200], "hazard": [3], "fire": [3, 4]}
+    assert rule_thresholds(CFG.tiers)["dispute_unresolved"] == [2]
+
+
+def test_the_labelled_frame_carries_the_window_totals_the_rules_name():
+    units, events, updates, history = _late_world(2)
+    panel = build_panel(units, events, CFG.categories, first_month=FIRST, updates=updates, history=history)
+    as_of = [month_label(panel.first_month + i) for i in range(panel.n_months)]
+    frame = build_frame(panel, as_of, tier_rules=CFG.tiers, horizon_months=1, params=CFG.features)
+    totals = window_outcomes(panel, as_of[:-1], 1)
+    for name in rule_outcomes(CFG.tiers, list(panel.categories)):
+        col = frame[OUTCOME_PREFIX + name].to_numpy().reshape(len(as_of), -1)
+        np.testing.assert_array_equal(col[:-1], totals[name])
+        assert np.isnan(col[-1]).all()  # the last month's window is not in the data
+    assert not any(c.startswith(OUTCOME_PREFIX) for c in feature_names(frame))
