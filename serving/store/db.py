@@ -5,12 +5,15 @@ programmatically from the migrations shipped inside this package — no ``alembi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
@@ -51,6 +54,16 @@ def _private_sqlite_file(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
+def json_loads(text: str | bytes) -> Any:
+    """A JSON column's value. orjson reads a township list's reasons several times faster than the
+    standard module (JSON decoding was a sixth of the list's CPU); a document only the standard
+    module reads (``NaN``, which ``json.dumps`` writes) falls back to it."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with a pool sized for the API's thread pool.
 
@@ -68,6 +81,7 @@ def make_engine(url: str) -> Engine:
             _private_sqlite_file(Path(parsed.database))
         engine = create_engine(
             url,
+            json_deserializer=json_loads,
             connect_args={"check_same_thread": False, "timeout": 30},
             **({"poolclass": StaticPool} if memory else {"pool_size": 8, "max_overflow": 16}),
         )
@@ -87,7 +101,14 @@ def make_engine(url: str) -> Engine:
 
         return engine
     try:
-        return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_recycle=1800)
+        return create_engine(
+            url,
+            json_deserializer=json_loads,
+            pool_size=10,
+            max_overflow=20,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+        )
     except (NoSuchModuleError, ImportError) as e:
         raise ConfigError(
             f"database URL {parsed.render_as_string(hide_password=True)}: driver not available ({e})"
