@@ -4,10 +4,6 @@ of workers, on SQLite and on PostgreSQL. Prints p50 / p99 / p99.9 / max per requ
 second (highest per-second p99) and the errors; writes benchmarks/_out/load.json.
 
     .venv/bin/python benchmarks/load.py [--seconds 300] [--rate 200] [--workers 2] [--backends sqlite,postgresql]
-    .venv/bin/python benchmarks/load.py --cost 1000 [--cost-runs 5] [--backends sqlite,postgresql]
-
-``--cost`` measures instead what one request costs the server in CPU (one worker, one client, one
-request after another, per kind, median of runs): the figure behind the rate one worker can hold.
 
 Targets: p99 ≤ 10 ms for a unit, ≤ 20 ms for a list, 0 errors. The store holds 50,000 units in
 ~1,390 townships of ~117 counties (the province preset's shape) with two scored months and five
@@ -28,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -104,13 +102,42 @@ def fill_store(url: str, units: pd.DataFrame) -> str:
     return token
 
 
+@contextmanager
+def filled_store(backend: str, work: Path, units: pd.DataFrame) -> Iterator[tuple[dict, str]]:
+    """A filled store on ``backend`` (``sqlite``, or ``postgresql``: a database of its own, dropped
+    afterwards): yields the server's environment and a service token."""
+    home = work / backend
+    home.mkdir()
+    env = {**os.environ, "SANLING_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+    db = None
+    if backend == "postgresql":
+        import psycopg
+
+        db = f"sanling_load_{secrets.token_hex(4)}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{db}"')
+        env["SANLING_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+    url = env.get("SANLING_DATABASE_URL") or f"sqlite:///{home / 'sanling.db'}"
+    try:
+        print(f"filling the {backend} store with {len(units):,} units …", flush=True)
+        yield env, fill_store(url, units)
+    finally:
+        if db is not None:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
 UVICORN_ARGS: list[str] = []
 
 
-def serve(env: dict, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
+def serve(
+    env: dict, workers: int, log: Path, launcher: list[str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start ``uvicorn`` (or ``launcher``, given uvicorn's arguments) on a free port; returns the
+    process (the leader of its own process group) and the base URL once it answers."""
     port = loadgen.free_port()
     cmd = [
-        str(BIN / "uvicorn"),
+        *(launcher or [str(BIN / "uvicorn")]),
         "--factory",
         "sanling.serving.app:create_app",
         "--host",
@@ -215,60 +242,9 @@ def run_one(
     return rows
 
 
-def cost_per_request(label: str, env: dict, args, units: pd.DataFrame, token: str, work: Path) -> list[dict]:
-    """The server's CPU per request (user + system, all its threads, ms), one kind at a time: one
-    client sends ``args.cost`` requests one after another, ``args.cost_runs`` times per kind, to one
-    worker. CPU time, unlike latency, hardly depends on what else the shared machine runs."""
-    ids = units["unit_id"].tolist()
-    places = units[["county", "township"]].drop_duplicates().to_numpy().tolist()
-    makers = {**loadgen.read_makers(ids, places), "GET /healthz": lambda i: "/healthz"}
-    hdr = {"Authorization": f"Bearer {token}"}
-    p, base = serve(env, 1, work / f"{label}-cost.log")
-    rows = []
-    try:
-        for make in makers.values():  # warm-up: caches, statement compilation, the page cache
-            loadgen.sequential(base, make, 300, hdr)
-        runs: dict[str, list[tuple[float, float, int]]] = {k: [] for k in makers}
-        for r in range(args.cost_runs):
-            for kind, make in makers.items():
-                cpu0 = server_cpu(p.pid)
-                lat, errors = loadgen.sequential(
-                    base, lambda i, m=make, r=r: m(i + r * args.cost), args.cost, hdr
-                )
-                cpu_ms = (server_cpu(p.pid) - cpu0) * 1000 / args.cost
-                runs[kind].append((cpu_ms, float(np.median(lat)), errors))
-        for kind, got in runs.items():
-            cpu = [g[0] for g in got]
-            row = {
-                "backend": label,
-                "kind": kind,
-                "requests_per_run": args.cost,
-                "cpu_ms_per_request_median": round(float(np.median(cpu)), 3),
-                "cpu_ms_per_request_runs": [round(c, 3) for c in cpu],
-                "latency_p50_ms_median": round(float(np.median([g[1] for g in got])), 3),
-                "errors": sum(g[2] for g in got),
-                "load_average": load_average(),
-            }
-            rows.append(row)
-            print(
-                f"{label:<10} {kind:<24} server CPU {row['cpu_ms_per_request_median']:.2f} ms/request (median "
-                f"of {len(cpu)} runs of {args.cost}: {', '.join(f'{c:.2f}' for c in cpu)}), sequential "
-                f"latency p50 {row['latency_p50_ms_median']:.2f} ms, errors {row['errors']}; load average "
-                f"{row['load_average']}",
-                flush=True,
-            )
-    finally:
-        stop(p)
-    return rows
-
-
 def write_results(args, results: list[dict]) -> None:
     out = HERE / "_out"
     out.mkdir(exist_ok=True)
-    if args.cost:
-        doc = {"requests_per_run": args.cost, "runs": args.cost_runs, "results": results}
-        (out / "request_cost.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1))
-        return
     doc = {"seconds": args.seconds, "rate": args.rate, "uvicorn": args.uvicorn, "results": results}
     (out / "load.json").write_text(json.dumps(doc, ensure_ascii=False, indent=1))
 
@@ -280,45 +256,16 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="the recommended number of workers (docs)")
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--uvicorn", default="", help="extra uvicorn options, e.g. '--http h11'")
-    ap.add_argument(
-        "--cost",
-        type=int,
-        default=0,
-        help="instead of the open loop: the server's CPU per request over this many sequential requests",
-    )
-    ap.add_argument("--cost-runs", type=int, default=5, help="runs per request kind with --cost (median)")
     args = ap.parse_args()
     UVICORN_ARGS[:] = args.uvicorn.split()
     work = Path(tempfile.mkdtemp(prefix="sanling-load-"))
     units = province_units()
     results: list[dict] = []
     for backend in args.backends.split(","):
-        home = work / backend
-        home.mkdir()
-        env = {**os.environ, "SANLING_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
-        db = None
-        if backend == "postgresql":
-            import psycopg
-
-            db = f"sanling_load_{secrets.token_hex(4)}"
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{db}"')
-            env["SANLING_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
-        url = env.get("SANLING_DATABASE_URL") or f"sqlite:///{home / 'sanling.db'}"
-        try:
-            print(f"filling the {backend} store with {len(units):,} units …", flush=True)
-            token = fill_store(url, units)
-            if args.cost:
-                results += cost_per_request(backend, env, args, units, token, work)
-                write_results(args, results)
-                continue
+        with filled_store(backend, work, units) as (env, token):
             for workers in sorted({1, args.workers}):
                 results += run_one(backend, env, workers, args, units, token, work)
                 write_results(args, results)  # after each configuration: a cut-short run keeps its figures
-        finally:
-            if db is not None:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ class Caller:
             return await run_in_threadpool(self._in_session, work, args)
 
     def _in_session(self, work: Callable[..., T], args: tuple) -> T:
-        session = self.request.app.state.sessionmaker()
+        session = self.request.app.state.read_sessionmaker()
         ok = False
         try:
             principal = principal_from_request(self.request, session)

@@ -118,3 +118,48 @@ def test_json_columns_read_standard_json_and_what_only_the_standard_module_reads
     assert math.isnan(json_loads(json.dumps({"x": float("nan")}))["x"])
     with pytest.raises(ValueError):
         json_loads("{not json")
+
+
+@pytest.mark.postgres
+def test_an_idle_connection_that_died_is_replaced_before_use(pg_url, monkeypatch):
+    """No ping per checkout: a connection is checked only after sitting idle, and a dead one is
+    replaced instead of failing the request."""
+    import psycopg
+    from sqlalchemy import text
+
+    from sanling.serving.store import db
+
+    engine = db.init_db(pg_url)
+    try:
+        with engine.connect() as c:
+            pid = c.execute(text("SELECT pg_backend_pid()")).scalar()
+        with psycopg.connect(pg_url.replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+        monkeypatch.setattr(db, "IDLE_PING_SECONDS", 0.0)  # as if it had sat idle
+        with engine.connect() as c:
+            assert c.execute(text("SELECT pg_backend_pid()")).scalar() != pid
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_read_sessions_on_postgresql_open_no_transaction(pg_url):
+    """No BEGIN / COMMIT round trips around a read request's SELECTs."""
+    import psycopg
+    from sqlalchemy import text
+
+    from sanling.serving.store import db
+
+    engine = db.init_db(pg_url)
+    try:
+        status = {}
+        for name, factory in [("read", db.read_session_factory), ("write", db.session_factory)]:
+            with factory(engine)() as s:
+                s.execute(text("SELECT 1"))
+                status[name] = s.connection().connection.dbapi_connection.info.transaction_status
+        assert status == {
+            "read": psycopg.pq.TransactionStatus.IDLE,
+            "write": psycopg.pq.TransactionStatus.INTRANS,
+        }
+    finally:
+        engine.dispose()
