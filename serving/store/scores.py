@@ -248,7 +248,12 @@ def explained(score: Any, unit: Any, prev_tier: str | None = None, prev_risk: fl
         "tier": score.tier,
         "tier_zh": TIER_ZH[score.tier],
         "risk_score": score.risk_score,
-        "probabilities": {t: getattr(score, f"p_{t}") for t in TIERS},
+        "probabilities": {  # spelt out: getattr on built names cost a fifth of a list's rows
+            "blue": score.p_blue,
+            "yellow": score.p_yellow,
+            "orange": score.p_orange,
+            "red": score.p_red,
+        },
         "reasons": score.reasons or [],
         "protective": score.protective or [],
         "model_version": score.model_version,
