@@ -145,10 +145,11 @@ class Caller:
     ``PrincipalDep`` + ``SessionDep`` on a plain ``def`` route cost four hops between the event loop
     and the thread pool per request (the token check, the route, the response's validation, the
     commit) — each a queue put, a thread wake-up and a loop wake-up, more CPU than the SQL of a unit
-    (measured: GET unit 2.1 → … ms of server CPU). ``await caller.run(work, …)`` checks the token,
+    (figures: docs/operations.md, "Performance"). ``await caller.run(work, …)`` checks the token,
     runs ``work(session, principal, …)`` and commits (rolls back when it raises) in a single call;
     the ``async def`` route then validates and writes its response on the event loop. Revocation and
-    expiry are checked against the store on every request, as with ``PrincipalDep``."""
+    expiry are checked against the store on every request, as with ``PrincipalDep``. The session
+    is a read session (``app.state.read_sessionmaker``: autocommit on PostgreSQL)."""
 
     def __init__(self, request: Request) -> None:
         self.request = request
