@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,11 +35,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-_spec = importlib.util.spec_from_file_location("loadgen", HERE / "loadgen.py")
-loadgen = importlib.util.module_from_spec(_spec)
-sys.modules["loadgen"] = loadgen
-_spec.loader.exec_module(loadgen)
+# Python puts this folder first on sys.path, where benchmarks/features.py would shadow the package:
+# it goes last instead, where only the load generator beside this script is found in it.
+sys.path[:] = [*(p for p in sys.path if Path(p or ".").resolve() != HERE), str(HERE)]
+import loadgen  # noqa: E402
 
 BIN = Path(sys.executable).parent
 SWAP = re.compile(r"^(\S+ \S+) .*serving model version (\S+)")
@@ -124,12 +121,6 @@ def in_process(s: dict) -> dict:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def sanling(env: dict, *args: str) -> None:
     subprocess.run([str(BIN / "sanling"), *args], env=env, check=True, capture_output=True)
 
@@ -155,23 +146,15 @@ def main() -> None:
     units = pd.read_parquet(Path(s["world"]) / "units.parquet")
     ids = units["unit_id"].astype(str).tolist()
     places = units[["county", "township"]].drop_duplicates().to_numpy().tolist()
-    from urllib.parse import urlencode
-
     makers = {
-        "GET unit": lambda i: f"/v1/units/{ids[(i * 7919) % len(ids)]}/risk",
-        "GET township list of 50": lambda i: (
-            "/v1/risk-list?"
-            + urlencode(
-                {"county": places[i % len(places)][0], "township": places[i % len(places)][1], "limit": 50}
-            )
-        ),
+        **loadgen.read_makers(ids, places),
         "POST /v1/score, 1 unit": lambda i: (
             "POST",
             "/v1/score",
             json.dumps({"unit_ids": [ids[(i * 104729) % len(ids)]]}).encode(),
         ),
     }
-    port = free_port()
+    port = loadgen.free_port()
     log = args.work / "serve.log"
     with open(log, "w") as out:
         server = subprocess.Popen(

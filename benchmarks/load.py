@@ -16,29 +16,27 @@ up as the queue it causes."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from urllib.parse import urlencode
 
 import numpy as np
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-_spec = importlib.util.spec_from_file_location("loadgen", HERE / "loadgen.py")
-loadgen = importlib.util.module_from_spec(_spec)
-sys.modules["loadgen"] = loadgen
-_spec.loader.exec_module(loadgen)
+# Python puts this folder first on sys.path, where benchmarks/features.py would shadow the package:
+# it goes last instead, where only the load generator beside this script is found in it.
+sys.path[:] = [*(p for p in sys.path if Path(p or ".").resolve() != HERE), str(HERE)]
+import loadgen  # noqa: E402
 
 BIN = Path(sys.executable).parent
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -104,19 +102,42 @@ def fill_store(url: str, units: pd.DataFrame) -> str:
     return token
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@contextmanager
+def filled_store(backend: str, work: Path, units: pd.DataFrame) -> Iterator[tuple[dict, str]]:
+    """A filled store on ``backend`` (``sqlite``, or ``postgresql``: a database of its own, dropped
+    afterwards): yields the server's environment and a service token."""
+    home = work / backend
+    home.mkdir()
+    env = {**os.environ, "SANLING_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
+    db = None
+    if backend == "postgresql":
+        import psycopg
+
+        db = f"sanling_load_{secrets.token_hex(4)}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{db}"')
+        env["SANLING_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
+    url = env.get("SANLING_DATABASE_URL") or f"sqlite:///{home / 'sanling.db'}"
+    try:
+        print(f"filling the {backend} store with {len(units):,} units …", flush=True)
+        yield env, fill_store(url, units)
+    finally:
+        if db is not None:
+            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 UVICORN_ARGS: list[str] = []
 
 
-def serve(env: dict, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def serve(
+    env: dict, workers: int, log: Path, launcher: list[str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Start ``uvicorn`` (or ``launcher``, given uvicorn's arguments) on a free port; returns the
+    process (the leader of its own process group) and the base URL once it answers."""
+    port = loadgen.free_port()
     cmd = [
-        str(BIN / "uvicorn"),
+        *(launcher or [str(BIN / "uvicorn")]),
         "--factory",
         "sanling.serving.app:create_app",
         "--host",
@@ -172,19 +193,7 @@ def run_one(
     p, base = serve(env, workers, work / f"{label}-{workers}.log")
     rows = []
     try:
-        makers = {
-            "GET unit": lambda i: f"/v1/units/{ids[(i * 7919) % len(ids)]}/risk",
-            "GET township list of 50": lambda i: (
-                "/v1/risk-list?"
-                + urlencode(
-                    {
-                        "county": places[i % len(places)][0],
-                        "township": places[i % len(places)][1],
-                        "limit": 50,
-                    }
-                )
-            ),
-        }
+        makers = loadgen.read_makers(ids, places)
         hdr = {"Authorization": f"Bearer {token}"}
         loadgen.open_loop_mixed(base, makers, rate=args.rate, seconds=5, headers=hdr)  # warm-up
         before, cpu0, t0 = load_average(), server_cpu(p.pid), time.monotonic()
@@ -253,28 +262,10 @@ def main() -> None:
     units = province_units()
     results: list[dict] = []
     for backend in args.backends.split(","):
-        home = work / backend
-        home.mkdir()
-        env = {**os.environ, "SANLING_HOME": str(home), "OMP_WAIT_POLICY": "PASSIVE"}
-        db = None
-        if backend == "postgresql":
-            import psycopg
-
-            db = f"sanling_load_{secrets.token_hex(4)}"
-            with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                admin.execute(f'CREATE DATABASE "{db}"')
-            env["SANLING_DATABASE_URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
-        url = env.get("SANLING_DATABASE_URL") or f"sqlite:///{home / 'sanling.db'}"
-        try:
-            print(f"filling the {backend} store with {len(units):,} units …", flush=True)
-            token = fill_store(url, units)
+        with filled_store(backend, work, units) as (env, token):
             for workers in sorted({1, args.workers}):
                 results += run_one(backend, env, workers, args, units, token, work)
                 write_results(args, results)  # after each configuration: a cut-short run keeps its figures
-        finally:
-            if db is not None:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-                    admin.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import numpy as np
@@ -89,6 +90,27 @@ def open_loop(
     base: str, make: RequestFn, *, rate: float = 100.0, seconds: float = 10.0, headers: dict | None = None
 ) -> Result:
     return asyncio.run(_open(base, make, rate, seconds, headers or {}))
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def read_makers(ids: list[str], places: list[list[str]]) -> dict:
+    """The two read requests of the load benchmarks, by request number: one unit's explained score,
+    and a township's list of 50 (``places`` of ``[county, township]``)."""
+    return {
+        "GET unit": lambda i: f"/v1/units/{ids[(i * 7919) % len(ids)]}/risk",
+        "GET township list of 50": lambda i: (
+            "/v1/risk-list?"
+            + urlencode(
+                {"county": places[i % len(places)][0], "township": places[i % len(places)][1], "limit": 50}
+            )
+        ),
+    }
 
 
 def wait_up(url: str, timeout: float = 120.0) -> None:
@@ -311,3 +333,21 @@ def open_loop_mixed(
     it causes), and its latency is counted from that scheduled time. Returns each kind's
     :class:`Timed` and the generator's :class:`Pace` — whether it kept its own schedule."""
     return asyncio.run(_mixed(base, makers, rate, seconds, headers or {}, timeout))
+
+
+async def _sequential(base: str, target, n: int, headers: dict) -> tuple[list[float], int]:
+    url = urlsplit(base)
+    client = _Http(url.hostname, url.port, headers, max_connections=1)
+    lat, errors = [], 0
+    for i in range(n):
+        t0 = time.perf_counter()
+        errors += await _send(client, target(i)) >= 400
+        lat.append((time.perf_counter() - t0) * 1000)
+    return lat, errors
+
+
+def sequential(base: str, target, n: int, headers: dict | None = None) -> tuple[np.ndarray, int]:
+    """``n`` requests one after another on one keep-alive connection (``target``: the request number →
+    a GET target or (method, target, body)); returns the latencies in ms and the error count."""
+    lat, errors = asyncio.run(_sequential(base, target, n, headers or {}))
+    return np.array(lat), errors

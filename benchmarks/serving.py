@@ -11,11 +11,9 @@ returning explanations."""
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,22 +23,15 @@ from pathlib import Path
 import pandas as pd
 
 HERE = Path(__file__).resolve().parent
-# Python puts this folder first on sys.path, where benchmarks/features.py would shadow the package.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-_spec = importlib.util.spec_from_file_location("loadgen", HERE / "loadgen.py")
-loadgen = importlib.util.module_from_spec(_spec)
-sys.modules["loadgen"] = loadgen  # its dataclasses look their module up there
-_spec.loader.exec_module(loadgen)
+# Python puts this folder first on sys.path, where benchmarks/features.py would shadow the package:
+# it goes last instead, where only the load generator beside this script is found in it.
+sys.path[:] = [*(p for p in sys.path if Path(p or ".").resolve() != HERE), str(HERE)]
+import loadgen  # noqa: E402
+
 closed_loop, open_loop, wait_up = loadgen.closed_loop, loadgen.open_loop, loadgen.wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def setup(work: Path, preset: str) -> dict:
@@ -112,7 +103,7 @@ def main() -> None:
     results: list[dict] = []
     hdr = {"Authorization": f"Bearer {token}"}
 
-    port = free_port()
+    port = loadgen.free_port()
     api = start(
         [str(BIN / "sanling"), "serve", "--port", str(port), "--data-dir", str(s["world"])],
         env,
@@ -204,7 +195,7 @@ def main() -> None:
         if isinstance(X[c].dtype, pd.CategoricalDtype):
             X[c] = X[c].astype(str)
     payloads = [json.loads(X.iloc[[i]].to_json(orient="split", index=False)) for i in range(min(len(X), 500))]
-    mport = free_port()
+    mport = loadgen.free_port()
     peer = start(
         [
             str(BIN / "mlflow"),

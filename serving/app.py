@@ -22,7 +22,7 @@ from sanling.serving.api.observability import Metrics, ObservabilityMiddleware
 from sanling.serving.api.routes import health, metrics, model, risk, score
 from sanling.serving.scorer import Scorer
 from sanling.serving.security import load_secret_key
-from sanling.serving.store.db import init_db, session_factory
+from sanling.serving.store.db import init_db, read_session_factory, session_factory
 from sanling.serving.store.errors import RecordNotFound
 
 log = logging.getLogger("sanling.serving")
@@ -88,6 +88,7 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = session_factory(engine)
+    app.state.read_sessionmaker = read_session_factory(engine)
     app.state.secret_key = load_secret_key(settings.home, settings.secret_key)
     app.state.scorer = scorer
     app.state.metrics = Metrics()

@@ -4,8 +4,8 @@ scorer. Routes (and the township pages) declare what they need with these."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 import anyio
 from fastapi import Depends, HTTPException, Request
@@ -87,11 +87,15 @@ def principal_from_request(request: Request, session: Session) -> Principal | No
     return principal
 
 
+def _unauthorized() -> HTTPException:
+    return HTTPException(401, "missing, invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+
+
 def get_principal(request: Request, session: SessionDep) -> Principal:
     """The authenticated caller; 401 with ``WWW-Authenticate: Bearer`` when missing, wrong or revoked."""
     principal = principal_from_request(request, session)
     if principal is None:
-        raise HTTPException(401, "missing, invalid or revoked token", headers={"WWW-Authenticate": "Bearer"})
+        raise _unauthorized()
     return principal
 
 
@@ -130,3 +134,54 @@ def get_scorer(request: Request) -> Scorer:
 
 
 ScorerDep = Annotated[Scorer, Depends(get_scorer)]
+
+
+T = TypeVar("T")
+
+
+class Caller:
+    """The caller of a read route and its database work, done together in one thread-pool call.
+
+    ``PrincipalDep`` + ``SessionDep`` on a plain ``def`` route cost four hops between the event loop
+    and the thread pool per request (the token check, the route, the response's validation, the
+    commit) — each a queue put, a thread wake-up and a loop wake-up, more CPU than the SQL of a unit
+    (figures: docs/operations.md, "Performance"). ``await caller.run(work, …)`` checks the token,
+    runs ``work(session, principal, …)`` and commits (rolls back when it raises) in a single call;
+    the ``async def`` route then validates and writes its response on the event loop. Revocation and
+    expiry are checked against the store on every request, as with ``PrincipalDep``. The session
+    is a read session (``app.state.read_sessionmaker``: autocommit on PostgreSQL)."""
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+
+    async def run(self, work: Callable[..., T], *args) -> T:
+        """``work(session, principal, *args)`` for the authenticated caller; 401 when the token is
+        wrong, revoked or expired."""
+        async with _db_gate(self.request):
+            # Not cancellable (anyio waits for the thread): a client that disconnects cannot leave
+            # the connection checked out, and the gate is held until the session is closed.
+            return await run_in_threadpool(self._in_session, work, args)
+
+    def _in_session(self, work: Callable[..., T], args: tuple) -> T:
+        session = self.request.app.state.read_sessionmaker()
+        ok = False
+        try:
+            principal = principal_from_request(self.request, session)
+            if principal is None:
+                raise _unauthorized()
+            result = work(session, principal, *args)
+            ok = True
+            return result
+        finally:
+            _finish(session, ok)
+
+
+async def get_caller(request: Request) -> Caller:
+    """The caller of a read route (:class:`Caller`); a request with neither a token nor a session
+    cookie is 401 at once, before its parameters are read (as with ``PrincipalDep``)."""
+    if request.headers.get("authorization") is None and SESSION_COOKIE not in request.cookies:
+        raise _unauthorized()
+    return Caller(request)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

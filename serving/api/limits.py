@@ -45,10 +45,17 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = None
+        chunked = False
         for name, value in scope.get("headers") or []:
             if name == b"content-length":
                 declared = value
-                break
+            elif name == b"transfer-encoding":
+                chunked = True
+        if declared is None and not chunked and scope.get("http_version") in ("1.0", "1.1"):
+            # In HTTP/1 a request without either header has no body (a GET): nothing to count, so
+            # no wrapped receive and send on every message. (HTTP/2 may stream one without them.)
+            await self.app(scope, receive, send)
+            return
         if declared is not None:
             try:
                 too_big = int(declared) > self.max_bytes

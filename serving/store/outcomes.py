@@ -7,7 +7,7 @@ late reports arrived since); a month whose window is still open has no row, and 
 
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
@@ -39,21 +39,23 @@ def replace_observed_tiers(
     return len(records)
 
 
+# Built once (it runs on every GET of a unit): building the statement cost more than running it.
+_S, _R, _O = Score.__table__, ScoreRun.__table__, ObservedTier.__table__
+_HISTORY = (
+    select(_S.c.as_of, _S.c.tier, _O.c.tier)
+    .join(_R, (_R.c.as_of == _S.c.as_of) & (_R.c.model_version == _S.c.model_version))
+    .outerjoin(_O, (_O.c.unit_id == _S.c.unit_id) & (_O.c.as_of == _S.c.as_of))
+    .where(_S.c.unit_id == bindparam("unit_id"), _S.c.as_of < bindparam("before"))
+    .order_by(_S.c.as_of, _R.c.id)
+)
+
+
 def forecast_history(session: Session, unit_id: str, before: str, months: int = 24) -> list[dict]:
     """Up to ``months`` scored months before ``before``, oldest first: ``{"as_of", "tier",
     "observed_tier"}`` — the forecast of the most recent run of each month and what then happened
     (``None`` while the window is open)."""
-    q = (
-        select(Score.as_of, Score.tier, ObservedTier.tier)
-        .join(ScoreRun, (ScoreRun.as_of == Score.as_of) & (ScoreRun.model_version == Score.model_version))
-        .outerjoin(
-            ObservedTier, (ObservedTier.unit_id == Score.unit_id) & (ObservedTier.as_of == Score.as_of)
-        )
-        .where(Score.unit_id == unit_id, Score.as_of < before)
-        .order_by(Score.as_of, ScoreRun.id)
-    )
     by_month: dict[str, dict] = {}
-    for as_of, tier, observed in session.execute(q):
+    for as_of, tier, observed in session.execute(_HISTORY, {"unit_id": unit_id, "before": before}).all():
         by_month[as_of] = {"as_of": as_of, "tier": tier, "observed_tier": observed}
     return list(by_month.values())[-months:]
 

@@ -13,7 +13,7 @@ import httpx
 from api_world import build_world
 from sqlalchemy import create_engine
 
-from sanling.serving.store.db import session_factory
+from sanling.serving.store.db import read_session_factory, session_factory
 
 
 def test_a_burst_larger_than_the_pool_is_served_without_errors(tmp_path):
@@ -21,6 +21,7 @@ def test_a_burst_larger_than_the_pool_is_served_without_errors(tmp_path):
     app = world.app
     small = create_engine(world.engine.url, pool_size=2, max_overflow=0, pool_timeout=3)
     app.state.engine, app.state.sessionmaker = small, session_factory(small)
+    app.state.read_sessionmaker = read_session_factory(small)
 
     async def burst() -> tuple[list[int], float]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = 4  # fewer threads than requests

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from sanling.serving.api.deps import PrincipalDep, SessionDep
+from sanling.serving.api.deps import CallerDep, PrincipalDep, SessionDep
 from sanling.serving.api.schemas import (
     AS_OF_PATTERN,
     ERROR_RESPONSES,
@@ -58,9 +58,13 @@ def _place(
 
 
 @router.get("/units/{unit_id}/risk", response_model=UnitRisk)
-def unit_risk(unit_id: str, principal: PrincipalDep, session: SessionDep, as_of: AsOf = None) -> dict:
+async def unit_risk(unit_id: str, caller: CallerDep, as_of: AsOf = None) -> dict:
     """One unit's explained score (docs/operations.md), with its change since the previous month and
     ``history``: up to 24 earlier months of forecast tier and observed tier."""
+    return await caller.run(_unit_risk, unit_id, as_of)
+
+
+def _unit_risk(session, principal: Principal, unit_id: str, as_of: str | None) -> dict:
     _check_month(session, as_of)
     own = principal.scope
     score = get_score(
@@ -91,9 +95,8 @@ def _list(session, principal: Principal, township, county, min_tier, unit_type, 
 
 
 @router.get("/risk-list", response_model=list[ExplainedScore])
-def get_risk_list(
-    principal: PrincipalDep,
-    session: SessionDep,
+async def get_risk_list(
+    caller: CallerDep,
     township: str | None = None,
     county: str | None = None,
     min_tier: Tier | None = None,
@@ -103,7 +106,7 @@ def get_risk_list(
 ) -> list[dict]:
     """Units ordered by tier (red first), then risk_score (highest first), explained; filter by
     ``county=`` and/or ``township=``; an empty list before the first ``score`` run."""
-    return _list(session, principal, township, county, min_tier, unit_type, limit, as_of)
+    return await caller.run(_list, township, county, min_tier, unit_type, limit, as_of)
 
 
 @router.get(
