@@ -181,6 +181,65 @@ def fit_predict(
     return model, out, compared
 
 
+Labels = Callable[[pd.DataFrame, str], np.ndarray]
+
+
+def _blocks(frame: pd.DataFrame, config: Config) -> tuple[pd.DataFrame, list[list[str]]]:
+    """(the labelled rows, the test as-of months of each fold: the last ``test_periods`` labelled
+    months, ``refit_every`` to a fold)."""
+    labelled = frame[frame["tier"].notna()]
+    dates = sorted(labelled["as_of"].unique())
+    if len(dates) < config.test_periods + config.backtest.min_train_periods:
+        raise ValueError(
+            f"{len(dates)} labelled as-of dates; the backtest needs test_periods ({config.test_periods})"
+            f" + backtest.min_train_periods ({config.backtest.min_train_periods})"
+        )
+    test_dates = dates[-config.test_periods :]
+    step = config.backtest.refit_every
+    return labelled, [test_dates[i : i + step] for i in range(0, len(test_dates), step)]
+
+
+def _fold(
+    labelled: pd.DataFrame, block: list[str], config: Config, train_labels: Labels | None
+) -> tuple[str, pd.DataFrame, pd.DataFrame, str | None]:
+    """(last training as-of month, training rows, test rows, origin) of the fold testing ``block``;
+    the origin (its first month) only when the training rows carry the labels known then."""
+    cutoff = add_months(block[0], -config.horizon_months)  # a training row's window ends ≤ block[0]
+    train = labelled[labelled["as_of"] <= cutoff]
+    if train_labels is not None:  # what the records held at the origin, not the final record
+        train = train.assign(tier=train_labels(train, block[0]))
+    if train["as_of"].nunique() < config.backtest.min_train_periods:
+        raise ValueError(f"fold {block[0]}: fewer than {config.backtest.min_train_periods} training dates")
+    origin = block[0] if train_labels is not None else None
+    return cutoff, train, labelled[labelled["as_of"].isin(block)], origin
+
+
+def baseline_forecasts(
+    frame: pd.DataFrame,
+    feature_names: list[str],
+    history: TierHistory,
+    config: Config,
+    *,
+    train_labels: Labels | None = None,
+) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
+    """The baselines alone over the folds of :func:`rolling_origin` (same rows, labels and tier
+    history, no LightGBM): (test rows' meta, their final-record tiers, ``{name: (n, 4) proba}``)."""
+    labelled, blocks = _blocks(frame, config)
+    metas, ys, preds = [], [], {}
+    for block in blocks:
+        _, train, test, origin = _fold(labelled, block, config, train_labels)
+        ytr = train["tier"].to_numpy(dtype=np.int64)
+        for name, f in fit_baselines(train, ytr, feature_names, history, origin).items():
+            preds.setdefault(name, []).append(f(test))
+        metas.append(test[list(META_COLUMNS)].reset_index(drop=True))
+        ys.append(test["tier"].to_numpy(dtype=np.int64))
+    return (
+        pd.concat(metas, ignore_index=True),
+        np.concatenate(ys),
+        {k: np.vstack(v) for k, v in preds.items()},
+    )
+
+
 def rolling_origin(
     frame: pd.DataFrame,
     feature_names: list[str],
@@ -190,7 +249,7 @@ def rolling_origin(
     truth: pd.DataFrame | None = None,
     progress: Callable[[Sequence], Sequence] | None = None,
     shap_sample: int = 2000,
-    train_labels: Callable[[pd.DataFrame, str], np.ndarray] | None = None,
+    train_labels: Labels | None = None,
 ) -> BacktestResult:
     """Run the backtest.
 
@@ -208,33 +267,14 @@ def rolling_origin(
         Test rows always keep the frame's tiers (the final record).
     """
     h = config.horizon_months
-    labelled = frame[frame["tier"].notna()]
-    dates = sorted(labelled["as_of"].unique())
-    if len(dates) < config.test_periods + config.backtest.min_train_periods:
-        raise ValueError(
-            f"{len(dates)} labelled as-of dates; the backtest needs test_periods ({config.test_periods})"
-            f" + backtest.min_train_periods ({config.backtest.min_train_periods})"
-        )
-    test_dates = dates[-config.test_periods :]
-    blocks = [
-        test_dates[i : i + config.backtest.refit_every]
-        for i in range(0, len(test_dates), config.backtest.refit_every)
-    ]
+    labelled, blocks = _blocks(frame, config)
+    test_dates = [d for block in blocks for d in block]
     it = progress(blocks) if progress else blocks
 
     metas, ys, preds, folds, tier_sets, compared = [], [], {}, [], [], {}
     model = None
     for block in it:
-        cutoff = add_months(block[0], -h)  # outcome window of a training row ends ≤ block[0]
-        train = labelled[labelled["as_of"] <= cutoff]
-        if train_labels is not None:  # what the records held at the origin, not the final record
-            train = train.assign(tier=train_labels(train, block[0]))
-        test = labelled[labelled["as_of"].isin(block)]
-        if train["as_of"].nunique() < config.backtest.min_train_periods:
-            raise ValueError(
-                f"fold {block[0]}: fewer than {config.backtest.min_train_periods} training dates"
-            )
-        origin = block[0] if train_labels is not None else None
+        cutoff, train, test, origin = _fold(labelled, block, config, train_labels)
         model, out, decided = fit_predict(train, test, feature_names, config, history, truth, origin)
         tier_sets.append(
             fold_tier_sets(model, train, test, out["lightgbm"][0], config.model.validation_periods)
