@@ -47,8 +47,6 @@ import pandas as pd
 from scipy.special import gammaln
 
 from sanling.core.config import Settings, load_config
-from sanling.core.months import add_months
-from sanling.models.baselines import HistoricalRate, LogisticBaseline, Persistence
 from sanling.models.metrics import log_loss, rps_per_row
 from sanling.pipeline.simulate import process, world
 from sanling.pipeline.simulate.params import BURN_IN_MONTHS, CATS, START, WorldParams
@@ -241,46 +239,17 @@ def backtest_rows(data_dir: Path, home: Path) -> tuple[pd.DataFrame, np.ndarray,
     fitted as :func:`sanling.models.evaluate.rolling_origin` does (without LightGBM)."""
     from sanling.features.build import feature_names
     from sanling.features.labels import KnownLabels
-    from sanling.models.evaluate import tier_history
+    from sanling.models.evaluate import baseline_forecasts, tier_history
     from sanling.pipeline.context import labelled_frame, prepare
 
     config = load_config()
     _, panel = prepare(data_dir, config, Settings(home=home))
     frame = labelled_frame(panel, config)
-    names = feature_names(frame)
-    history = tier_history(panel, config)
     known = KnownLabels(panel, config.horizon_months, config.tiers) if panel.knowledge is not None else None
-    labelled = frame[frame["tier"].notna()]
-    dates = sorted(labelled["as_of"].unique())[-config.test_periods :]
-    step = config.backtest.refit_every
-    metas, ys, preds = [], [], {k: [] for k in BASELINES}
-    for i in range(0, len(dates), step):
-        block = dates[i : i + step]
-        train = labelled[labelled["as_of"] <= add_months(block[0], -config.horizon_months)]
-        if known is not None:
-            train = train.assign(**known(train, block[0]))
-        test = labelled[labelled["as_of"].isin(block)]
-        ytr = train["tier"].to_numpy(dtype=np.int64)
-        last_tr = history.last_tier(train["unit_id"], train["as_of"])
-        ok = last_tr >= 0
-        last_te = history.last_tier(test["unit_id"], test["as_of"])
-        fallback = int(np.bincount(ytr, minlength=4).argmax())
-        preds["persistence"].append(
-            Persistence().fit(last_tr[ok], ytr[ok]).predict_proba(np.where(last_te >= 0, last_te, fallback))
-        )
-        preds["historical_rate"].append(
-            HistoricalRate()
-            .fit(train["unit_type"].astype(str), ytr)
-            .predict_proba(history.past_counts(test["unit_id"], test["as_of"]), test["unit_type"].astype(str))
-        )
-        preds["logistic"].append(LogisticBaseline(names).fit(train, ytr).predict_proba(test))
-        metas.append(test[["unit_id", "as_of"]].reset_index(drop=True))
-        ys.append(test["tier"].to_numpy(dtype=np.int64))
-    return (
-        pd.concat(metas, ignore_index=True),
-        np.concatenate(ys),
-        {k: np.vstack(v) for k, v in preds.items()},
+    meta, y, proba = baseline_forecasts(
+        frame, feature_names(frame), tier_history(panel, config), config, train_labels=known
     )
+    return meta[["unit_id", "as_of"]], y, {k: proba[k] for k in BASELINES}
 
 
 # -- scoring ----------------------------------------------------------------------------------------------

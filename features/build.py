@@ -20,7 +20,7 @@ import pyarrow as pa
 from sanling.core.config import FeatureParams, TierRules
 from sanling.core.errors import DataError
 from sanling.core.months import month_label
-from sanling.core.vocabulary import UNIT_TYPES
+from sanling.features.columns import category_column, string_column
 from sanling.features.declaration import (
     HISTORY_LEVELS,
     LONG_WINDOW,
@@ -405,29 +405,6 @@ def _row_index(panel: Panel, unit_ids: Sequence[str] | None) -> np.ndarray | Non
     return idx.astype(np.int64)
 
 
-def _string_column(panel: Panel, column: str, take: np.ndarray) -> pd.Series:
-    """A str column of the units' ``column`` at rows ``take``, gathered in Arrow (cheap for millions)."""
-    source = _cached(
-        panel,
-        ("arrow", column),
-        lambda: pa.array(panel.units[column].to_numpy(dtype=object).astype(str), type=pa.large_string()),
-    )
-    return pd.Series(source.take(pa.array(take)), dtype="str")
-
-
-def _category_column(panel: Panel, column: str, take: np.ndarray) -> pd.Categorical:
-    """The units' ``column`` at rows ``take`` as a categorical with sorted categories."""
-
-    def make() -> tuple[np.ndarray, list[str]]:
-        values = panel.units[column]
-        raw = values.astype("str").where(values.notna(), None)
-        cats = sorted(UNIT_TYPES) if column == "unit_type" else sorted(raw.dropna().unique().tolist())
-        return pd.Categorical(raw, categories=cats).codes, cats
-
-    codes, cats = _cached(panel, ("codes", column), make)
-    return pd.Categorical.from_codes(codes[take], categories=cats)
-
-
 def _fill(matrix: np.ndarray, numeric: list[Feature], ctx: _Context, n_as_of: int, n_rows: int) -> None:
     """Write the features of ``ctx``'s as-of months into ``matrix`` (rows as-of major)."""
     for j, f in enumerate(numeric):
@@ -473,19 +450,20 @@ def build_frame(
     frame = pd.DataFrame(matrix, columns=[f.name for f in numeric], copy=False)
 
     unit_take = np.tile(np.arange(panel.n_units) if rows is None else rows, len(t))
+    month_take = np.repeat(t, n_rows_u)
     labels = pa.array([month_label(panel.first_month + int(x)) for x in t], type=pa.large_string())
-    frame.insert(0, "unit_id", _string_column(panel, "unit_id", unit_take))
+    frame.insert(0, "unit_id", string_column(panel, "unit_id", unit_take))
     frame.insert(
         1, "as_of", pd.Series(labels.take(pa.array(np.repeat(np.arange(len(t)), n_rows_u))), dtype="str")
     )
-    frame.insert(2, "unit_type", _category_column(panel, "unit_type", unit_take))
-    frame.insert(3, "township", _string_column(panel, "township", unit_take))
-    frame.insert(4, "county", _string_column(panel, "county", unit_take))
+    frame.insert(2, "unit_type", category_column(panel, "unit_type", unit_take))
+    frame.insert(3, "township", string_column(panel, "township", unit_take))
+    frame.insert(4, "county", string_column(panel, "county", unit_take))
     position = {f.name: i for i, f in enumerate(registry)}
     for f in registry:
         if f.dtype == "category" and f.name != "unit_type":
             loc = list(frame.columns).index(registry[position[f.name] - 1].name) + 1
-            frame.insert(loc, f.name, _category_column(panel, f.name, unit_take))
+            frame.insert(loc, f.name, category_column(panel, f.name, unit_take, month_take))
 
     if with_labels:
         labels = label_columns(panel, as_of, horizon_months, tier_rules, rows)

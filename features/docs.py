@@ -57,12 +57,13 @@ def render(registry: Sequence[Feature]) -> str:
         "value, so they follow. `Panel.as_known(t)` — the plain rebuild of the records at *t* — must give "
         "the same numbers exactly (tests/features/test_late.py, a property test over random late records).",
         "",
-        "Static and dated attributes: a numeric registry attribute with entries in `unit_history` is *dated* "
-        "— its value at *t* is its latest entry with `valid_from` by the end of *t*, empty before its first "
-        "entry. Every other registry attribute is *static*: its one value in `units` is used for every "
-        "month, including months before it was true; give it a history to make it point in time. Text "
-        "attributes are static even with a history (their history is kept but not yet used), and so is "
-        "the per-capita denominator (`population`, else `employees`).",
+        "Static and dated attributes: a registry attribute with entries in `unit_history` is *dated* — its "
+        "value at *t* is its latest entry with `valid_from` by the end of *t*, empty before its first "
+        "entry — numeric and text attributes alike (a text attribute's categories are the values of its "
+        "history and of its `units` column). Every other registry attribute is *static*: its one value in "
+        "`units` is used for every month, including months before it was true; give it a history to make "
+        "it point in time. The per-capita denominator (`population`, else `employees`) is static, and the "
+        "distributed engine (`--dask`) keeps text attributes static (it dates numeric ones only).",
         "",
         "Reason templates are filled by the explainer: `{value}` the unit's value, `{peer}` its peers' average.",
         "",

@@ -262,22 +262,60 @@ def dated_attributes(
     each month's end, NaN before the unit's first entry).
 
     An attribute's value at month t is its latest entry with ``valid_from`` in or before t (ties:
-    the later row). Text attributes keep their registry value (static) — see docs/features.md.
+    the later row). An attribute is numeric when every entry of it is a number; the others are
+    :func:`dated_text_attributes`.
     """
     if history is None or len(history) == 0:
         return units, {}
-    h = history.copy()
-    h["num"] = pd.to_numeric(h["value"], errors="coerce")
-    numeric_attrs = [a for a, g in h.groupby("attribute", sort=True)["num"] if g.notna().all()]
-    h = h[h["attribute"].isin(numeric_attrs)]
+    h = history.assign(num=pd.to_numeric(history["value"], errors="coerce"))
+    numeric = [a for a, g in h.groupby("attribute", sort=True)["num"] if g.notna().all()]
+    units = units.copy()
+    dated = _valid_at_each_month(units, h[h["attribute"].isin(numeric)], first, n_months)
+    for attr, values in dated.items():
+        units[attr] = values[-1].astype(np.float64)
+    return units, dated
+
+
+def dated_text_attributes(
+    units: pd.DataFrame, history: pd.DataFrame | None, first: int, n_months: int
+) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, list[str]]]:
+    """Text attributes with a ``unit_history`` (any entry not a number) → (units with the value at
+    the panel's last month; attribute → (n_months, U) float32 codes into its categories valid at
+    each month's end, NaN before the unit's first entry; attribute → its sorted categories: the
+    values of its history and of its registry column). The same rule as :func:`dated_attributes`."""
+    if history is None or len(history) == 0:
+        return units, {}, {}
+    num = pd.to_numeric(history["value"], errors="coerce")
+    text: dict[str, list[str]] = {}
+    codes = pd.Series(np.nan, index=history.index)
+    for attr, g in history[num.isna().groupby(history["attribute"]).transform("any")].groupby("attribute"):
+        values = g["value"].astype(str)
+        registry = units[attr].dropna().astype(str) if attr in units else pd.Series([], dtype=str)
+        text[attr] = sorted(set(values) | set(registry))
+        codes[g.index] = pd.Index(text[attr]).get_indexer(values)
+    if not text:
+        return units, {}, {}
+    h = history.assign(num=codes)
+    units = units.copy()
+    dated = _valid_at_each_month(units, h[h["attribute"].isin(list(text))], first, n_months)
+    for attr, values in dated.items():
+        now = np.where(np.isnan(values[-1]), -1, values[-1]).astype(np.int64)
+        units[attr] = pd.Series(pd.Categorical.from_codes(now, categories=text[attr])).astype(object)
+    return units, dated, text
+
+
+def _valid_at_each_month(
+    units: pd.DataFrame, h: pd.DataFrame, first: int, n_months: int
+) -> dict[str, np.ndarray]:
+    """History entries with numeric ``num`` → attribute → (n_months, U) float32 value of the latest
+    entry valid by each month's end (ties: the later row), NaN before a unit's first entry."""
     pos = pd.Index(units["unit_id"].to_numpy(dtype=object)).get_indexer(h["unit_id"].to_numpy(dtype=object))
     h, pos = h.loc[pos >= 0], pos[pos >= 0]
     order = np.argsort(h["valid_from"].to_numpy(dtype="datetime64[ns]"), kind="stable")
     h, pos = h.iloc[order], pos[order]
     month = np.maximum(month_offsets(h["valid_from"], first), 0)
-    units = units.copy()
     dated: dict[str, np.ndarray] = {}
-    for attr in numeric_attrs:
+    for attr in sorted(h["attribute"].unique()):
         sel = (h["attribute"] == attr).to_numpy() & (month < n_months)
         m, u, v = month[sel], pos[sel], h["num"].to_numpy(dtype=np.float64)[sel]
         key = m * len(units) + u
@@ -292,5 +330,4 @@ def dated_attributes(
         values = np.take_along_axis(change, np.maximum(idx, 0), axis=0)
         values[idx < 0] = np.nan
         dated[attr] = values
-        units[attr] = values[-1].astype(np.float64)
-    return units, dated
+    return dated

@@ -23,16 +23,11 @@ must equal (tests/features/test_known.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from sanling.core.config import TierRules
-from sanling.core.errors import DataError
-from sanling.features.declaration import YEAR_WINDOW
-from sanling.features.grid import as_of_offsets
 from sanling.features.labels import monthly_tiers, tiers_from_outcomes
 from sanling.features.panel import SEVERE_AT, Panel
 
@@ -50,8 +45,9 @@ def late_view(panel: Panel, t: np.ndarray, rows: np.ndarray | None) -> LateView 
 
 class LateView:
     """The two versions (final: sign −1, as known at t: sign +1) of every stale event of the
-    requested as-of months, sorted by (category, as-of position, unit, month), and their signed sums
-    per such (category, as-of, unit, month) group.
+    requested as-of months — one record for an event that differs only in its escalation — sorted by
+    (category, as-of position, unit, month), and their signed sums per such (category, as-of, unit,
+    month) group.
 
     Methods named ``add_*`` add a correction to an (as-of × columns) int64 array of final-record
     values; ``fix_*`` overwrite the concerned cells. Columns are every unit (``all_units``) or the
@@ -84,17 +80,35 @@ class LateView:
             "severity": panel.ev_severity,
         }
 
-        def both(values: np.ndarray, plus: np.ndarray | None = None) -> np.ndarray:
-            new = values[event][seen] if plus is None else plus[seen]
-            return np.concatenate([values[event].astype(np.int64), new.astype(np.int64)])
+        # A pair known at t as it is in the final record but for its escalation (entered on time,
+        # escalated later) is one record: it adds only the escalation's difference to the sums and
+        # stands for the event as known at t in what is not a sum. Every other pair has its final
+        # version (sign −1) and, once reported, its version as known at t (sign +1).
+        merged = seen.copy()
+        for name in ("cat", "res", "casualties", "severity"):
+            merged &= final[name][event] == known[name]
+        minus, plus = ~merged, seen & ~merged
+        n_minus, n_plus, n_merged = int(minus.sum()), int(plus.sum()), int(merged.sum())
 
-        v = {name: both(final[name], known[name]) for name in final}
-        v["a"] = np.concatenate([a, a[seen]]).astype(np.int64)
-        v["unit"], v["occ"] = both(panel.ev_unit), both(panel.ev_occ)
-        sign = np.concatenate([-np.ones(len(event), np.int64), np.ones(int(seen.sum()), np.int64)])
-        v["count"] = both(panel.ev_count) * sign
+        def versions(values: np.ndarray, now: np.ndarray | None = None) -> np.ndarray:
+            old = values[event]
+            new = old if now is None else now
+            return np.concatenate([old[minus], new[plus], new[merged]]).astype(np.int64)
+
+        v = {name: versions(final[name], known[name]) for name in final}
+        v["a"] = np.concatenate([a[minus], a[plus], a[merged]]).astype(np.int64)
+        v["unit"], v["occ"] = versions(panel.ev_unit), versions(panel.ev_occ)
+        sign = np.ones(n_minus + n_plus + n_merged, np.int64)
+        sign[:n_minus] = -1
+        count = versions(panel.ev_count)
+        weight = sign.copy()  # what a record adds to the sums
+        weight[n_minus + n_plus :] = 0
+        v["count"] = count * weight
+        escalated_now = v["escalated"][n_minus + n_plus :].copy()
         v["escalated"] = v["count"] * v["escalated"]
-        v["casualties"] = v["casualties"] * sign
+        tail = slice(n_minus + n_plus, None)
+        v["escalated"][tail] = count[tail] * (escalated_now - final["escalated"][event][merged])
+        v["casualties"] = v["casualties"] * weight
         v["severe"] = v["count"] * (v["severity"] >= SEVERE_AT)
         v["sign"] = sign
         # Versions of pairs whose category, severity, resolution or presence differ: the only ones
@@ -102,7 +116,7 @@ class LateView:
         reshaped = ~seen
         for name in ("cat", "severity", "res"):
             reshaped[seen] |= final[name][event][seen] != known[name][seen]
-        v["reshaped"] = np.concatenate([reshaped | ~seen, reshaped[seen]])
+        v["reshaped"] = np.concatenate([reshaped[minus], reshaped[plus], np.zeros(n_merged, dtype=bool)])
         # One order for everything: by (category, as-of, unit, month).
         n_a, n_u, n_m = len(self.t_asof), panel.n_units, panel.n_months
         key = ((v["cat"] * n_a + v["a"]) * n_u + v["unit"]) * n_m + v["occ"]
@@ -213,29 +227,41 @@ class LateView:
         return self._memo["series"]
 
     def fix_last_event(self, out: np.ndarray, category: int) -> None:
-        """``out`` (as-of × columns): the latest month ≤ t with an event, −1 if none."""
-        a, unit, series = self._series(category)
-        n_months = series.shape[0]
-        seen = series > 0
-        seen &= np.arange(n_months)[:, None] <= self.t_asof[a][None, :]
-        back = np.argmax(seen[::-1], axis=0)
-        last = np.where(seen.any(axis=0), n_months - 1 - back, -1)
-        self._write(out, a, unit, last)
+        """``out`` (as-of × columns): the latest month ≤ t with an event, −1 if none (computed once
+        per category: months since and recency both read it)."""
+
+        def make():
+            a, unit, series = self._series(category)
+            n_months = series.shape[0]
+            seen = series > 0
+            seen &= np.arange(n_months)[:, None] <= self.t_asof[a][None, :]
+            back = np.argmax(seen[::-1], axis=0)
+            return a, unit, np.where(seen.any(axis=0), n_months - 1 - back, -1)
+
+        self._write(out, *self._once(("last_event", category), make))
 
     def fix_decayed(self, out: np.ndarray, category: int, half_life: float) -> None:
         """``out``: Σ count·2^(-(t-o)/half_life), by the panel's own recursion (float64 → float32)."""
         a, unit, series = self._series(category)
         t = self.t_asof[a]
         factor = 2.0 ** (-1.0 / half_life)
-        acc = np.zeros(len(a), dtype=np.float64)
-        value = np.zeros(len(a), dtype=np.float64)
+        # Cells ordered by their as-of month: month m advances only the cells with t ≥ m (a suffix),
+        # each through the same operations as the panel's filter, so the values are bit for bit.
         by_t = np.argsort(t, kind="stable")
-        ends = np.searchsorted(t[by_t], np.arange(int(t.max(initial=-1)) + 2))
-        for m in range(len(ends) - 1):
-            acc *= factor
-            acc += series[m]
-            now = by_t[ends[m] : ends[m + 1]]
-            value[now] = acc[now]
+        ordered = bool((by_t == np.arange(len(t))).all())
+        if not ordered:
+            t, series = t[by_t], series[:, by_t]
+        starts = np.searchsorted(t, np.arange(int(t.max(initial=-1)) + 2))
+        acc = np.zeros(len(t), dtype=np.float64)
+        value = np.empty(len(t), dtype=np.float64)
+        for m in range(len(starts) - 1):
+            lo, hi = int(starts[m]), int(starts[m + 1])
+            tail = acc[lo:]
+            tail *= factor
+            tail += series[m, lo:]
+            value[lo:hi] = acc[lo:hi]
+        if not ordered:
+            value[by_t] = value.copy()
         self._write(out, a, unit, value.astype(np.float32))
 
     def _cell_events(self) -> tuple[np.ndarray, np.ndarray]:
@@ -246,10 +272,13 @@ class LateView:
             p, v = self.panel, self.v
             r = v["reshaped"]
             cell = (v["cat"][r] * p.n_months + v["occ"][r]) * p.n_units + v["unit"][r]
+            marked = np.zeros(p.monthly.size, dtype=bool)  # one byte a cell: a gather, not a hash
+            marked[cell] = True
             flat = p._flat()
-            inside = np.flatnonzero(np.isin(flat, np.unique(cell), kind="table"))
-            order = np.argsort(flat[inside], kind="stable")
-            return inside[order], flat[inside][order]
+            inside = np.flatnonzero(marked[flat])
+            keys = flat[inside]
+            order = np.argsort(keys, kind="stable")
+            return inside[order], keys[order]
 
         return self._once(("cell_events",), make)
 
@@ -426,60 +455,3 @@ def _cached(panel: Panel, key: str | tuple, make):
     if key not in panel._cache:
         panel._cache[key] = make()
     return panel._cache[key]
-
-
-# ---- what a unit page says about figures that changed after the fact ------------------------------
-
-LATE_COUNT_KEYS: tuple[str, ...] = ("events", "escalations", "corrections")
-
-
-def late_counts(panel: Panel, t: int, window: int) -> dict[str, np.ndarray]:
-    """Per unit (registry order), about the events that occurred in months t-window+1 … t and were in
-    the records at the end of t: ``events`` — Σ count of those entered in a later month than they
-    occurred (补录); ``escalations`` — Σ count of those escalated by then with the escalation dated in
-    a later month than the event; ``corrections`` — the corrections (``event_updates``) of those
-    recorded by then in a later month than the event. (U,) int64 arrays, all zero when nothing was
-    recorded late. Memoised on the panel per (t, window)."""
-
-    def make() -> dict[str, np.ndarray]:
-        out = {k: np.zeros(panel.n_units, dtype=np.int64) for k in LATE_COUNT_KEYS}
-        knowledge = panel.knowledge
-        if knowledge is None:
-            return out
-        occ = knowledge.base.occ.astype(np.int64)
-        event = np.flatnonzero((occ <= t) & (occ > t - window) & (knowledge.reported <= t))
-        month = np.full(len(event), t, dtype=np.int64)
-        known = knowledge.known_values(event, month)
-        unit, count = knowledge.base.unit[event], knowledge.base.count[event].astype(np.int64)
-        late = knowledge.reported[event] > occ[event]
-        np.add.at(out["events"], unit[late], count[late])
-        esc = known["escalated"] & (knowledge.escalated_from[event] > occ[event])
-        np.add.at(out["escalations"], unit[esc], count[esc])
-        if len(knowledge.upd_event):
-            in_window = np.zeros(len(occ), dtype=bool)
-            in_window[event] = True
-            e = knowledge.upd_event
-            sel = in_window[e] & (knowledge.upd_month <= t) & (knowledge.upd_month > occ[e])
-            np.add.at(out["corrections"], knowledge.base.unit[e[sel]], 1)
-        return out
-
-    return _cached(panel, ("late_counts", int(t), int(window)), make)
-
-
-def late_records(
-    panel: Panel, as_of: str, unit_ids: Sequence[str], window: int = YEAR_WINDOW
-) -> list[dict] | None:
-    """For each of ``unit_ids``, :func:`late_counts` of the as-of month ``'YYYY-MM'`` as
-    ``{"events", "escalations", "corrections", "window_months"}`` (what a unit page says changed after
-    the fact); ``None`` when the data carry no reporting dates, later escalations or corrections."""
-    if panel.knowledge is None:
-        return None
-    counts = late_counts(panel, int(as_of_offsets(panel, [as_of])[0]), window)
-    index = pd.Index(panel.units["unit_id"].to_numpy(dtype=object))
-    pos = index.get_indexer(pd.Index(list(unit_ids), dtype=object))
-    if (pos < 0).any():
-        raise DataError(f"unknown unit_id {list(unit_ids)[int(np.flatnonzero(pos < 0)[0])]!r}")
-    return [
-        {**{k: int(counts[k][p]) for k in LATE_COUNT_KEYS}, "window_months": int(window)}
-        for p in pos.tolist()
-    ]

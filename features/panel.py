@@ -19,7 +19,14 @@ import pandas as pd
 
 from sanling.core.errors import DataError
 from sanling.core.months import datetimes_to_month_numbers, month_label, month_number
-from sanling.features.known import NEVER, EventArrays, Knowledge, dated_attributes, knowledge_of
+from sanling.features.known import (
+    NEVER,
+    EventArrays,
+    Knowledge,
+    dated_attributes,
+    dated_text_attributes,
+    knowledge_of,
+)
 from sanling.features.registry import NON_FEATURE_UNIT_COLUMNS
 
 # Channels of ``Panel.cum`` (per category): the sums whose window totals are cumsum differences.
@@ -43,8 +50,9 @@ class Panel:
     occurrence offset, resolution offset or :data:`NEVER`, count, escalated, casualties) for the
     horizon-dependent quantities. ``static_columns``: attribute → 'numeric' | 'category'.
     ``knowledge``: when the records learnt what (``None`` when nothing was recorded late), and
-    ``dated``: numeric attribute → (M, U) float32 values valid at each month's end (attributes with
-    a ``unit_history``); see :mod:`sanling.features.known`. The arrays above hold the final record.
+    ``dated``: attribute → (M, U) float32 values valid at each month's end (attributes with a
+    ``unit_history``; a text attribute's values are codes into ``dated_categories[attribute]``, NaN
+    for none); see :mod:`sanling.features.known`. The arrays above hold the final record.
     """
 
     units: pd.DataFrame
@@ -64,6 +72,7 @@ class Panel:
     static_columns: dict[str, str]
     knowledge: Knowledge | None = None
     dated: dict[str, np.ndarray] = field(default_factory=dict)
+    dated_categories: dict[str, list[str]] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -102,7 +111,15 @@ class Panel:
         arrays = self.knowledge.at(t) if self.knowledge is not None else _up_to(self._arrays(), t)
         dated = {k: v[: t + 1] for k, v in self.dated.items()}
         sub = _assemble(
-            self.units, self.categories, self.first_month, t + 1, arrays, self.static_columns, None, dated
+            self.units,
+            self.categories,
+            self.first_month,
+            t + 1,
+            arrays,
+            self.static_columns,
+            None,
+            dated,
+            self.dated_categories,
         )
         for key, value in self._cache.items():
             if key[0] in _UNIT_LEVEL_CACHE:
@@ -319,7 +336,10 @@ def build_panel(
     if knowledge is not None:
         arrays = knowledge.at(None)
     units, dated = dated_attributes(units, history, first, n_months)
-    return _assemble(units, categories, first, n_months, arrays, static_columns_of(units), knowledge, dated)
+    units, dated_text, text = dated_text_attributes(units, history, first, n_months)
+    dated.update(dated_text)
+    static = static_columns_of(units)
+    return _assemble(units, categories, first, n_months, arrays, static, knowledge, dated, text)
 
 
 # Keys of ``Panel._cache`` that depend on the units only (shared with :meth:`Panel.as_known`).
@@ -341,6 +361,7 @@ def _assemble(
     static_columns: dict[str, str],
     knowledge: Knowledge | None,
     dated: dict[str, np.ndarray],
+    dated_categories: dict[str, list[str]] | None = None,
 ) -> Panel:
     """The panel's cumulative and monthly arrays from flat event arrays (one ``bincount`` each)."""
     n_units, n_cat = len(units), len(categories)
@@ -382,6 +403,7 @@ def _assemble(
         static_columns=static_columns,
         knowledge=knowledge,
         dated=dated,
+        dated_categories=dated_categories or {},
     )
 
 

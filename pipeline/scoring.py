@@ -10,9 +10,9 @@ import pandas as pd
 
 from sanling.core.months import month_number
 from sanling.core.vocabulary import TIERS
+from sanling.features.after_the_fact import late_records
 from sanling.features.build import build_frame
 from sanling.features.labels import tiers_from_outcomes, window_outcomes
-from sanling.features.late import late_records
 from sanling.models.conformal import ConformalTiers, set_labels
 from sanling.models.explain import peer_means
 from sanling.models.intensity import intensity_against_peers, reporting_intensity

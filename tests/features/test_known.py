@@ -108,6 +108,33 @@ def test_attribute_history_gives_the_value_valid_at_each_month():
         np.testing.assert_array_equal(got, expected.astype(np.float32))
 
 
+def test_text_attribute_history_gives_the_category_valid_at_each_month():
+    units, events, updates, history = _late_world(3)
+    rng = np.random.default_rng(7)
+    first = pd.Timestamp(FIRST)
+    rows = [(u, "industry", v, first) for u, v in zip(units["unit_id"], units["industry"], strict=True)]
+    for u in units["unit_id"].iloc[::3]:  # a third of the units change trade, one to a new one
+        day = first + pd.Timedelta(days=int(rng.integers(30, 800)))
+        rows.append((u, "industry", str(rng.choice(["服务", "旅游"])), day))
+    text = pd.DataFrame(rows, columns=["unit_id", "attribute", "value", "valid_from"])
+    history = pd.concat([history, text], ignore_index=True)
+    months = ["2019-01", "2020-06", "2021-06"]
+    frame = _frame(units, events, updates, history, months)
+    assert "旅游" in frame["industry"].cat.categories  # a value only the history holds
+    h = text.sort_values("valid_from", kind="stable")
+    for m in months:
+        end = (pd.Period(m, "M") + 1).start_time
+        expected = h[h["valid_from"] < end].groupby("unit_id")["value"].last().reindex(units["unit_id"])
+        got = frame.loc[frame["as_of"] == m, "industry"].astype(str).to_numpy()
+        np.testing.assert_array_equal(got, expected.astype(str).to_numpy(), err_msg=m)
+        # the records as they stood then give the same values
+        ev_t, up_t, hist_t = records_at(events, updates, history, m)
+        then = _frame(units, ev_t, up_t, hist_t, [m], last=m)
+        np.testing.assert_array_equal(then["industry"].astype(str).to_numpy(), got, err_msg=m)
+    changed = frame.pivot(index="unit_id", columns="as_of", values="industry").astype(str)
+    assert (changed["2019-01"] != changed["2021-06"]).any()  # not the registry's one value
+
+
 def test_labels_at_an_origin_exclude_later_reports():
     units, events, updates, history = _late_world(4)
     panel = build_panel(units, events, CFG.categories, first_month=FIRST, updates=updates, history=history)
