@@ -81,8 +81,27 @@ def stop(p: subprocess.Popen) -> None:
         os.killpg(p.pid, signal.SIGKILL)
 
 
-def row(name: str, r, target: str = "") -> dict:
+def server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a server process and its children (mlflow execs uvicorn)."""
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan")
+    return sum(t.user + t.system for t in (p.cpu_times() for p in procs))
+
+
+def cpu_per_request(pid: int, run):
+    """(result of ``run()``, the server's CPU milliseconds per request over it)."""
+    before = server_cpu(pid)
+    r = run()
+    return r, (server_cpu(pid) - before) * 1000 / max(r.n, 1)
+
+
+def row(name: str, r, target: str = "", cpu_ms: float | None = None) -> dict:
     d = {
+        "server_cpu_ms_per_request": None if cpu_ms is None else round(cpu_ms, 2),
         "scenario": name,
         "requests": r.n,
         "errors": r.errors,
@@ -93,7 +112,8 @@ def row(name: str, r, target: str = "") -> dict:
     }
     print(
         f"{name:<62} {d['rps']:>8.1f} req/s  p50 {d['p50_ms']:>7.2f} ms  p99 {d['p99_ms']:>8.2f} ms"
-        f"  errors {r.errors:>3}  {target}",
+        f"  errors {r.errors:>3}  {target}"
+        + ("" if cpu_ms is None else f"  server CPU {cpu_ms:.2f} ms/request"),
         flush=True,
     )
     return d
@@ -166,12 +186,8 @@ def main() -> None:
                 "p99 ≤ 20 ms",
             )
         )
-        results.append(
-            row(
-                "POST score 1 unit (fresh SHAP), 8 clients",
-                closed_loop(base, post1, seconds=sec, headers=hdr),
-            )
-        )
+        r, cpu = cpu_per_request(api.pid, lambda: closed_loop(base, post1, seconds=sec, headers=hdr))
+        results.append(row("POST score 1 unit (fresh SHAP), 8 clients", r, cpu_ms=cpu))
         results.append(
             row(
                 "POST score 1 unit, open loop 20 req/s",
@@ -247,12 +263,8 @@ def main() -> None:
             sys.exit(
                 f"the MLflow peer answered {warm.errors} of {warm.n} requests with an error: see {work / 'mlflow.log'}"
             )
-        results.append(
-            row(
-                "mlflow serve (native lightgbm): predict 1 row, 8 clients",
-                closed_loop(mbase, peer1, seconds=sec),
-            )
-        )
+        r, cpu = cpu_per_request(peer.pid, lambda: closed_loop(mbase, peer1, seconds=sec))
+        results.append(row("mlflow serve (native lightgbm): predict 1 row, 8 clients", r, cpu_ms=cpu))
         results.append(
             row(
                 "mlflow serve (native lightgbm): predict 1 row, open loop 20 req/s",
@@ -266,6 +278,12 @@ def main() -> None:
     ours = by["POST score 1 unit (fresh SHAP), 8 clients"]["rps"]
     theirs = by["mlflow serve (native lightgbm): predict 1 row, 8 clients"]["rps"]
     get_ours = by["GET unit, 8 clients"]["rps"]
+    cpu_ours = by["POST score 1 unit (fresh SHAP), 8 clients"]["server_cpu_ms_per_request"]
+    cpu_theirs = by["mlflow serve (native lightgbm): predict 1 row, 8 clients"]["server_cpu_ms_per_request"]
+    print(
+        f"server CPU per request: ours {cpu_ours:.2f} ms (POST 1 unit with explanations), mlflow {cpu_theirs:.2f} ms "
+        f"(predict only): {cpu_theirs / cpu_ours:.2f}× the requests per CPU second"
+    )
     print(
         f"\nthroughput ratio, POST 1 unit with explanations vs mlflow predict-only: {ours / theirs:.2f}× "
         f"(target ≥ 10×): {'met' if ours >= 10 * theirs else 'MISSED'}; GET explained unit vs mlflow: "
