@@ -233,7 +233,7 @@ class ChampionScorer:
         if month is None:  # another month, or data refreshed since: computed once, here
             month = data.peers[key] = self._month(model, data, as_of, explain=False)
         if month.rows is not None:
-            return [dict(month.rows[u]) for u in sorted(ids, key=month.pos.get)]
+            return [dict(month.rows[u]) for u in ids]  # in the order asked, as build_frame gives them
         if as_of == data.panel.last_month:
             self._fill(model, data, key)
         c = bundle.config
