@@ -49,7 +49,7 @@ from scipy.optimize import minimize, minimize_scalar
 from sanling.core.config import ModelParams, PolicyParams, TierRules
 from sanling.core.months import add_months, month_number
 from sanling.features.labels import rule_thresholds
-from sanling.models import history_prior
+from sanling.models import history_prior, tree_shap
 from sanling.models.count_levels import CountLevels
 from sanling.models.linear_levels import LinearLevels
 from sanling.models.policy import fit_thresholds
@@ -61,6 +61,9 @@ N_INPUTS = 4  # stacked inputs: boosters' margin, record, linear model, count mo
 CUMULATIVE_LEVELS = (1, 2, 3)
 EXPLAINED_LEVEL = 2  # reasons explain P(tier ≥ orange)
 EXPLAINED_SHARE = history_prior.SHARE_COLUMNS[CUMULATIVE_LEVELS.index(EXPLAINED_LEVEL)]
+# From this many rows on, TreeSHAP runs once per distinct decision pattern (models/tree_shap.py);
+# below it LightGBM's per-row pred_contrib is cheaper than the pattern bookkeeping.
+BATCH_SHAP_ROWS = 256
 
 
 def _lgb_params(p: ModelParams, objective: str, seed: int, **extra) -> dict:
@@ -396,8 +399,8 @@ class TierModel:
         i = CUMULATIVE_LEVELS.index(EXPLAINED_LEVEL)
         a, c, d, e, b = self.stack_[i]
         bag = self.members_[i]
-        raw = np.mean([m.predict(X, pred_contrib=True, num_iteration=m.best_iteration) for m in bag], axis=0)
-        contrib, base = a * raw[:, :-1], a * raw[:, -1] + b
+        contrib, bias = self._tree_contributions(bag, X)
+        contrib, base = a * contrib, a * bias + b
         if getattr(self, "linear_", None) is not None and d != 0.0:
             lin, intercept = self.linear_.contributions(X, i)
             contrib, base = contrib + d * lin, base + d * intercept
@@ -416,6 +419,15 @@ class TierModel:
             )
             base = base + c * centre
         return contrib, base
+
+    @staticmethod
+    def _tree_contributions(bag: list[lgb.Booster], X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bag-mean TreeSHAP ``(contrib (n, F), bias (n,))`` of the boosters' raw margins."""
+        iterations = [m.best_iteration for m in bag]
+        if len(X) >= BATCH_SHAP_ROWS and tree_shap.supports(bag, iterations):
+            return tree_shap.contributions(bag, X, iterations)
+        raw = np.mean([m.predict(X, pred_contrib=True, num_iteration=m.best_iteration) for m in bag], axis=0)
+        return raw[:, :-1], raw[:, -1]
 
     def importance(self) -> pd.Series:
         """Gain importance summed over every booster, by feature name."""

@@ -7,7 +7,14 @@ loaded completely in the background and then swapped in with one assignment, so 
 either the old model or the new one, never half of each. What a request would otherwise compute on
 the first call after a swap — the month's peer tables, which predict every unit — is computed in the
 poll thread before the swap, and the model reload and the data refresh hold different locks, so no
-request waits for a model being loaded (docs/operations.md "The champion poll")."""
+request waits for a model being loaded (docs/operations.md "The champion poll").
+
+The explained scores of every unit for the latest month are computed together, in the batch path
+(one frame, one pass of the model, TreeSHAP once per decision pattern: models/tree_shap.py), when a
+model or the data is loaded — in the poll thread at start-up and before a swap, in a background
+thread after the data changed — and a request for that month reads its units from them. Until
+they are there (and for any other month) a request computes its units as before. Either way the
+answer is the same function of (model, data, month): features as fresh as the data directory."""
 
 from __future__ import annotations
 
@@ -29,11 +36,21 @@ log = logging.getLogger("sanling.scorer")
 
 
 @dataclass
+class _Month:
+    """What every request of one (model version, as-of month) shares."""
+
+    pos: pd.Series  # unit_id → row of the month's frame
+    peers: pd.DataFrame  # peer means, one row per unit
+    peer_risk: pd.DataFrame  # the peers' mean probabilities
+    rows: dict | None = None  # unit_id → explained score of every unit, once computed
+
+
+@dataclass
 class _Data:
     stamp: tuple
     ds: object
     panel: object
-    peers: dict = field(default_factory=dict)  # (version, as_of) → (row positions, peer means, peer risk)
+    peers: dict = field(default_factory=dict)  # (version, as_of) → _Month
 
 
 @dataclass
@@ -62,6 +79,8 @@ class ChampionScorer:
         self._model_lock = threading.Lock()  # serialises model reloads, never reading
         self._data_lock = threading.Lock()  # serialises data refreshes, never reading
         self._checked = 0.0
+        self._fill_lock = threading.Lock()
+        self._filling: set = set()
         self.reload_model()
         self._stop = threading.Event()
         if poll_seconds > 0:
@@ -80,9 +99,9 @@ class ChampionScorer:
                 return False
             model = _Model(version, self._registry.load_bundle(version))
             data = self._data
-            if data is not None:  # warm the new model's peers for the latest month, off the request path
+            if data is not None:  # warm the new model's month for the latest month, off the request path
                 key = (version, data.panel.last_month)
-                data.peers[key] = self._peers(model.bundle, data, data.panel.last_month)
+                data.peers[key] = self._month(model, data, data.panel.last_month, explain=True)
             self._model = model  # the swap: one reference assignment
             if data is not None:
                 for key in [k for k in data.peers if k[0] != version]:
@@ -91,23 +110,73 @@ class ChampionScorer:
             return True
 
     @staticmethod
-    def _peers(bundle, data: _Data, as_of: str) -> tuple:
+    def _month(model: _Model, data: _Data, as_of: str, *, explain: bool) -> _Month:
         from sanling.pipeline.scoring import frame_at, peer_risk_table
 
+        bundle = model.bundle
         full = frame_at(bundle, data.panel, as_of)
-        return (
+        month = _Month(
             pd.Series(range(len(full)), index=full["unit_id"]),
             peer_means(full, bundle.feature_names),
             peer_risk_table(bundle, full),  # relative risk compares with every unit of the month
         )
+        if explain:
+            month.rows = ChampionScorer._explain_month(model, data, as_of, full, month)
+        return month
+
+    @staticmethod
+    def _explain_month(model: _Model, data: _Data, as_of: str, full: pd.DataFrame, month: _Month) -> dict:
+        from sanling.pipeline.scoring import explained_scores
+
+        rows = explained_scores(
+            model.bundle,
+            data.ds,
+            data.panel,
+            as_of,
+            model_version=model.version,
+            frame=full,
+            peers=month.peers,
+            peer_risk=month.peer_risk,
+        )
+        return {r["unit_id"]: r for r in rows}
+
+    def _fill(self, model: _Model, data: _Data, key: tuple) -> None:
+        """Explain every unit of the month ``key`` in the background (one fill at a time)."""
+
+        def run() -> None:
+            try:
+                from sanling.pipeline.scoring import frame_at
+
+                month = data.peers.get(key)
+                if month is not None and month.rows is None:
+                    month.rows = self._explain_month(
+                        model, data, key[1], frame_at(model.bundle, data.panel, key[1]), month
+                    )
+            except Exception:  # requests keep computing their units one by one
+                log.exception("explaining the month %s failed", key[1])
+            finally:
+                self._filling.discard(key)
+
+        with self._fill_lock:
+            if key in self._filling:
+                return
+            self._filling.add(key)
+        threading.Thread(target=run, daemon=True, name="month-scores").start()
 
     def warm(self) -> None:
-        """Read the data and compute the latest month's peer tables now rather than on the first
-        ``POST /v1/score`` (the poll thread does this first)."""
+        """Read the data and compute the latest month's peer tables and explained scores now rather
+        than on the first ``POST /v1/score`` (the poll thread does this first)."""
         model, data = self._model, self._fresh_data()
         key = (model.version, data.panel.last_month)
-        if key not in data.peers:
-            data.peers[key] = self._peers(model.bundle, data, data.panel.last_month)
+        month = data.peers.get(key)
+        if month is None:
+            data.peers[key] = self._month(model, data, data.panel.last_month, explain=True)
+        elif month.rows is None:
+            from sanling.pipeline.scoring import frame_at
+
+            month.rows = self._explain_month(
+                model, data, key[1], frame_at(model.bundle, data.panel, key[1]), month
+            )
 
     def _poll(self, every: float) -> None:
         try:
@@ -160,9 +229,13 @@ class ChampionScorer:
         if not ids:
             return []
         key = (model.version, as_of)
-        if key not in data.peers:  # another month, or data refreshed since: computed once, here
-            data.peers[key] = self._peers(bundle, data, as_of)
-        pos, peers, peer_risk = data.peers[key]
+        month = data.peers.get(key)
+        if month is None:  # another month, or data refreshed since: computed once, here
+            month = data.peers[key] = self._month(model, data, as_of, explain=False)
+        if month.rows is not None:
+            return [dict(month.rows[u]) for u in ids]  # in the order asked, as build_frame gives them
+        if as_of == data.panel.last_month:
+            self._fill(model, data, key)
         c = bundle.config
         frame = build_frame(
             data.panel,
@@ -173,7 +246,7 @@ class ChampionScorer:
             unit_ids=ids,
             with_labels=False,
         )
-        peer_rows = peers.iloc[pos.loc[frame["unit_id"]].to_numpy()]
+        peer_rows = month.peers.iloc[month.pos.loc[frame["unit_id"]].to_numpy()]
         return explained_scores(
             bundle,
             data.ds,
@@ -182,7 +255,7 @@ class ChampionScorer:
             model_version=model.version,
             frame=frame.reset_index(drop=True),
             peers=peer_rows.reset_index(drop=True),
-            peer_risk=peer_risk,
+            peer_risk=month.peer_risk,
         )
 
     def model_info(self) -> dict:

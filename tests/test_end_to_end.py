@@ -206,6 +206,38 @@ def test_fresh_score_equals_batch_score(deployed):
     assert c.post("/v1/score", json={"unit_ids": [other]}, headers=deployed["clerk"]).status_code == 404
 
 
+def test_the_months_precomputed_scores_equal_a_units_own(deployed):
+    """A request for the latest month reads the month's explained scores computed together; they
+    equal what the request computes for its units alone when they are not there yet."""
+    scorer, ids = deployed["scorer"], deployed["units"]["unit_id"].iloc[3:10].tolist()
+    scorer.warm()
+    model, data = scorer._model, scorer._data
+    key = (model.version, data.panel.last_month)
+    month = data.peers[key]
+    assert month.rows is not None and set(month.rows) == set(deployed["units"]["unit_id"])
+    together = scorer.score(ids)
+    saved, month.rows = month.rows, None
+    scorer._filling.add(key)  # no background fill while the units are computed alone
+    try:
+        alone = scorer.score(ids)
+    finally:
+        month.rows = saved
+        scorer._filling.discard(key)
+    assert [r["unit_id"] for r in together] == [r["unit_id"] for r in alone] == ids
+    for a, b in zip(together, alone, strict=True):
+        assert a["probabilities"] == pytest.approx(b["probabilities"], abs=1e-9)
+        assert (a["tier"], a["tier_set"], a["model_version"]) == (
+            b["tier"],
+            b["tier_set"],
+            b["model_version"],
+        )
+        assert [r["feature"] for r in a["reasons"]] == [r["feature"] for r in b["reasons"]]
+        assert [r["contribution"] for r in a["reasons"]] == pytest.approx(
+            [r["contribution"] for r in b["reasons"]], abs=1e-3
+        )
+        assert a["relative_risk"] == pytest.approx(b["relative_risk"])
+
+
 def test_scores_as_of_a_date_ignore_later_events(deployed):
     """Point in time: adding events after the as-of month moves nothing of that month's score,
     while the latest month's score does move (so the check could fail)."""
