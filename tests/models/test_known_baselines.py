@@ -115,7 +115,7 @@ def test_persistence_at_an_origin_does_not_see_a_later_report():
     # the transition matrix is fitted on the training rows' last tiers and labels as known at the origin
     train = frame[(frame["as_of"] < origin) & frame["tier"].notna()]
     last = history.known_at(origin).last_tier(train["unit_id"], train["as_of"])
-    y = known_labels(train, origin)
+    y = known_labels(train, origin)["tier"]
     pers = Persistence().fit(last[last >= 0], y[last >= 0])
     np.testing.assert_allclose(p(honest, "persistence", quiet), pers.predict_proba([0])[0])
     final_last = history.last_tier(train["unit_id"], train["as_of"])
