@@ -10,7 +10,7 @@ from sanling.models.evaluate import TierHistory, oracle_proba, rolling_origin
 
 CFG = Config(
     test_periods=3,
-    backtest=BacktestParams(min_train_periods=6),
+    backtest=BacktestParams(min_train_periods=6, refit_every=1),  # a fold per test month
     model=ModelParams(n_estimators=60, learning_rate=0.15, num_leaves=7, min_child_samples=20),
 )
 
