@@ -69,6 +69,9 @@ def main() -> None:
     lab = frame[frame["tier"].notna()]
     names = feature_names(frame)
     meta_b, y_b, base = backtest_rows(work / "w", work / "home2")
+    truth = pd.read_parquet(work / "w" / "truth.parquet").set_index(["unit_id", "as_of"])
+    key_b = pd.MultiIndex.from_arrays([meta_b["unit_id"].astype(str), meta_b["as_of"].astype(str)])
+    base["oracle"] = truth.reindex(key_b)[["p_blue", "p_yellow", "p_orange", "p_red"]].to_numpy()
     dates = sorted(lab["as_of"].unique())[-config.test_periods :]
     folds = []
     for i in range(0, len(dates), args.refit_every):
