@@ -29,6 +29,7 @@ from structural_ceiling import backtest_rows
 from sanling.core.config import Settings, load_config
 from sanling.core.months import add_months
 from sanling.features.build import feature_names
+from sanling.models.evaluate import oracle_proba
 from sanling.models.metrics import rps_per_row
 from sanling.models.skill import oracle_share_with_se
 from sanling.models.tier_model import CUMULATIVE_LEVELS, TierModel, fit_stack
@@ -69,9 +70,9 @@ def main() -> None:
     lab = frame[frame["tier"].notna()]
     names = feature_names(frame)
     meta_b, y_b, base = backtest_rows(work / "w", work / "home2")
-    truth = pd.read_parquet(work / "w" / "truth.parquet").set_index(["unit_id", "as_of"])
-    key_b = pd.MultiIndex.from_arrays([meta_b["unit_id"].astype(str), meta_b["as_of"].astype(str)])
-    base["oracle"] = truth.reindex(key_b)[["p_blue", "p_yellow", "p_orange", "p_red"]].to_numpy()
+    base["oracle"] = oracle_proba(
+        meta_b, pd.read_parquet(work / "w" / "truth.parquet"), config.horizon_months
+    )
     dates = sorted(lab["as_of"].unique())[-config.test_periods :]
     folds = []
     for i in range(0, len(dates), args.refit_every):

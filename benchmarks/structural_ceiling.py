@@ -47,6 +47,7 @@ import pandas as pd
 from scipy.special import gammaln
 
 from sanling.core.config import Settings, load_config
+from sanling.models.evaluate import oracle_proba
 from sanling.models.metrics import log_loss, rps_per_row
 from sanling.pipeline.simulate import process, world
 from sanling.pipeline.simulate.params import BURN_IN_MONTHS, CATS, START, WorldParams
@@ -264,9 +265,7 @@ def run_seed(seed: int, work: Path, n_boot: int) -> dict:
     rec = simulate_recorded(data, seed)
     meta, y, proba = backtest_rows(data, work / f"home{seed}")
     units = pd.read_parquet(data / "units.parquet")["unit_id"].astype(str).to_numpy()
-    truth = pd.read_parquet(data / "truth.parquet").set_index(["unit_id", "as_of"])
-    key = pd.MultiIndex.from_arrays([meta["unit_id"].astype(str), meta["as_of"].astype(str)])
-    proba["oracle"] = truth.reindex(key)[["p_blue", "p_yellow", "p_orange", "p_red"]].to_numpy()
+    proba["oracle"] = oracle_proba(meta, pd.read_parquet(data / "truth.parquet"), 1)
 
     u_idx = pd.Index(units).get_indexer(meta["unit_id"].astype(str))
     m_idx = (meta["as_of"].astype(str).map(lambda s: int(np.datetime64(s, "M") - START))).to_numpy()

@@ -287,27 +287,38 @@ class KnownLabels:
         if (u < 0).any():
             raise DataError("training rows name units outside the panel")
         known = self.panel.as_known(int(as_of_offsets(self.panel, [origin])[0]))
-        totals = window_outcomes(known, list(dates), self.horizon)
-        out = {LABEL: tiers_from_outcomes(totals, self.rules)[d, u].astype(np.int64)}
-        for name in rule_outcomes(self.rules, list(self.panel.categories)):
-            out[OUTCOME_PREFIX + name] = totals[name][d, u].astype(np.float32)
+        labels = _labels(window_outcomes(known, list(dates), self.horizon), self.rules, self.panel.categories)
+        out = {name: values[d, u].astype(np.float32) for name, values in labels.items()}
+        out[LABEL] = labels[LABEL][d, u].astype(np.int64)
         return out
+
+
+def _labels(window: Mapping[str, np.ndarray], tier_rules: TierRules, categories) -> dict[str, np.ndarray]:
+    """The label arrays of outcome-window totals: ``tier`` and ``OUTCOME_PREFIX + name`` of every
+    outcome the rules name (same shapes as the totals)."""
+    out = {LABEL: tiers_from_outcomes(window, tier_rules)}
+    for name in rule_outcomes(tier_rules, list(categories)):
+        out[OUTCOME_PREFIX + name] = window[name]
+    return out
+
+
+def _nodes(tree: tuple):
+    """Every node of a compiled rule, the tree's root first."""
+    yield tree
+    for child in tree[1:]:
+        if isinstance(child, tuple):
+            yield from _nodes(child)
 
 
 def rule_outcomes(tier_rules: TierRules, categories: Sequence[str]) -> list[str]:
     """The outcomes the tier rules name (in :func:`outcome_names` order)."""
     names = outcome_names(categories)
-    used: set[str] = set()
-
-    def walk(node: tuple) -> None:
-        if node[0] == "name":
-            used.add(node[1])
-        for child in node[1:]:
-            if isinstance(child, tuple):
-                walk(child)
-
-    for tier, _ in TIER_ORDER:
-        walk(compile_rule(getattr(tier_rules, tier), tier, names))
+    used = {
+        node[1]
+        for tier, _ in TIER_ORDER
+        for node in _nodes(compile_rule(getattr(tier_rules, tier), tier, names))
+        if node[0] == "name"
+    }
     return [n for n in names if n in used]
 
 
@@ -316,22 +327,19 @@ def rule_thresholds(tier_rules: TierRules) -> dict[str, list[int]]:
     change — the k of "N ≥ k" (``dispute_unresolved >= 2`` → 2; ``x > 150`` → 151; ``x == 3`` → 3, 4).
     The rules were validated before (names and syntax)."""
     out: dict[str, set[int]] = {}
-
-    def walk(node: tuple) -> None:
-        if node[0] == "cmp" and {node[2][0], node[3][0]} == {"name", "num"}:
+    for tier, _ in TIER_ORDER:
+        text = getattr(tier_rules, tier)
+        for node in _nodes(
+            compile_rule(text, tier, [t.text for t in _tokenize(text, tier) if t.kind == "name"])
+        ):
+            if node[0] != "cmp" or {node[2][0], node[3][0]} != {"name", "num"}:
+                continue
             op, left, right = node[1:]
             if left[0] == "num":  # 150 <= x  ⇔  x >= 150
                 op, left, right = _MIRROR.get(op, op), right, left
             low, high = math.floor(right[1]) + 1, math.ceil(right[1])
             ks = {">=": {high}, "<": {high}, ">": {low}, "<=": {low}}.get(op, {high, low, high + 1})
             out.setdefault(left[1], set()).update(k for k in ks if k >= 1)
-        for child in node[1:]:
-            if isinstance(child, tuple):
-                walk(child)
-
-    for tier, _ in TIER_ORDER:
-        text = getattr(tier_rules, tier)
-        walk(compile_rule(text, tier, [t.text for t in _tokenize(text, tier) if t.kind == "name"]))
     return {name: sorted(ks) for name, ks in out.items()}
 
 
@@ -347,15 +355,15 @@ def label_columns(
     (float32, NaN there) — the targets of the count-structured model (models/count_levels.py)."""
     t = as_of_offsets(panel, as_of)
     n_units = panel.n_units if rows is None else len(rows)
-    names = rule_outcomes(tier_rules, list(panel.categories))
-    tier = np.full((len(t), n_units), -1, dtype=np.int8)
-    totals = {n: np.full((len(t), n_units), np.nan, dtype=np.float32) for n in names}
+    names = [OUTCOME_PREFIX + n for n in rule_outcomes(tier_rules, list(panel.categories))]
+    out = {LABEL: np.full((len(t), n_units), -1, dtype=np.int8)}
+    out.update({n: np.full((len(t), n_units), np.nan, dtype=np.float32) for n in names})
     complete = t + horizon_months <= panel.n_months - 1
     if complete.any():
         known = [a for a, ok in zip(as_of, complete, strict=True) if ok]
-        window = window_outcomes(panel, known, horizon_months)
         pick = slice(None) if rows is None else rows
-        tier[complete] = tiers_from_outcomes(window, tier_rules)[:, pick]
-        for n in names:
-            totals[n][complete] = window[n][:, pick]
-    return {LABEL: tier.reshape(-1), **{OUTCOME_PREFIX + n: v.reshape(-1) for n, v in totals.items()}}
+        for name, values in _labels(
+            window_outcomes(panel, known, horizon_months), tier_rules, panel.categories
+        ).items():
+            out[name][complete] = values[:, pick]
+    return {name: values.reshape(-1) for name, values in out.items()}

@@ -302,7 +302,6 @@ class CountLevels:
         rows = np.arange(len(frame)) if rows is None else np.asarray(rows)
         if len(rows) > self.max_rows:
             rows = np.sort(np.random.default_rng(self.seed).choice(rows, self.max_rows, replace=False))
-        later_of = later_rows(frame, self.horizon)[rows]
         frame, y = frame.iloc[rows].reset_index(drop=True), y[rows]
         self.categories_ = categories_of(frame.columns)
         # What stage 2 forecasts: the window totals the tier rules name, when the frame carries them
@@ -313,6 +312,7 @@ class CountLevels:
             targets = np.column_stack([numeric(frame, OUTCOME_PREFIX + v) for v in self.outcomes_])
         else:
             self.outcomes_ = list(self.categories_)
+            later_of = later_rows(full, self.horizon)[rows]
             counts = [np.append(numeric(full, f"{c}_count_{self.horizon}m"), np.nan) for c in self.outcomes_]
             targets = np.column_stack([x[later_of] for x in counts])  # −1: no later row → NaN
         families = [[c for c in fam if c in self.categories_] for fam in (SOCIAL, SAFETY)]
