@@ -25,6 +25,7 @@ import numpy as np
 
 from sanling.core.config import TierRules
 from sanling.core.errors import ConfigError, DataError
+from sanling.core.months import month_label
 from sanling.features.grid import as_of_offsets
 
 if TYPE_CHECKING:
@@ -280,6 +281,14 @@ class KnownLabels:
     def __init__(self, panel: Panel, horizon_months: int, tier_rules: TierRules):
         self.panel, self.horizon, self.rules = panel, horizon_months, tier_rules
 
+    def label_lag(self, setting: int | str, origin: str) -> int:
+        """``model.label_lag`` at ``origin``: ``"auto"`` read from the records as they stood then
+        (:func:`label_lag`) — how fast the data settle is learnt like everything else."""
+        if setting != "auto":
+            return int(setting)
+        known = self.panel.as_known(int(as_of_offsets(self.panel, [origin])[0]))
+        return label_lag(setting, known, self.horizon, self.rules)
+
     def __call__(self, rows, origin: str) -> dict[str, np.ndarray]:
         as_of = rows["as_of"].astype(str).to_numpy()
         dates, d = np.unique(as_of, return_inverse=True)
@@ -367,3 +376,48 @@ def label_columns(
         ).items():
             out[name][complete] = values[:, pick]
     return {name: values.reshape(-1) for name, values in out.items()}
+
+
+# How many tier labels may still change for a month to count as settled (label_lag "auto").
+SETTLED_SHARE = 0.01
+
+
+def unsettled_shares(
+    panel: Panel, horizon_months: int, tier_rules: TierRules, *, max_lag: int = 6, n_origins: int = 3
+) -> np.ndarray | None:
+    """How the records settle: element ``L`` is the share of unit windows whose tier, as the records
+    held it ``L`` months after the window ended, differs from the tier the records hold now.
+
+    Read from the data itself at ``n_origins`` past months whose windows have had ``max_lag`` more
+    months since (so "now" is close to final for them). ``None`` when nothing was recorded late or
+    the data are too short to tell."""
+    if panel.knowledge is None:
+        return None
+    last = panel.n_months - 1 - max_lag  # the latest origin whose windows had max_lag months more
+    origins = [o for o in range(last - n_origins + 1, last + 1) if o - max_lag - horizon_months >= 0]
+    if not origins:
+        return None
+    changed = np.zeros(max_lag + 1)
+    for o in origins:
+        as_of = [month_label(panel.first_month + o - lag - horizon_months) for lag in range(max_lag + 1)]
+        then = tiers_known_at(panel, as_of, month_label(panel.first_month + o), horizon_months, tier_rules)
+        final = tiers_from_outcomes(window_outcomes(panel, as_of, horizon_months), tier_rules)
+        changed += (then != final).mean(axis=1)
+    return changed / len(origins)
+
+
+def settled_lag(shares: np.ndarray | None, tolerance: float = SETTLED_SHARE) -> int:
+    """The fewest months after a window ends by which at most ``tolerance`` of its tier labels still
+    change (0 when the records hold nothing late; the longest lag measured when none is enough)."""
+    if shares is None:
+        return 0
+    ok = np.flatnonzero(np.asarray(shares) <= tolerance)
+    return int(ok[0]) if len(ok) else len(shares) - 1
+
+
+def label_lag(setting: int | str, panel: Panel, horizon_months: int, tier_rules: TierRules) -> int:
+    """``model.label_lag`` resolved: an int as configured; ``"auto"`` the records' own
+    :func:`settled_lag`."""
+    if setting != "auto":
+        return int(setting)
+    return settled_lag(unsettled_shares(panel, horizon_months, tier_rules))

@@ -142,6 +142,13 @@ def coverage_by_group(sets: np.ndarray, y: np.ndarray, groups: Sequence[str]) ->
     }
 
 
+def fitted_rows(model, frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``frame`` up to the model's last training month: the months it left out as
+    still settling (``label_lag``) carry labels that are not final yet."""
+    last = getattr(model, "train_window_", (None, None))[1]
+    return frame if last is None else frame[frame["as_of"].astype(str) <= last]
+
+
 def fold_tier_sets(
     model,
     train: pd.DataFrame,
@@ -152,6 +159,7 @@ def fold_tier_sets(
 ) -> np.ndarray:
     """One backtest fold: thresholds from the fold model's validation months of ``train`` (column
     ``tier``), applied to the ``test`` rows' probabilities; (n_test, 4) bool."""
+    train = fitted_rows(model, train)
     ct = calibrate_on_validation(
         model.predict_proba, train, train["tier"].to_numpy(dtype=np.int64), validation_periods, level
     )

@@ -148,6 +148,7 @@ def fit_predict(
     history: TierHistory,
     truth: pd.DataFrame | None = None,
     origin: str | None = None,
+    label_lag: int = 0,
 ) -> tuple[TierModel, dict[str, tuple[np.ndarray, np.ndarray]], dict[str, np.ndarray]]:
     """One fold: fit the model and the baselines on ``train``, forecast ``test``.
 
@@ -156,10 +157,16 @@ def fit_predict(
     ``{name: (proba (n, 4), decided (n,))}`` for the model (``lightgbm``), the baselines and the
     oracle (when ``truth`` covers the rows), and the model's tiers under each compared policy.
     ``origin``: the baselines read the tier history as known then (:func:`fit_baselines`).
+    ``label_lag``: the model leaves out the latest training months whose labels are still settling
+    (:meth:`TierModel.fit`); the baselines are the simple methods as they are and use every row.
     """
     ytr = train["tier"].to_numpy(dtype=np.int64)
     model = TierModel(names, config.model, config.policy, config.tiers).fit(
-        train, ytr, train["as_of"].to_numpy(), horizon_months=config.horizon_months
+        train,
+        ytr,
+        train["as_of"].to_numpy(),
+        horizon_months=config.horizon_months,
+        label_lag=label_lag,
     )
     recent = train[train["as_of"].isin(model.calibration_months_)]
     p_test = model.predict_proba(test)
@@ -213,6 +220,17 @@ def _fold(
         raise ValueError(f"fold {block[0]}: fewer than {config.backtest.min_train_periods} training dates")
     origin = block[0] if train_labels is not None else None
     return cutoff, train, labelled[labelled["as_of"].isin(block)], origin
+
+
+def _label_lag(config: Config, train_labels: Labels | None, origin: str) -> int:
+    """``model.label_lag`` as an int: ``"auto"`` asks the records as they stood at the origin how long
+    labels take to settle (:meth:`sanling.features.labels.KnownLabels.label_lag`); final-record
+    labels are settled."""
+    setting = config.model.label_lag
+    if setting != "auto":
+        return int(setting)
+    measure = getattr(train_labels, "label_lag", None)
+    return measure(setting, origin) if measure is not None else 0
 
 
 def baseline_forecasts(
@@ -276,7 +294,16 @@ def rolling_origin(
     model = None
     for block in it:
         cutoff, train, test, origin = _fold(labelled, block, config, train_labels)
-        model, out, decided = fit_predict(train, test, feature_names, config, history, truth, origin)
+        model, out, decided = fit_predict(
+            train,
+            test,
+            feature_names,
+            config,
+            history,
+            truth,
+            origin,
+            _label_lag(config, train_labels, block[0]),
+        )
         tier_sets.append(
             fold_tier_sets(model, train, test, out["lightgbm"][0], config.model.validation_periods)
         )
@@ -285,6 +312,7 @@ def rolling_origin(
                 "test": list(block),
                 "train_until": cutoff,
                 "n_train": len(train),
+                "label_lag": model.label_lag_,
                 "best_iterations": model.best_iterations_,
                 "stack": [list(w) for w in model.stack_],
             }

@@ -89,19 +89,22 @@ def _lgb_params(p: ModelParams, objective: str, seed: int, **extra) -> dict:
 def fit_stack(Z: np.ndarray, y: np.ndarray, prior: np.ndarray, ridge: float) -> np.ndarray:
     """Logistic regression of binary ``y`` on the columns of ``Z`` (n, p) plus an intercept.
 
-    The weights are ridged toward ``prior`` (p,) — (1, 0): the boosters' margin alone — with strength
-    ``ridge`` per row, so a calibration slice with few positives moves them little. Returns the
-    (p + 1,) weights, intercept last.
+    The weights are ridged toward ``prior`` (p,) — one input alone, e.g. (0, 0, 0, 1) — and the
+    intercept toward 0, with strength ``ridge`` against the mean log loss: the stack leaves that
+    input as it is unless the calibration months show, beyond their own noise, that moving it helps.
+    (A free intercept re-levelled the forecast on two months' outcomes, which move with the season
+    and chance far more than the unit's risk does — docs/model.md.) Returns the (p + 1,) weights,
+    intercept last.
     """
     n, p = Z.shape
     y = np.asarray(y, dtype=float)
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
         z = Z @ w[:p] + w[p]
-        d = w[:p] - prior
+        d = np.append(w[:p] - prior, w[p])
         value = np.mean(np.logaddexp(0.0, z) - y * z) + ridge * float(d @ d)
         r = 1.0 / (1.0 + np.exp(-z)) - y
-        return value, np.append(Z.T @ r / n + 2 * ridge * d, r.mean())
+        return value, np.append(Z.T @ r / n, r.mean()) + 2 * ridge * d
 
     bounds = [(0.0, 10.0)] * p + [(-20.0, 20.0)]
     res = minimize(loss, np.append(prior, 0.0), jac=True, method="L-BFGS-B", bounds=bounds)
@@ -194,14 +197,30 @@ class TierModel:
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(
-        self, frame: pd.DataFrame, y: Sequence[int], as_of: Sequence[str], *, horizon_months: int = 1
+        self,
+        frame: pd.DataFrame,
+        y: Sequence[int],
+        as_of: Sequence[str],
+        *,
+        horizon_months: int = 1,
+        label_lag: int = 0,
     ) -> TierModel:
         """Fit on the labelled rows of ``frame`` (``y`` their tiers, ``as_of`` their as-of months);
-        ``horizon_months`` is the gap kept between the boosters' rows and the held-out months."""
+        ``horizon_months`` is the gap kept between the boosters' rows and the held-out months.
+
+        ``label_lag``: the latest ``label_lag`` as-of months are left out — their outcome windows
+        ended too recently for the records to hold them fully (late reports, escalations and
+        corrections still to come would read as calm months)."""
         p = self.params
         y = np.asarray(y, dtype=np.int64)
         as_of = np.asarray(as_of, dtype=object)
         months = np.sort(np.unique(as_of))
+        if label_lag > 0:
+            if len(months) <= label_lag + 2:
+                raise ValueError(f"label_lag {label_lag} leaves fewer than three as-of months to fit on")
+            keep = np.flatnonzero(as_of <= months[-1 - label_lag])
+            frame, y, as_of, months = frame.iloc[keep], y[keep], as_of[keep], months[:-label_lag]
+        self.label_lag_ = int(label_lag)
         es_months, cal_months, last_fit = _split_months(months, p, horizon_months)
         self.calibration_months_ = [str(m) for m in cal_months]
         self.early_stopping_months_ = [str(m) for m in es_months]
@@ -321,7 +340,8 @@ class TierModel:
             # validation worlds, docs/model.md), else the boosters: thin evidence moves little.
             prior = np.zeros(len(used))
             prior[used.index(3) if self.count_ is not None else 0] = 1.0
-            w = fit_stack(inputs[:, j, used], (yc >= k).astype(float), prior, p.stack_ridge)
+            ridge = p.stack_ridge if p.calibration == "stacked" else 0.0  # Platt: a free a·margin + b
+            w = fit_stack(inputs[:, j, used], (yc >= k).astype(float), prior, ridge)
             full = np.zeros(N_INPUTS)
             full[used] = w[:-1]
             self.stack_.append((*(float(v) for v in full), float(w[-1])))

@@ -69,8 +69,9 @@ def model_audit_info(model, labelled, config: Config, reg, backtest: dict | None
     model's own validation months (``conformal``), and from the backtest of the same data and
     configuration its ``calibration_by_group``, per-township ``townships`` (hit rate, PAI),
     ``conformal_coverage`` and ``acted_on`` (``backtest_summary``)."""
-    from sanling.models.conformal import calibrate_on_validation
+    from sanling.models.conformal import calibrate_on_validation, fitted_rows
 
+    labelled = fitted_rows(model, labelled)
     ct = calibrate_on_validation(
         model.predict_proba,
         labelled,

@@ -208,6 +208,7 @@ def _labelled(data_dir: Path, config: Config, settings: Settings):
 
 def train(data_dir: Path, config: Config, settings: Settings | None = None) -> str:
     from sanling.features.build import feature_names
+    from sanling.features.labels import label_lag
     from sanling.features.registry import REGISTRY_VERSION
     from sanling.models.bundle import ModelBundle
     from sanling.models.tier_model import TierModel
@@ -218,11 +219,13 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
     names = feature_names(labelled)
     t0 = time.perf_counter()
     say(f"training on {len(labelled):,} rows …")
+    lag = label_lag(config.model.label_lag, panel, config.horizon_months, config.tiers)
     model = TierModel(names, config.model, config.policy, config.tiers).fit(
         labelled,
         labelled["tier"].to_numpy(dtype=np.int64),
         labelled["as_of"].to_numpy(),
         horizon_months=config.horizon_months,
+        label_lag=lag,
     )
     say(f"trained in {time.perf_counter() - t0:.1f} s; best iterations {model.best_iterations_}")
     tags = {
@@ -231,17 +234,11 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
         "registry_version": REGISTRY_VERSION,
         "train_window": f"{model.train_window_[0]}..{model.train_window_[1]}",
         "data_dir": str(Path(data_dir).resolve()),
-        # Training uses the labels the records hold now; with late records the newest may still grow.
-        "training_labels": f"records as of {panel.last_month}",
+        # Training uses the labels the records hold now, less the latest months still settling.
+        "training_labels": f"records as of {panel.last_month}, label_lag {lag}",
     }
-    say(
-        f"training labels: the records as they stand at the end of {panel.last_month}"
-        + (
-            " (late reports and corrections after that are not in them yet)"
-            if panel.knowledge is not None
-            else ""
-        )
-    )
+    left_out = f"the latest {lag} labelled months left out as still settling" if lag else "every month"
+    say(f"training labels: the records as they stand at the end of {panel.last_month}; {left_out}")
     reg = registry(settings)
     bt = reg.latest_backtest(experiment_name(ds), {k: tags[k] for k in ("data_fingerprint", "config_hash")})
     info = {

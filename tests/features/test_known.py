@@ -248,3 +248,28 @@ def test_the_labelled_frame_carries_the_window_totals_the_rules_name():
         np.testing.assert_array_equal(col[:-1], totals[name])
         assert np.isnan(col[-1]).all()  # the last month's window is not in the data
     assert not any(c.startswith(OUTCOME_PREFIX) for c in feature_names(frame))
+
+
+def test_unsettled_shares_are_read_from_the_records_own_delays():
+    from sanling.features.labels import settled_lag, unsettled_shares
+
+    units, events, updates, history = _late_world(5)
+    panel = build_panel(units, events, CFG.categories, first_month=FIRST, updates=updates, history=history)
+    shares = unsettled_shares(panel, 1, CFG.tiers, max_lag=4, n_origins=2)
+    # recompute one entry by hand: the windows ending L months before origin o, as held at o, vs now
+    o, lag = panel.n_months - 1 - 4, 1
+    as_of = [month_label(panel.first_month + o - lag - 1), month_label(panel.first_month + o - 1 - lag - 1)]
+    first = tiers_known_at(panel, as_of[:1], month_label(panel.first_month + o), 1, CFG.tiers)
+    second = tiers_known_at(panel, as_of[1:], month_label(panel.first_month + o - 1), 1, CFG.tiers)
+    final = tiers_from_outcomes(window_outcomes(panel, as_of, 1), CFG.tiers)
+    expected = ((first[0] != final[0]).mean() + (second[0] != final[1]).mean()) / 2
+    assert shares[lag] == pytest.approx(expected)
+    assert shares[0] > 0  # the month just ended still misses late reports and escalations
+    assert shares[0] > shares[-1]
+    assert settled_lag(shares, tolerance=shares[0]) == 0
+    assert settled_lag(shares, tolerance=-1.0) == len(shares) - 1
+
+    rng = np.random.default_rng(5)
+    units = random_units(rng)
+    on_time = build_panel(units, random_events(rng, units), CFG.categories, first_month=FIRST)
+    assert unsettled_shares(on_time, 1, CFG.tiers) is None and settled_lag(None) == 0

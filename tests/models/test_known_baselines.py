@@ -10,6 +10,7 @@ from records import late_records, records_at
 from worlds import random_events, random_units
 
 from sanling.core.config import BacktestParams, Config, ModelParams
+from sanling.core.months import month_label, month_number
 from sanling.features.build import build_frame, feature_names
 from sanling.features.grid import labelled_as_of
 from sanling.features.labels import KnownLabels
@@ -120,3 +121,13 @@ def test_persistence_at_an_origin_does_not_see_a_later_report():
     np.testing.assert_allclose(p(honest, "persistence", quiet), pers.predict_proba([0])[0])
     final_last = history.last_tier(train["unit_id"], train["as_of"])
     assert (final_last != last).any()  # the earlier case: its window's tier differs at the origin
+
+    # label_lag "auto": each fold's model leaves out the months still settling as the records held
+    # them at its origin; final-record labels are settled
+    for fold in honest.folds:
+        lag = known_labels.label_lag("auto", fold["test"][0])
+        assert fold["label_lag"] == lag
+    assert [f["label_lag"] for f in naive.folds] == [0] * len(naive.folds)
+    assert honest.last_model.train_window_[1] == month_label(
+        month_number(honest.folds[-1]["train_until"]) - honest.folds[-1]["label_lag"]
+    )

@@ -134,6 +134,26 @@ def test_held_out_slices_are_disjoint_with_a_horizon_gap():
     assert m.fit_until_ == "2021-01"
 
 
+def test_label_lag_leaves_the_latest_months_out_of_every_slice():
+    frame = make_frame(n_units=120, n_months=18)
+    params = FAST.model_copy(update={"validation_periods": 4, "calibration_periods": 2})
+    y, t = frame["tier"].to_numpy(int), frame["as_of"].to_numpy()
+    lagged = TierModel(FEATURES, params).fit(frame, y, t, label_lag=2)
+    assert lagged.calibration_months_ == ["2021-03", "2021-04"] and lagged.train_window_[1] == "2021-04"
+    # the same model as one fitted without those months: their labels never reached it
+    early = frame["as_of"] <= "2021-04"
+    cut = TierModel(FEATURES, params).fit(frame[early], y[early], t[early])
+    np.testing.assert_allclose(lagged.predict_proba(frame), cut.predict_proba(frame))
+    # and a model that saw them differs: changing the left-out months' labels changes nothing only when lagged
+    flipped = np.where(early, y, 3 - y)
+    again = TierModel(FEATURES, params).fit(frame, flipped, t, label_lag=2)
+    np.testing.assert_allclose(again.predict_proba(frame), lagged.predict_proba(frame))
+    unlagged = TierModel(FEATURES, params).fit(frame, flipped, t)
+    assert not np.allclose(unlagged.predict_proba(frame), lagged.predict_proba(frame))
+    with pytest.raises(ValueError, match="label_lag"):
+        TierModel(FEATURES, params).fit(frame, y, t, label_lag=16)
+
+
 def test_seed_bag_and_a_bag_of_one_differ_and_average_members():
     train, test = _split(make_frame())
     y, t = train["tier"].to_numpy(int), train["as_of"].to_numpy()
