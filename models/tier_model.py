@@ -215,11 +215,10 @@ class TierModel:
         y = np.asarray(y, dtype=np.int64)
         as_of = np.asarray(as_of, dtype=object)
         months = np.sort(np.unique(as_of))
-        if label_lag > 0:
+        if label_lag > 0:  # every slice below is chosen by month, so trimming the months is enough
             if len(months) <= label_lag + 2:
                 raise ValueError(f"label_lag {label_lag} leaves fewer than three as-of months to fit on")
-            keep = np.flatnonzero(as_of <= months[-1 - label_lag])
-            frame, y, as_of, months = frame.iloc[keep], y[keep], as_of[keep], months[:-label_lag]
+            months = months[:-label_lag]
         self.label_lag_ = int(label_lag)
         es_months, cal_months, last_fit = _split_months(months, p, horizon_months)
         self.calibration_months_ = [str(m) for m in cal_months]
@@ -227,7 +226,7 @@ class TierModel:
         self.fit_until_ = str(last_fit)
         self.encoder_ = FrameEncoder(self.feature_names).fit(frame)
         self.train_window_ = (str(months[0]), str(months[-1]))
-        self.n_train_rows_ = len(y)
+        self.n_train_rows_ = int(np.sum(as_of <= months[-1]))
         fit_rows = np.flatnonzero(as_of <= last_fit)
         es_rows = np.flatnonzero(np.isin(as_of, es_months))
         cal_rows = np.flatnonzero(np.isin(as_of, cal_months))
