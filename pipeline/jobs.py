@@ -92,6 +92,7 @@ def backtest(data_dir: Path, out: Path, config: Config, settings: Settings | Non
     metrics = result.metrics
     metrics["summary"] = summarise(result, config)
     metrics["summary"]["training_labels"] = "known_at_origin" if known is not None else "final_record"
+    metrics["summary"]["label_lag"] = [f["label_lag"] for f in result.folds]  # months left out per fold
     if known is not None and config.backtest.naive_labels:
         naive = rolling_origin(frame, names, history, config, progress=progress("backtest, naive labels"))
         metrics["summary"]["naive_labels"] = label_timing_difference(metrics, naive.metrics)

@@ -94,6 +94,10 @@ def test_backtest_writes_the_contracts_metrics(deployed):
     rps = {k: v["rps"] for k, v in m["models"].items() if k in ("persistence", "historical_rate", "logistic")}
     assert s["best_baseline"] == min(rps, key=rps.get)
     assert s["oracle_gap_share_se"] > 0 and set(s["calibration_by_group"]) == {"unit_type", "county"}
+    # one label_lag per fold; with labels known at each origin it is read from the records then
+    assert len(s["label_lag"]) >= 1 and all(isinstance(v, int) and 0 <= v <= 6 for v in s["label_lag"])
+    if s["training_labels"] == "final_record":
+        assert set(s["label_lag"]) == {0}
     # the default capacity policy: a short red list, never a quarter of the units
     assert 0 < m["models"]["lightgbm"]["decided_share"]["red"] <= 0.12
     assert (deployed["work"] / "bt" / "report.html").exists()
