@@ -447,6 +447,7 @@ def build_frame(
     numeric = [f for f in registry if f.dtype == "float32"]
     matrix = np.empty((n, len(numeric)), dtype=np.float32, order="F")
     _fill(matrix, numeric, ctx, len(t), n_rows_u)
+    del ctx  # its caches and the late correction are not needed by the columns and labels below
     frame = pd.DataFrame(matrix, columns=[f.name for f in numeric], copy=False)
 
     unit_take = np.tile(np.arange(panel.n_units) if rows is None else rows, len(t))

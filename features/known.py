@@ -195,19 +195,30 @@ def knowledge_of(
 ) -> Knowledge | None:
     """The :class:`Knowledge` of the normalised ``events`` (rows aligned with ``base``) and their
     ``updates`` (the ``event_updates`` table), or ``None`` when nothing was recorded late."""
-    occ = base.occ.astype(np.int64)
-    reported = occ.copy()
-    if "reported_at" in events:
-        rep = month_offsets(events["reported_at"], first)
-        reported = np.where(rep == NO_MONTH, occ, np.maximum(rep, occ))
-    esc_from = occ.copy()
-    if "escalated_at" in events:
-        esc = month_offsets(events["escalated_at"], first)
-        esc_from = np.where(esc == NO_MONTH, occ, np.maximum(esc, occ))
+    occ = base.occ
+    occurred = np.asarray(events["occurred_at"], dtype="datetime64[ns]")
+    reported = _month_from(events, "reported_at", occurred, occ, first)
+    esc_from = _month_from(events, "escalated_at", occurred, occ, first)
     upd = _update_arrays(events, updates, first, categories)
     if not upd[0].size and (reported == occ).all() and not (base.escalated & (esc_from > occ)).any():
         return None
-    return Knowledge(base, reported.astype(np.int32), esc_from.astype(np.int32), *upd)
+    return Knowledge(base, reported.astype(np.int32, copy=False), esc_from.astype(np.int32, copy=False), *upd)
+
+
+def _month_from(
+    events: pd.DataFrame, column: str, occurred: np.ndarray, occ: np.ndarray, first: int
+) -> np.ndarray:
+    """Per event, the month offset of ``column`` (a date) when it is later than the occurrence, else
+    the occurrence month ``occ`` (also for an empty date or a missing column), in ``occ``'s dtype.
+    Only the later dates are converted to months (most events are entered on the day): a date not
+    after the occurrence falls in its month or before, where the occurrence month wins anyway."""
+    out = occ.copy()
+    if column not in events:
+        return out
+    when = np.asarray(events[column], dtype="datetime64[ns]")
+    later = np.flatnonzero(when > occurred)  # NaT compares false
+    out[later] = np.maximum(month_offsets(when[later], first), occ[later])
+    return out
 
 
 def _update_arrays(

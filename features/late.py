@@ -87,48 +87,49 @@ class LateView:
         merged = seen.copy()
         for name in ("cat", "res", "casualties", "severity"):
             merged &= final[name][event] == known[name]
-        minus, plus = ~merged, seen & ~merged
-        n_minus, n_plus, n_merged = int(minus.sum()), int(plus.sum()), int(merged.sum())
-
-        def versions(values: np.ndarray, now: np.ndarray | None = None) -> np.ndarray:
-            old = values[event]
-            new = old if now is None else now
-            return np.concatenate([old[minus], new[plus], new[merged]]).astype(np.int64)
-
-        v = {name: versions(final[name], known[name]) for name in final}
-        v["a"] = np.concatenate([a[minus], a[plus], a[merged]]).astype(np.int64)
-        v["unit"], v["occ"] = versions(panel.ev_unit), versions(panel.ev_occ)
-        sign = np.ones(n_minus + n_plus + n_merged, np.int64)
-        sign[:n_minus] = -1
-        count = versions(panel.ev_count)
-        weight = sign.copy()  # what a record adds to the sums
-        weight[n_minus + n_plus :] = 0
-        v["count"] = count * weight
-        escalated_now = v["escalated"][n_minus + n_plus :].copy()
-        v["escalated"] = v["count"] * v["escalated"]
-        tail = slice(n_minus + n_plus, None)
-        v["escalated"][tail] = count[tail] * (escalated_now - final["escalated"][event][merged])
-        v["casualties"] = v["casualties"] * weight
-        v["severe"] = v["count"] * (v["severity"] >= SEVERE_AT)
-        v["sign"] = sign
         # Versions of pairs whose category, severity, resolution or presence differ: the only ones
         # that can change a month's highest severity or whether it holds an open event.
         reshaped = ~seen
         for name in ("cat", "severity", "res"):
             reshaped[seen] |= final[name][event][seen] != known[name][seen]
-        v["reshaped"] = np.concatenate([reshaped[minus], reshaped[plus], np.zeros(n_merged, dtype=bool)])
+        # Each version as the pair it comes from and its kind (0 final, 1 as known at t, 2 merged);
+        # the key orders them, so every field is gathered once, in its final order.
+        minus, plus = ~merged, seen & ~merged
+        pair = np.concatenate([np.flatnonzero(minus), np.flatnonzero(plus), np.flatnonzero(merged)])
+        kind = np.repeat(np.arange(3, dtype=np.int8), [minus.sum(), plus.sum(), merged.sum()])
+
+        def versions(values: np.ndarray, now: np.ndarray | None = None) -> np.ndarray:
+            old = values[of_event]
+            return (old if now is None else np.where(kind > 0, now[pair], old)).astype(np.int64, copy=False)
+
         # One order for everything: by (category, as-of, unit, month).
         n_a, n_u, n_m = len(self.t_asof), panel.n_units, panel.n_months
-        key = ((v["cat"] * n_a + v["a"]) * n_u + v["unit"]) * n_m + v["occ"]
-        order = np.argsort(key, kind="stable")
-        self.v = {k: x[order] for k, x in v.items()}
+        of_event = event[pair]
+        key = ((versions(panel.ev_cat, known["cat"]) * n_a + a[pair]) * n_u + versions(panel.ev_unit)) * n_m
+        key += versions(panel.ev_occ)
+        order = np.argsort(key)  # the order within a key is never read
+        key, pair, kind, of_event = key[order], pair[order], kind[order], of_event[order]
+        v = {name: versions(final[name], known[name]) for name in final}
+        v["a"] = a[pair]
+        v["unit"], v["occ"] = versions(panel.ev_unit), versions(panel.ev_occ)
+        sign = np.where(kind == 0, -1, 1).astype(np.int64)
+        count = versions(panel.ev_count)
+        weight = np.where(kind == 2, 0, sign)  # what a record adds to the sums
+        v["count"] = count * weight
+        # A merged record adds only its escalation's difference.
+        esc_delta = known["escalated"][pair].astype(np.int64) - final["escalated"][of_event]
+        v["escalated"] = np.where(kind == 2, count * esc_delta, v["count"] * v["escalated"])
+        v["casualties"] = v["casualties"] * weight
+        v["severe"] = v["count"] * (v["severity"] >= SEVERE_AT)
+        v["sign"] = sign
+        v["reshaped"] = reshaped[pair] & (kind != 2)
+        self.v = v
         self.v["t"] = self.t_asof[self.v["a"]]
         self.v["open"] = self.v["count"] * (self.v["res"] > self.v["t"])
         # Open at the end of its own month (a month's outcome, for the history features).
         self.v["unresolved"] = self.v["count"] * (self.v["res"] > self.v["occ"])
         self.cat_bounds = np.searchsorted(self.v["cat"], np.arange(len(panel.categories) + 1))
         # Signed sums per (category, as-of, unit, month); groups that cancel are dropped.
-        key = key[order]
         starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
         g = {k: self.v[k][starts] for k in ("cat", "a", "unit", "occ", "t")}
         sums = ("count", "escalated", "casualties", "severe", "open", "unresolved")
@@ -137,7 +138,7 @@ class LateView:
         keep = np.zeros(len(starts), dtype=bool)
         for k in sums:
             keep |= g[k] != 0
-        self.g = {k: x[keep] for k, x in g.items()}
+        self.g = g if keep.all() else {k: x[keep] for k, x in g.items()}
         self.g["age"] = self.g["t"] - self.g["occ"]
         self.g_bounds = np.searchsorted(self.g["cat"], np.arange(len(panel.categories) + 1))
         for k in ("count", "escalated", "casualties", "severe", "open", "unresolved"):
@@ -157,8 +158,9 @@ class LateView:
     def _add(
         self, out: np.ndarray, name: str, category: int | None, window: int | None, all_units: bool
     ) -> None:
+        every_unit = all_units or self.rowpos is None  # the same columns: one memo entry
         flat, values, age, bounds = self._once(
-            ("sums", name, all_units, out.shape[1]), lambda: self._sums(name, all_units, out.shape[1])
+            ("sums", name, every_unit, out.shape[1]), lambda: self._sums(name, every_unit, out.shape[1])
         )
         if category is not None:
             part = slice(int(bounds[category]), int(bounds[category + 1]))
@@ -221,7 +223,7 @@ class LateView:
             g = {k: self.g[k][part][sel] for k in ("a", "unit", "occ", "count")}
             cells, inverse = _sorted_unique(g["a"] * self.panel.n_units + g["unit"])
             a, unit = cells // self.panel.n_units, cells % self.panel.n_units
-            series = self.panel.monthly[category][:, unit]  # (M, cells): a month is contiguous
+            series = np.take(self.panel.monthly[category], unit, axis=1)  # (M, cells): a month is contiguous
             np.add.at(series, (g["occ"], inverse), g["count"].astype(series.dtype))
             self._memo["series_of"], self._memo["series"] = category, (a, unit, series)
         return self._memo["series"]
@@ -287,46 +289,46 @@ class LateView:
         ``key`` ((a·U + unit)·M + month, sorted), ``max_severity`` and ``open`` (an event open at the
         end of t) as known at t, and ``final_max`` / ``final_open`` of the final record."""
 
-        def make():
-            p, v = self.panel, self._versions(category)
-            # The months some reshaped version touches, with every version of them (the gather
-            # below sets all their stale events aside).
-            key = (v["a"] * p.n_units + v["unit"]) * p.n_months + v["occ"]
-            new = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
-            group = np.cumsum(new) - 1
-            touched = np.zeros(int(new.sum()), dtype=bool)
-            np.logical_or.at(touched, group[v["reshaped"]], True)
-            inside = touched[group]
-            names = ("a", "unit", "occ", "t", "sign", "severity", "res")
-            v, key = {k: v[k][inside] for k in names}, key[inside]
-            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
-            m = {k: v[k][starts] for k in ("a", "unit", "occ", "t")}
-            m["key"] = key[starts]
-            plus = v["sign"] > 0
-            n = len(starts)
-            m["max_severity"] = np.zeros(n, dtype=np.int64)
-            m["open"] = np.zeros(n, dtype=bool)
-            if n:
-                group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1
-                np.maximum.at(m["max_severity"], group[plus], v["severity"][plus])
-                np.logical_or.at(m["open"], group[plus], v["res"][plus] > v["t"][plus])
-            # The month's final events still known as they are at t (not stale then).
-            events, sorted_key = self._cell_events()
-            cell = (np.int64(category) * p.n_months + m["occ"]) * p.n_units + m["unit"]
-            lo = np.searchsorted(sorted_key, cell, side="left")
-            hi = np.searchsorted(sorted_key, cell, side="right")
-            owner = np.repeat(np.arange(n), hi - lo)
-            ev = events[
-                np.repeat(lo - (np.cumsum(hi - lo) - (hi - lo)), hi - lo) + np.arange(int((hi - lo).sum()))
-            ]
-            same = self.settled[ev] <= m["t"][owner]
-            np.maximum.at(m["max_severity"], owner[same], p.ev_severity[ev[same]].astype(np.int64))
-            np.logical_or.at(m["open"], owner[same], p.ev_res[ev[same]] > m["t"][owner[same]])
-            m["final_max"] = p.max_severity[category][m["occ"], m["unit"]].astype(np.int64)
-            m["final_open"] = p.latest_res[category][m["occ"], m["unit"]] > m["t"]
-            return m
+        return self._once(("months", category), lambda: self._months_of(category))
 
-        return self._once(("months", category), make)
+    def _months_of(self, category: int) -> dict[str, np.ndarray]:
+        p, v = self.panel, self._versions(category)
+        # The months some reshaped version touches, with every version of them (the gather
+        # below sets all their stale events aside).
+        key = (v["a"] * p.n_units + v["unit"]) * p.n_months + v["occ"]
+        new = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, bool)
+        group = np.cumsum(new) - 1
+        touched = np.zeros(int(new.sum()), dtype=bool)
+        np.logical_or.at(touched, group[v["reshaped"]], True)
+        inside = touched[group]
+        names = ("a", "unit", "occ", "t", "sign", "severity", "res")
+        v, key = {k: v[k][inside] for k in names}, key[inside]
+        starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+        m = {k: v[k][starts] for k in ("a", "unit", "occ", "t")}
+        m["key"] = key[starts]
+        plus = v["sign"] > 0
+        n = len(starts)
+        m["max_severity"] = np.zeros(n, dtype=np.int64)
+        m["open"] = np.zeros(n, dtype=bool)
+        if n:
+            group = np.cumsum(np.r_[True, key[1:] != key[:-1]]) - 1
+            np.maximum.at(m["max_severity"], group[plus], v["severity"][plus])
+            np.logical_or.at(m["open"], group[plus], v["res"][plus] > v["t"][plus])
+        # The month's final events still known as they are at t (not stale then).
+        events, sorted_key = self._cell_events()
+        cell = (np.int64(category) * p.n_months + m["occ"]) * p.n_units + m["unit"]
+        lo = np.searchsorted(sorted_key, cell, side="left")
+        hi = np.searchsorted(sorted_key, cell, side="right")
+        owner = np.repeat(np.arange(n), hi - lo)
+        ev = events[
+            np.repeat(lo - (np.cumsum(hi - lo) - (hi - lo)), hi - lo) + np.arange(int((hi - lo).sum()))
+        ]
+        same = self.settled[ev] <= m["t"][owner]
+        np.maximum.at(m["max_severity"], owner[same], p.ev_severity[ev[same]].astype(np.int64))
+        np.logical_or.at(m["open"], owner[same], p.ev_res[ev[same]] > m["t"][owner[same]])
+        m["final_max"] = p.max_severity[category][m["occ"], m["unit"]].astype(np.int64)
+        m["final_open"] = p.latest_res[category][m["occ"], m["unit"]] > m["t"]
+        return m
 
     def fix_max_severity(self, out: np.ndarray, category: int, window: int) -> None:
         """``out``: the highest severity of the events of months t-window+1 … t (0: none/unknown)."""
@@ -438,13 +440,19 @@ def _month_outcomes(panel: Panel, month: np.ndarray, unit: np.ndarray) -> dict[s
     casualties = np.zeros(len(month), dtype=np.int64)
     events = np.zeros(len(month), dtype=np.int64)
     unresolved = panel.open_within(1)
+    # Flat positions in a (months, U) array: one 1-d take each is cheaper than a 2-d gather.
+    at = month * panel.n_units + unit
+    after = at + panel.n_units
+
+    def change(cum: np.ndarray) -> np.ndarray:
+        flat = cum.reshape(-1)
+        return flat.take(after).astype(np.int64) - flat.take(at)
+
     for ci, c in enumerate(panel.categories):
-        out[c] = panel.monthly[ci][month, unit].astype(np.int64)
-        e = panel.channel("escalated", ci)
-        out[f"{c}_escalated"] = e[month + 1, unit].astype(np.int64) - e[month, unit]
-        out[f"{c}_unresolved"] = unresolved[ci][month, unit].astype(np.int64)
-        k = panel.channel("casualties", ci)
-        casualties += k[month + 1, unit].astype(np.int64) - k[month, unit]
+        out[c] = panel.monthly[ci].reshape(-1).take(at).astype(np.int64)
+        out[f"{c}_escalated"] = change(panel.channel("escalated", ci))
+        out[f"{c}_unresolved"] = unresolved[ci].reshape(-1).take(at).astype(np.int64)
+        casualties += change(panel.channel("casualties", ci))
         events += out[c]
     out["casualties"] = casualties
     out["events"] = events
