@@ -273,6 +273,7 @@ class TierModel:
                 if len(lin) > p.linear_max_rows:
                     lin = np.sort(np.random.default_rng(p.seed).choice(lin, p.linear_max_rows, replace=False))
                 self.linear_ = LinearLevels(cat, n_cat).fit(X["fit"][lin], yf[lin])
+            del X["fit"]  # the boosters' sample (1.4 GB at province size) is not needed past here
             self.count_ = None
             if p.calibration == "stacked" and p.count_model and CountLevels.usable(frame, horizon_months):
                 self.count_ = CountLevels(
@@ -283,7 +284,10 @@ class TierModel:
                     seed=p.seed,
                     thresholds=rule_thresholds(self.tier_rules) if self.tier_rules is not None else None,
                 ).fit(frame, y, np.flatnonzero(as_of <= add_months(cal_months[0], -horizon_months)))
-            self._fit_stack(frame.iloc[cal_rows], X["cal"], yc, frame.iloc[fit_rows], yf)
+            # the record term reads three share columns, the month and the type of the fit rows: take
+            # those columns before the rows (all 231 columns of 1.5 M rows would be another 1.4 GB)
+            record = [c for c in (*history_prior.SHARE_COLUMNS, "as_of", "unit_type") if c in frame.columns]
+            self._fit_stack(frame.iloc[cal_rows], X["cal"], yc, frame[record].iloc[fit_rows], yf)
         else:
             self.members_ = [[train("multiclass", yf, ye, s, num_class=N_TIERS) for s in seeds]]
             raw = self._raw_multiclass(X["cal"])
