@@ -280,14 +280,18 @@ class KnownLabels:
 
     def __init__(self, panel: Panel, horizon_months: int, tier_rules: TierRules):
         self.panel, self.horizon, self.rules = panel, horizon_months, tier_rules
+        self._last: tuple[str, Panel] | None = None  # a fold asks for its labels, then its lag
 
-    def label_lag(self, setting: int | str, origin: str) -> int:
-        """``model.label_lag`` at ``origin``: ``"auto"`` read from the records as they stood then
-        (:func:`label_lag`) — how fast the data settle is learnt like everything else."""
-        if setting != "auto":
-            return int(setting)
-        known = self.panel.as_known(int(as_of_offsets(self.panel, [origin])[0]))
-        return label_lag(setting, known, self.horizon, self.rules)
+    def _known(self, origin: str) -> Panel:
+        """The records as they stood at the end of ``origin`` (the latest one kept)."""
+        if self._last is None or self._last[0] != origin:
+            self._last = (origin, self.panel.as_known(int(as_of_offsets(self.panel, [origin])[0])))
+        return self._last[1]
+
+    def label_lag(self, origin: str) -> int:
+        """``model.label_lag: auto`` at ``origin``: :func:`settled_lag` of the records as they stood
+        then — how fast the data settle is learnt like everything else."""
+        return settled_lag(unsettled_shares(self._known(origin), self.horizon, self.rules))
 
     def __call__(self, rows, origin: str) -> dict[str, np.ndarray]:
         as_of = rows["as_of"].astype(str).to_numpy()
@@ -295,8 +299,9 @@ class KnownLabels:
         u = self.panel.unit_ids.get_indexer(rows["unit_id"].astype(str).to_numpy(dtype=object))
         if (u < 0).any():
             raise DataError("training rows name units outside the panel")
-        known = self.panel.as_known(int(as_of_offsets(self.panel, [origin])[0]))
-        labels = _labels(window_outcomes(known, list(dates), self.horizon), self.rules, self.panel.categories)
+        labels = _labels(
+            window_outcomes(self._known(origin), list(dates), self.horizon), self.rules, self.panel.categories
+        )
         out = {name: values[d, u].astype(np.float32) for name, values in labels.items()}
         out[LABEL] = labels[LABEL][d, u].astype(np.int64)
         return out

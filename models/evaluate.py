@@ -230,7 +230,7 @@ def _label_lag(config: Config, train_labels: Labels | None, origin: str) -> int:
     if setting != "auto":
         return int(setting)
     measure = getattr(train_labels, "label_lag", None)
-    return measure(setting, origin) if measure is not None else 0
+    return measure(origin) if measure is not None else 0
 
 
 def baseline_forecasts(

@@ -22,9 +22,13 @@ SHARE_COLUMNS: tuple[str, ...] = ("tier_share_yellow_all", "tier_share_orange_al
 LEVELS: tuple[int, ...] = (1, 2, 3)
 
 
+# Every column the prior reads: the shares, the month (months of history) and the unit type.
+RECORD_COLUMNS: tuple[str, ...] = (*SHARE_COLUMNS, "as_of", "unit_type")
+
+
 def has_history(frame: pd.DataFrame) -> bool:
     """Whether ``frame`` carries the share columns and the meta columns the prior needs."""
-    return all(c in frame.columns for c in (*SHARE_COLUMNS, "as_of", "unit_type"))
+    return all(c in frame.columns for c in RECORD_COLUMNS)
 
 
 def type_rates(unit_type: Sequence[str], y: np.ndarray) -> dict[str, np.ndarray]:

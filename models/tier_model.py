@@ -284,9 +284,9 @@ class TierModel:
                     seed=p.seed,
                     thresholds=rule_thresholds(self.tier_rules) if self.tier_rules is not None else None,
                 ).fit(frame, y, np.flatnonzero(as_of <= add_months(cal_months[0], -horizon_months)))
-            # the record term reads three share columns, the month and the type of the fit rows: take
-            # those columns before the rows (all 231 columns of 1.5 M rows would be another 1.4 GB)
-            record = [c for c in (*history_prior.SHARE_COLUMNS, "as_of", "unit_type") if c in frame.columns]
+            # the record term reads five columns of the fit rows: take them before the rows (all 231
+            # columns of 1.5 M rows would be another 1.4 GB)
+            record = [c for c in history_prior.RECORD_COLUMNS if c in frame.columns]
             self._fit_stack(frame.iloc[cal_rows], X["cal"], yc, frame[record].iloc[fit_rows], yf)
         else:
             self.members_ = [[train("multiclass", yf, ye, s, num_class=N_TIERS) for s in seeds]]

@@ -125,7 +125,7 @@ def test_persistence_at_an_origin_does_not_see_a_later_report():
     # label_lag "auto": each fold's model leaves out the months still settling as the records held
     # them at its origin; final-record labels are settled
     for fold in honest.folds:
-        lag = known_labels.label_lag("auto", fold["test"][0])
+        lag = known_labels.label_lag(fold["test"][0])
         assert fold["label_lag"] == lag
     assert [f["label_lag"] for f in naive.folds] == [0] * len(naive.folds)
     assert honest.last_model.train_window_[1] == month_label(
