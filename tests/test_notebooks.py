@@ -1,4 +1,4 @@
-"""The analysts' notebooks run top to bottom on the county preset (CI: marked slow).
+"""The analysts' notebooks run top to bottom on a small county (300 units, 48 months; CI: marked slow).
 
 Each runs in a fresh kernel of this venv (``python3``), writing only into a temporary directory
 given through ``SANLING_NB_WORKDIR``; the three share one simulated world (``SANLING_NB_DATA``).
@@ -23,7 +23,7 @@ def world(tmp_path_factory) -> Path:
     from sanling.pipeline.simulate import simulate_world
 
     out = tmp_path_factory.mktemp("nb_world")
-    simulate_world(out, preset="county", seed=0, progress=False)
+    simulate_world(out, preset="county", n_units=300, months=48, seed=0, progress=False)
     return out
 
 
@@ -47,7 +47,7 @@ def test_notebook_runs(name, world, tmp_path, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     book = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
     client = NotebookClient(
-        book, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        book, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
     client.execute()
     errors = [
