@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from sanling.models.metrics import RED, _as_scores, _nonempty, check_tiers
+from sanling.models.metrics import RED, check_nonempty, check_scores, check_tiers
 
 _CAPACITY_COLUMNS = ("as_of", "township")
 
@@ -23,8 +23,8 @@ def _flag_top(meta: pd.DataFrame, y: np.ndarray, risk: np.ndarray, capacities: S
     if missing:
         raise ValueError(f"meta lacks column(s) {', '.join(missing)}")
     y = check_tiers(y, "y", len(meta))
-    risk = _as_scores(risk, len(meta), "risk")
-    _nonempty(len(meta), "capacity_table")
+    risk = check_scores(risk, len(meta), "risk")
+    check_nonempty(len(meta), "capacity_table")
     caps = np.asarray(capacities, dtype=np.float64)
     if caps.ndim != 1 or caps.size == 0 or np.any(~np.isfinite(caps)) or np.any((caps <= 0) | (caps > 1)):
         raise ValueError(f"capacities must be shares in (0, 1], got {capacities!r}")

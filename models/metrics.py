@@ -99,7 +99,8 @@ def check_proba(proba: object, n: int, name: str = "proba") -> np.ndarray:
     return arr
 
 
-def _as_scores(p: object, n: int, name: str) -> np.ndarray:
+def check_scores(p: object, n: int, name: str) -> np.ndarray:
+    """``p`` as n finite float64 scores, or a ValueError naming ``name``."""
     arr = np.asarray(p, dtype=np.float64)
     if arr.ndim != 1 or arr.shape[0] != n:
         raise ValueError(f"{name} must have shape ({n},), got {arr.shape}")
@@ -108,7 +109,8 @@ def _as_scores(p: object, n: int, name: str) -> np.ndarray:
     return arr
 
 
-def _nonempty(n: int, what: str) -> None:
+def check_nonempty(n: int, what: str) -> None:
+    """A ValueError naming ``what`` when there are no rows to evaluate."""
     if n == 0:
         raise ValueError(f"{what}: no rows to evaluate")
 
@@ -144,7 +146,7 @@ def confusion(y: np.ndarray, decided: np.ndarray) -> np.ndarray:
 def rps(y: np.ndarray, proba: np.ndarray) -> float:
     """Mean ranked probability score over rows (see :func:`rps_per_row`)."""
     per_row = rps_per_row(y, proba)
-    _nonempty(per_row.shape[0], "rps")
+    check_nonempty(per_row.shape[0], "rps")
     return float(per_row.mean())
 
 
@@ -152,7 +154,7 @@ def log_loss(y: np.ndarray, proba: np.ndarray) -> float:
     """Multiclass log loss: mean of ``−log p[y]``, with p clipped to [1e-15, 1] (no renormalising)."""
     y = check_tiers(y, "y")
     proba = check_proba(proba, y.shape[0])
-    _nonempty(y.shape[0], "log_loss")
+    check_nonempty(y.shape[0], "log_loss")
     p_obs = np.clip(proba[np.arange(y.shape[0]), y], _LOG_LOSS_EPS, 1.0)
     return float(-np.mean(np.log(p_obs)))
 
@@ -166,7 +168,7 @@ def quadratic_weighted_kappa(y: np.ndarray, decided: np.ndarray) -> float:
     """
     counts = confusion(y, decided).astype(np.float64)
     n = counts.sum()
-    _nonempty(int(n), "qwk")
+    check_nonempty(int(n), "qwk")
     idx = np.arange(N_TIERS)
     weights = (idx[:, None] - idx[None, :]) ** 2 / (N_TIERS - 1) ** 2
     expected = np.outer(counts.sum(axis=1), counts.sum(axis=0)) / n
@@ -183,7 +185,7 @@ def macro_f1(y: np.ndarray, decided: np.ndarray) -> float:
     0 — the semantics of ``sklearn.metrics.f1_score(y, decided, average="macro", zero_division=0)``.
     """
     counts = confusion(y, decided)
-    _nonempty(int(counts.sum()), "macro_f1")
+    check_nonempty(int(counts.sum()), "macro_f1")
     tp = np.diag(counts).astype(np.float64)
     support = counts.sum(axis=1) + counts.sum(axis=0)  # true + predicted per tier
     present = support > 0
@@ -220,7 +222,7 @@ def precision_recall_curve(y_binary: np.ndarray, score: np.ndarray) -> tuple[np.
     one point per distinct score (tied rows enter together). Empty arrays when no row is positive.
     """
     y_b = _as_binary(y_binary)
-    score = _as_scores(score, y_b.shape[0], "score")
+    score = check_scores(score, y_b.shape[0], "score")
     n_pos = int(y_b.sum())
     if n_pos == 0:
         return np.empty(0), np.empty(0)
@@ -252,7 +254,7 @@ def reliability_table(y_binary: np.ndarray, p: np.ndarray, bins: int = 10) -> pd
     (``gap = |mean_predicted − observed_rate|``; NaN for empty bins). p = 1 falls in the last bin.
     """
     y_b = _as_binary(y_binary)
-    p = _as_scores(p, y_b.shape[0], "p")
+    p = check_scores(p, y_b.shape[0], "p")
     if p.size and (p.min() < -1e-9 or p.max() > 1 + 1e-9):
         raise ValueError("p must hold probabilities in [0, 1]")
     if not isinstance(bins, int | np.integer) or bins < 1:
@@ -282,7 +284,7 @@ def expected_calibration_error(y_binary: np.ndarray, p: np.ndarray, bins: int = 
     """ECE: ``Σ_b (n_b / n) · |mean p_b − observed rate_b|`` over equal-width bins (empty bins skipped)."""
     table = reliability_table(y_binary, p, bins)
     n = table["n"].to_numpy()
-    _nonempty(int(n.sum()), "ece")
+    check_nonempty(int(n.sum()), "ece")
     filled = n > 0
     return float(np.sum(n[filled] * table["gap"].to_numpy()[filled]) / n.sum())
 
@@ -316,7 +318,7 @@ def tier_metrics(y: np.ndarray, proba: np.ndarray, decided: np.ndarray) -> dict:
     """
     y = check_tiers(y, "y")
     n = y.shape[0]
-    _nonempty(n, "tier_metrics")
+    check_nonempty(n, "tier_metrics")
     proba = check_proba(proba, n)
     decided = check_tiers(decided, "decided", n)
     recall, precision = red_recall_precision(y, decided)
@@ -378,5 +380,5 @@ def calibration_by_group(
 def class_balance(y: np.ndarray) -> dict[str, float]:
     """Share of rows in each tier, keyed by tier name (the ``class_balance`` of metrics.json)."""
     y = check_tiers(y, "y")
-    _nonempty(y.shape[0], "class_balance")
+    check_nonempty(y.shape[0], "class_balance")
     return class_share(y)
