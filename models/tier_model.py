@@ -39,6 +39,7 @@ the calibration and the policy rely on.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import lightgbm as lgb
@@ -50,11 +51,13 @@ from sanling.core.config import ModelParams, PolicyParams, TierRules
 from sanling.core.months import add_months, month_number
 from sanling.features.labels import rule_thresholds
 from sanling.models import history_prior, tree_shap
+from sanling.models.boosters import BinnedRows, lgb_params
 from sanling.models.count_levels import CountLevels
 from sanling.models.linear_levels import LinearLevels
 from sanling.models.policy import fit_thresholds
 from sanling.models.preprocess import FrameEncoder
 
+log = logging.getLogger(__name__)  # the fitting steps, for profiling (benchmarks/train.py)
 N_TIERS = 4
 N_INPUTS = 4  # stacked inputs: boosters' margin, record, linear model, count model
 # The binary targets of the cumulative formulation: tier ≥ k for k = 1, 2, 3.
@@ -64,26 +67,6 @@ EXPLAINED_SHARE = history_prior.SHARE_COLUMNS[CUMULATIVE_LEVELS.index(EXPLAINED_
 # From this many rows on, TreeSHAP runs once per distinct decision pattern (models/tree_shap.py);
 # below it LightGBM's per-row pred_contrib is cheaper than the pattern bookkeeping.
 BATCH_SHAP_ROWS = 256
-
-
-def _lgb_params(p: ModelParams, objective: str, seed: int, **extra) -> dict:
-    return {
-        "objective": objective,
-        "learning_rate": p.learning_rate,
-        "num_leaves": p.num_leaves,
-        "max_depth": p.max_depth,
-        "min_child_samples": p.min_child_samples,
-        "feature_fraction": p.feature_fraction,
-        "bagging_fraction": p.bagging_fraction,
-        "bagging_freq": 1 if p.bagging_fraction < 1 else 0,
-        "lambda_l2": p.lambda_l2,
-        "seed": seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "num_threads": p.num_threads,
-        "verbosity": -1,
-        **extra,
-    }
 
 
 def fit_stack(Z: np.ndarray, y: np.ndarray, prior: np.ndarray, ridge: float) -> np.ndarray:
@@ -236,46 +219,62 @@ class TierModel:
             fit_rows = np.sort(
                 np.random.default_rng(p.seed).choice(fit_rows, p.max_train_rows, replace=False)
             )
-        X = {
+        log.info(
+            "fit: encoding %d fit, %d early-stopping, %d calibration rows",
+            len(fit_rows),
+            len(es_rows),
+            len(cal_rows),
+        )
+        X = {  # the fit rows' matrix is released once binned (BinnedRows)
             k: self.encoder_.transform(frame, r)
             for k, r in (("fit", fit_rows), ("es", es_rows), ("cal", cal_rows))
         }
         self.n_fit_rows_ = len(fit_rows)
         cat = self.encoder_.categorical_indices_
 
-        def train(objective: str, target_fit, target_es, seed: int, **extra) -> lgb.Booster:
-            dtr = lgb.Dataset(X["fit"], target_fit, categorical_feature=cat, free_raw_data=False)
-            dva = lgb.Dataset(X["es"], target_es, reference=dtr, categorical_feature=cat)
-            return lgb.train(
-                _lgb_params(p, objective, seed, **extra),
-                dtr,
-                num_boost_round=p.n_estimators,
-                valid_sets=[dva],
-                callbacks=[lgb.early_stopping(p.early_stopping_rounds, verbose=False)],
-            )
-
         seeds = [p.seed + i for i in range(p.n_seeds)]
         yf, ye, yc = y[fit_rows], y[es_rows], y[cal_rows]
-        if p.formulation == "cumulative":
-            self.members_ = [
-                [
-                    train("binary", (yf >= k).astype(np.float32), (ye >= k).astype(np.float32), s)
-                    for s in seeds
-                ]
-                for k in CUMULATIVE_LEVELS
+        objective, extra = (
+            ("binary", {}) if p.formulation == "cumulative" else ("multiclass", {"num_class": N_TIERS})
+        )
+        log.info("fit: binning the boosters' rows")
+        rows = BinnedRows(X["fit"], X["es"], cat, lgb_params(p, objective, seeds[0], **extra))
+        # the linear model's sample of the fit rows; the rest of the float32 matrix (1.4 GB at
+        # province size) is binned now and released before anything else is fitted
+        lin = np.arange(len(yf))
+        if len(lin) > p.linear_max_rows:
+            lin = np.sort(np.random.default_rng(p.seed).choice(lin, p.linear_max_rows, replace=False))
+        stacked = p.formulation == "cumulative" and p.calibration == "stacked"
+        X_lin = X["fit"][lin] if stacked else None
+        del X["fit"], X["es"]
+
+        def bag(target_fit: np.ndarray, target_es: np.ndarray) -> list[lgb.Booster]:
+            return [
+                rows.fit(
+                    lgb_params(p, objective, s, **extra),
+                    target_fit,
+                    target_es,
+                    p.n_estimators,
+                    p.early_stopping_rounds,
+                )
+                for s in seeds
             ]
+
+        if p.formulation == "cumulative":
             self.linear_ = None
             if p.calibration == "stacked":
-                cat = self.encoder_.categorical_indices_
                 n_cat = [len(self.encoder_.categories_[self.feature_names[j]]) for j in cat]
                 # a sample bounds the dense design's memory at province scale (D ≈ 250 columns)
-                lin = np.arange(len(yf))
-                if len(lin) > p.linear_max_rows:
-                    lin = np.sort(np.random.default_rng(p.seed).choice(lin, p.linear_max_rows, replace=False))
-                self.linear_ = LinearLevels(cat, n_cat).fit(X["fit"][lin], yf[lin])
-            del X["fit"]  # the boosters' sample (1.4 GB at province size) is not needed past here
+                log.info("fit: linear model on %d rows", len(lin))
+                self.linear_ = LinearLevels(cat, n_cat).fit(X_lin, yf[lin])
+            del X_lin
+            self.members_ = [
+                bag((yf >= k).astype(np.float32), (ye >= k).astype(np.float32)) for k in CUMULATIVE_LEVELS
+            ]
+            del rows
             self.count_ = None
             if p.calibration == "stacked" and p.count_model and CountLevels.usable(frame, horizon_months):
+                log.info("fit: count model")
                 self.count_ = CountLevels(
                     self.feature_names,
                     month_number(self.train_window_[0]),
@@ -287,9 +286,11 @@ class TierModel:
             # the record term reads five columns of the fit rows: take them before the rows (all 231
             # columns of 1.5 M rows would be another 1.4 GB)
             record = [c for c in history_prior.RECORD_COLUMNS if c in frame.columns]
+            log.info("fit: stack")
             self._fit_stack(frame.iloc[cal_rows], X["cal"], yc, frame[record].iloc[fit_rows], yf)
         else:
-            self.members_ = [[train("multiclass", yf, ye, s, num_class=N_TIERS) for s in seeds]]
+            self.members_ = [bag(yf.astype(np.float32), ye.astype(np.float32))]
+            del rows
             raw = self._raw_multiclass(X["cal"])
             onehot = np.eye(N_TIERS)[yc]
 
@@ -308,6 +309,7 @@ class TierModel:
             int(b.best_iteration or b.current_iteration()) for bag in self.members_ for b in bag
         ]
         self.decision_thresholds_ = None
+        log.info("fit: policy thresholds")
         if self.policy is not None:
             self.decision_thresholds_ = fit_thresholds(self.predict_proba(frame.iloc[cal_rows]), self.policy)
         return self

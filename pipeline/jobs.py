@@ -213,14 +213,18 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
     from sanling.features.registry import REGISTRY_VERSION
     from sanling.models.bundle import ModelBundle
     from sanling.models.tier_model import TierModel
-    from sanling.pipeline.forecast_audit import model_audit_info
+    from sanling.pipeline.forecast_audit import audit_rows, model_audit_info
 
     settings = settings or Settings()
     ds, panel, labelled = _labelled(data_dir, config, settings)  # only labelled as-of dates
     names = feature_names(labelled)
+    lag = label_lag(config.model.label_lag, panel, config.horizon_months, config.tiers)
+    # what the rest needs of the panel and the data set (GBs at province size), before releasing them
+    last_month, specs = panel.last_month, _specs(config, panel, names)
+    experiment, data_fingerprint = experiment_name(ds), fingerprint(ds)
+    del ds, panel
     t0 = time.perf_counter()
     say(f"training on {len(labelled):,} rows …")
-    lag = label_lag(config.model.label_lag, panel, config.horizon_months, config.tiers)
     model = TierModel(names, config.model, config.policy, config.tiers).fit(
         labelled,
         labelled["tier"].to_numpy(dtype=np.int64),
@@ -230,18 +234,18 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
     )
     say(f"trained in {time.perf_counter() - t0:.1f} s; best iterations {model.best_iterations_}")
     tags = {
-        "data_fingerprint": fingerprint(ds),
+        "data_fingerprint": data_fingerprint,
         "config_hash": config_hash(config),
         "registry_version": REGISTRY_VERSION,
         "train_window": f"{model.train_window_[0]}..{model.train_window_[1]}",
         "data_dir": str(Path(data_dir).resolve()),
         # Training uses the labels the records hold now, less the latest months still settling.
-        "training_labels": f"records as of {panel.last_month}, label_lag {lag}",
+        "training_labels": f"records as of {last_month}, label_lag {lag}",
     }
     left_out = f"the latest {lag} labelled months left out as still settling" if lag else "every month"
-    say(f"training labels: the records as they stand at the end of {panel.last_month}; {left_out}")
+    say(f"training labels: the records as they stand at the end of {last_month}; {left_out}")
     reg = registry(settings)
-    bt = reg.latest_backtest(experiment_name(ds), {k: tags[k] for k in ("data_fingerprint", "config_hash")})
+    bt = reg.latest_backtest(experiment, {k: tags[k] for k in ("data_fingerprint", "config_hash")})
     info = {
         "train_window": list(model.train_window_),
         "n_train_rows": model.n_train_rows_,
@@ -250,15 +254,13 @@ def train(data_dir: Path, config: Config, settings: Settings | None = None) -> s
         "backtest": {k: v for k, v in (bt or {}).get("metrics", {}).items()},
         "horizon_months": config.horizon_months,
     }
-    info.update(model_audit_info(model, labelled, config, reg, bt))
+    info.update(model_audit_info(model, audit_rows(labelled, model, config), config, reg, bt))
     if bt and bt["rps"] is not None:
         tags["backtest_rps"] = f"{bt['rps']:.6f}"
         tags["backtest_run"] = bt["run_id"]
-    bundle = ModelBundle(
-        model, _specs(config, panel, names), REGISTRY_VERSION, config, model.train_window_, info
-    )
+    bundle = ModelBundle(model, specs, REGISTRY_VERSION, config, model.train_window_, info)
     version = reg.log_model(
-        experiment_name(ds),
+        experiment,
         bundle,
         params=_params(config),
         metrics={"n_train_rows": len(labelled)},
