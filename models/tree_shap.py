@@ -233,12 +233,28 @@ def _spans(n: int, size: int) -> list[tuple[int, int]]:
 
 
 def _shapley(trees: _Trees, tree: np.ndarray, code: np.ndarray) -> np.ndarray:
-    """(P, L, K) each player's Shapley value in its leaf's game, for P (tree, decision pattern) pairs."""
-    s = ((code[:, None, None] & trees.mask[tree]) == trees.want[tree]).astype(np.float64)
-    r = trees.ratio[tree]
-    K = s.shape[2]
+    """(P, L, K) each player's Shapley value in its leaf's game, for P (tree, decision pattern) pairs.
+
+    A leaf's game depends on the pattern only through the bits of its own players: many patterns
+    of a tree give a leaf the same bits, so each distinct (tree, leaf, bits) is computed once —
+    with the same operations, so the values are those of computing every pair."""
+    P, L, K = len(tree), trees.mask.shape[1], trees.mask.shape[2]
+    bits = (code[:, None, None] & trees.mask[tree]) == trees.want[tree]  # (P, L, K)
+    key = (tree[:, None] * L + np.arange(L)) << K | (bits.astype(np.int64) << np.arange(K)).sum(axis=2)
+    _, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
+    leaf = first % L
+    t = tree[first // L]
+    phi = _leaf_shapley(
+        bits.reshape(P * L, K)[first].astype(np.float64), trees.ratio[t, leaf], trees.value[t, leaf]
+    )
+    return phi[inverse.ravel()].reshape(P, L, K)
+
+
+def _leaf_shapley(s: np.ndarray, r: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """(U, K) the players' Shapley values of U leaf games: bits ``s``, ratios ``r``, leaf values."""
+    K = s.shape[-1]
     # Π_j (r_j + s_j z): coefficients of z^0 … z^K
-    poly = np.zeros((*s.shape[:2], K + 1))
+    poly = np.zeros((*s.shape[:-1], K + 1))
     poly[..., 0] = 1.0
     for j in range(K):
         shifted = np.zeros_like(poly)
@@ -257,7 +273,7 @@ def _shapley(trees: _Trees, tree: np.ndarray, code: np.ndarray) -> np.ndarray:
             total += w[m] * quot
             q = poly[..., m] - ri * q
         phi[..., i] = (si - ri) * total
-    return phi * trees.value[tree][..., None]
+    return phi * value[..., None]
 
 
 _flat: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
