@@ -1,20 +1,25 @@
 """Batch scoring with explanations at province size (issue 14): what each part costs, and the
-explanation of the boosters by LightGBM's ``pred_contrib`` (the peer, as before issue 14) against
-``models/tree_shap.py`` on the same model and the same frame, in one run.
+batch path (one pass for probabilities and contributions, TreeSHAP on two threads, reasons chosen
+for all rows at once) against the straightforward path it replaced, on the same model and frame.
 
     .venv/bin/python benchmarks/batch_explain.py [--work DIR] [--repeat 3]
 
 Simulates the province preset (seed 1) and trains + promotes a champion once in ``DIR`` (reused on
 later runs), then times ``pipeline.scoring.explained_scores`` for every unit at the latest month
-with each explanation path (alternating, ``--repeat`` times each) and the parts of one call: the
-month's features, the peers' means, the probabilities, each term of the stacked contributions, the
-grouped reasons. Prints wall and CPU (user + system) seconds; the reasons of both paths must be the
-same (checked: same groups in the same order, contributions within 1e-6). Target: ≤ 15 s.
+(``now``) and the same scores computed the way they were before (``before``: the probabilities
+predicted twice — for the rows and for the peers' risk —, the count model's rates computed again for
+its parts, ``models/tree_shap.py`` on one thread with its Shapley values per (tree, pattern) and
+leaf, the reasons chosen row by row), alternating,
+``--repeat`` times each, then the parts of one call. Prints wall and CPU (user + system) seconds and
+checks that both paths give the same rows: the same probabilities, tiers, risk scores and relative
+risks, and the same reasons (every field; contributions within 1e-6). Target: ≤ 15 s.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import statistics
@@ -22,16 +27,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]  # benchmarks/features.py shadows
+sys.path.append(str(HERE.parent / "tests" / "support"))  # the row-by-row reasons of before
+
+from reference_reasons import explain_rows_row_by_row  # noqa: E402
 
 from sanling.core.config import Config, Settings  # noqa: E402
-from sanling.models import tier_model  # noqa: E402
+from sanling.models import bundle as bundle_module  # noqa: E402
+from sanling.models import tier_model, tree_shap  # noqa: E402
 from sanling.models.explain import explain_rows, peer_means  # noqa: E402
 from sanling.pipeline import jobs  # noqa: E402
-from sanling.pipeline.scoring import explained_scores, frame_at, peer_risk_table  # noqa: E402
+from sanling.pipeline.scoring import explained_scores, frame_at, peer_risk_from, peer_risk_table  # noqa: E402
 from sanling.pipeline.simulate import simulate_world  # noqa: E402
 
 ROOT = HERE.parent
@@ -70,41 +77,119 @@ def champion(work: Path):
     return version, bundle, ds, panel
 
 
+def _shapley_every_pair(trees, tree, code):
+    """tree_shap's Shapley values as first written: for every (tree, pattern) pair and every leaf."""
+    s = ((code[:, None, None] & trees.mask[tree]) == trees.want[tree]).astype(float)
+    return tree_shap._leaf_shapley(s, trees.ratio[tree], trees.value[tree])
+
+
+class Before:
+    """The computation as it was before this change, for the ``before`` runs: ``bundle.scored``
+    predicting the probabilities and computing the contributions separately, ``explained_scores``
+    predicting them a second time for the peers' risk, TreeSHAP on one thread computing the Shapley
+    values for every (tree, pattern) pair and leaf, the reasons row by row."""
+
+    def __init__(self) -> None:
+        self.saved = []
+
+    def __enter__(self) -> Before:
+        def scored(bundle, frame, peers, *, top=5):
+            m = bundle.model
+            proba = m.predict_proba(frame)
+            contrib = m.contributions(frame)[0]
+            m.proba_and_contributions = lambda _f: (proba, contrib, None)
+            try:
+                rows, _ = original(bundle, frame, peers, top=top)
+            finally:
+                del m.proba_and_contributions
+            return rows, m.predict_proba(frame)  # the peers' risk predicted again, as before
+
+        original = bundle_module.ModelBundle.scored
+        patches = [
+            (bundle_module.ModelBundle, "scored", scored),
+            (bundle_module, "explain_rows", explain_rows_row_by_row),
+            (tree_shap, "contributions", functools.partial(tree_shap.contributions, threads=1)),
+            (tree_shap, "_flattened", tree_shap._flatten),  # flattened on every call, as before
+            (tree_shap, "_shapley", _shapley_every_pair),
+        ]
+        for owner, name, new in patches:
+            self.saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, new)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for owner, name, old in reversed(self.saved):
+            setattr(owner, name, old)
+        self.saved.clear()
+
+
 def parts(bundle, panel) -> dict[str, Clock]:
-    """The pieces of one explained_scores call, timed one by one."""
+    """The pieces of one explained_scores call, timed one by one (before → now where they changed)."""
     m, out = bundle.model, {}
     with Clock() as out["features for the month (build_frame)"]:
         frame = frame_at(bundle, panel, panel.last_month)
     with Clock() as out["peers' means"]:
         peers = peer_means(frame, bundle.feature_names)
-    with Clock() as out["probabilities (predict_proba)"]:
+    with Clock() as out["before: probabilities (predict_proba)"]:
         m.predict_proba(frame)
-    with Clock() as out["peers' risk (predict_proba again)"]:
+    with Clock() as out["before: peers' risk (predict_proba again)"]:
         peer_risk_table(bundle, frame)
     with Clock() as out["encode the matrix"]:
         X = m._matrix(frame)
     i = tier_model.CUMULATIVE_LEVELS.index(tier_model.EXPLAINED_LEVEL)
     bag = m.members_[i]
-    with Clock() as out["boosters: pred_contrib (before)"]:
-        np.mean([b.predict(X, pred_contrib=True, num_iteration=b.best_iteration) for b in bag], axis=0)
-    with Clock() as out["boosters: tree_shap (now)"]:
-        m._tree_contributions(bag, X)
+    its = [b.best_iteration for b in bag]
+    with Clock() as out["flatten the trees (now kept between calls)"]:
+        tree_shap._flatten(bag, [it or None for it in its])
+    fast = tree_shap._shapley
+    tree_shap._shapley = _shapley_every_pair
+    try:
+        with Clock() as out["before: tree_shap every pair × leaf, 1 thread"]:
+            tree_shap.contributions(bag, X, its, threads=1)
+    finally:
+        tree_shap._shapley = fast
+    with Clock() as out["now: boosters' tree_shap, 1 thread"]:
+        tree_shap.contributions(bag, X, its, threads=1)
+    with Clock() as out["now: boosters' tree_shap, 2 threads"]:
+        tree_shap.contributions(bag, X, its, threads=2)
     if m.linear_ is not None:
         with Clock() as out["linear model's parts"]:
             m.linear_.contributions(X, i)
     if m.count_ is not None:
-        with Clock() as out["count model's parts"]:
+        with Clock() as out["before: count model's parts (rates again)"]:
             m.count_.contributions(frame, i, float(m.count_centre_[i]))
+        with Clock() as out["now: count model's logits and parts"]:
+            m.count_.logits_and_contributions(frame, i, float(m.count_centre_[i]))
     if m.history_ is not None:
         with Clock() as out["record term"]:
             m._history_logits(frame)
-    contrib, _ = m.contributions(frame)
+    with Clock() as out["now: probabilities + contributions (1 pass)"]:
+        proba, contrib, _ = m.proba_and_contributions(frame)
+    with Clock() as out["now: peers' risk (the same probabilities)"]:
+        peer_risk_from(frame, proba)
     names = bundle.feature_names
-    with Clock() as out["grouped reasons (explain_rows)"]:
-        explain_rows(
-            contrib, frame[names].reset_index(drop=True), peers[names].reset_index(drop=True), bundle.specs
-        )
+    values, peer_values = frame[names].reset_index(drop=True), peers[names].reset_index(drop=True)
+    with Clock() as out["before: reasons row by row"]:
+        explain_rows_row_by_row(contrib, values, peer_values, bundle.specs)
+    with Clock() as out["now: reasons (explain_rows)"]:
+        explain_rows(contrib, values, peer_values, bundle.specs)
     return out
+
+
+def same_rows(before: list[dict], now: list[dict]) -> float:
+    """Assert that both paths give the same rows; return the largest contribution difference."""
+    worst = 0.0
+    for a, b in zip(before, now, strict=True):
+        strip = {"reasons", "protective"}
+        assert {k: v for k, v in a.items() if k not in strip} == {
+            k: v for k, v in b.items() if k not in strip
+        }
+        for x, y in zip(a["reasons"] + a["protective"], b["reasons"] + b["protective"], strict=True):
+            assert {**x, "contribution": 0} == {**y, "contribution": 0}, a["unit_id"]
+            worst = max(worst, abs(x["contribution"] - y["contribution"]))
+        assert len(a["reasons"]) == len(b["reasons"]), a["unit_id"]
+    assert worst <= 1e-6, worst
+    return worst
 
 
 def main() -> None:
@@ -119,37 +204,31 @@ def main() -> None:
 
     runs: dict[str, list[Clock]] = {"before": [], "now": []}
     rows = {}
-    fast_from = tier_model.BATCH_SHAP_ROWS
     for _ in range(args.repeat):
         for path in ("before", "now"):
-            tier_model.BATCH_SHAP_ROWS = fast_from if path == "now" else 10**12
-            with Clock() as c:
+            with Before() if path == "before" else contextlib.nullcontext(), Clock() as c:
                 rows[path] = explained_scores(bundle, ds, panel, panel.last_month, model_version=version)
             runs[path].append(c)
             print(
                 f"  {path:<6} {len(rows[path]):,} units: {c.wall:6.1f} s wall, {c.cpu:6.1f} s CPU", flush=True
             )
-    tier_model.BATCH_SHAP_ROWS = fast_from
-    worst = 0.0
-    for a, b in zip(rows["before"], rows["now"], strict=True):
-        assert [r["group"] for r in a["reasons"]] == [r["group"] for r in b["reasons"]], a["unit_id"]
-        for x, y in zip(a["reasons"] + a["protective"], b["reasons"] + b["protective"], strict=True):
-            worst = max(worst, abs(x["contribution"] - y["contribution"]))
+    worst = same_rows(rows["before"], rows["now"])
     print(
-        f"reasons identical on all {len(rows['now']):,} units (largest contribution difference {worst:.1g})"
+        f"the same rows on all {len(rows['now']):,} units: probabilities, tiers, risk scores, relative "
+        f"risks, reasons (largest contribution difference {worst:.1g})"
     )
 
-    print(f"\n{'part of one call':<40} {'wall s':>8} {'CPU s':>8}")
+    print(f"\n{'part of one call':<46} {'wall s':>8} {'CPU s':>8}")
     table = parts(bundle, panel)
     for name, c in table.items():
-        print(f"{name:<40} {c.wall:8.2f} {c.cpu:8.2f}")
+        print(f"{name:<46} {c.wall:8.2f} {c.cpu:8.2f}")
     med = {
         p: (statistics.median(c.wall for c in v), statistics.median(c.cpu for c in v))
         for p, v in runs.items()
     }
-    print(f"\n{'explained_scores, every unit':<40} {'wall s':>8} {'CPU s':>8}   (median of {args.repeat})")
+    print(f"\n{'explained_scores, every unit':<46} {'wall s':>8} {'CPU s':>8}   (median of {args.repeat})")
     for p, (w, c) in med.items():
-        print(f"{p:<40} {w:8.1f} {c:8.1f}")
+        print(f"{p:<46} {w:8.1f} {c:8.1f}")
     w0, w1 = med["before"][0], med["now"][0]
     print(
         f"now / before: {w1 / w0:.2f}× the wall time, {med['now'][1] / med['before'][1]:.2f}× the CPU; "

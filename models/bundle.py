@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from sanling.core.config import Config
@@ -31,12 +32,19 @@ class ModelBundle:
     def explained(self, frame: pd.DataFrame, peers: pd.DataFrame, *, top: int = 5) -> list[dict]:
         """Explained scores in the contract's shape (without unit_name/township, which the caller
         adds from the registry) for every row of ``frame``."""
+        return self.scored(frame, peers, top=top)[0]
+
+    def scored(
+        self, frame: pd.DataFrame, peers: pd.DataFrame, *, top: int = 5
+    ) -> tuple[list[dict], np.ndarray]:
+        """:meth:`explained` and the (n, 4) probabilities its rows were rounded from (the batch
+        scorer reuses them for the peers' risk rather than predicting twice)."""
         names = self.feature_names
-        # the frame, not a matrix: the stacked model reads the unit's record and the as-of month too
-        proba = self.model.predict_proba(frame)
+        # the frame, not a matrix: the stacked model reads the unit's record and the as-of month too;
+        # probabilities and contributions in one pass (the same values as predict_proba, contributions)
+        proba, contrib, _ = self.model.proba_and_contributions(frame)
         tiers = decide(proba, self.config.policy, getattr(self.model, "decision_thresholds_", None))
         scores = risk_score(proba)
-        contrib, _ = self.model.contributions(frame)
         reasons, protective = explain_rows(
             contrib,
             frame[names].reset_index(drop=True),
@@ -45,18 +53,24 @@ class ModelBundle:
             top=top,
         )
         out = []
+        # Python floats and ints (``tolist``) once, rather than numpy scalars row by row: the same values
+        p_rows, score_list, tier_list = (
+            proba.tolist(),
+            np.asarray(scores).tolist(),
+            np.asarray(tiers).tolist(),
+        )
         for i, (uid, as_of) in enumerate(zip(frame["unit_id"], frame["as_of"], strict=True)):
-            tier = TIERS[int(tiers[i])]
+            tier = TIERS[int(tier_list[i])]
             out.append(
                 {
                     "unit_id": str(uid),
                     "as_of": str(as_of),
                     "tier": tier,
                     "tier_zh": TIER_ZH[tier],
-                    "risk_score": float(scores[i]),
-                    "probabilities": {t: round(float(proba[i, k]), 4) for k, t in enumerate(TIERS)},
+                    "risk_score": float(score_list[i]),
+                    "probabilities": {t: round(p, 4) for t, p in zip(TIERS, p_rows[i], strict=True)},
                     "reasons": reasons[i],
                     "protective": protective[i],
                 }
             )
-        return out
+        return out, proba

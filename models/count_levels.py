@@ -452,13 +452,17 @@ class CountLevels:
         return np.log(p / (1 - p))
 
     def contributions(self, frame: pd.DataFrame, level: int, centre: float) -> np.ndarray:
-        """(n, features) parts of ``logit P(tier ≥ LEVELS[level]) − centre``, adding up exactly.
+        """The parts of :meth:`logits_and_contributions` alone."""
+        return self.logits_and_contributions(frame, level, centre)[1]
 
-        Each outcome's log rate is linear in its design, so a column's part of it is coefficient
-        × standardised value; these are weighted by the outcome's share of d η / d log λ and
-        by d logit / d log η = η / P, then summed by the feature the column is read from. What this
-        first-order split leaves — the calendar trend, the posterior multipliers, the curvature — goes
-        to ``RECORD_FEATURE`` (the unit's long-run rate of events), so the parts add up exactly."""
+    def logits_and_contributions(self, frame: pd.DataFrame, level: int, centre: float) -> tuple:
+        """``(logits(frame), (n, features) parts of logit P(tier ≥ LEVELS[level]) − centre)``, from
+        one computation of the rates (the batch scorer needs both). Each outcome's log rate is linear
+        in its design, so a column's part of it is coefficient × standardised value; these are
+        weighted by the outcome's share of d η / d log λ and by d logit / d log η = η / P, then summed
+        by the feature the column is read from. What this first-order split leaves — the calendar
+        trend, the posterior multipliers, the curvature — goes to ``RECORD_FEATURE`` (the unit's
+        long-run rate of events), so the parts add up exactly."""
         S = self._static(frame)
         logf = self._log_frailty(frame, S)
         types = self._types(frame)
@@ -471,14 +475,14 @@ class CountLevels:
             Z = dz.transform(self._rate_design(frame, S, logf, c))
             lam[:, ci] = reg.predict(Z)
             parts.append(Z * reg.coef_)
-        eta = self._eta(lam, types)[:, level]
-        p = np.clip(-np.expm1(-eta), 1e-6, 1 - 1e-6)
+        eta_all = self._eta(lam, types)
+        p_all = np.clip(-np.expm1(-eta_all), 1e-6, 1 - 1e-6)  # as ``probabilities``, to the last bit
+        eta, p = eta_all[:, level], p_all[:, level]
         gain = eta / p
         # d η / d log λ_v: each hazard column's slope (central difference) × its weight
         step = 1e-4
-        slope = (self._hazard_inputs(lam * np.exp(step)) - self._hazard_inputs(lam * np.exp(-step))) / (
-            2 * step
-        )
+        up, down = self._hazard_inputs(lam * np.exp(step)), self._hazard_inputs(lam * np.exp(-step))
+        slope = (up - down) / (2 * step)
         w = np.zeros((len(lam), len(self.hazard_columns_)))
         for t in self.types_:
             w[types == t] = self.weights_[t][LEVELS[level]][:-1]
@@ -493,4 +497,4 @@ class CountLevels:
         total = np.log(p / (1 - p)) - centre
         rest = index.get(RECORD_FEATURE, 0)
         out[:, rest] += total - out.sum(axis=1)
-        return out
+        return np.log(p_all / (1 - p_all)), out

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from math import copysign
 
 import numpy as np
 import pandas as pd
@@ -121,33 +122,57 @@ def explain_rows(
     }
     rounded = np.round(group_sum, 3)
     order = np.argsort(-group_sum, axis=1)
-    up_ok, down_ok = group_sum >= min_abs, group_sum <= -min_abs
+    # A row's reasons: its groups in ``order`` that pass the threshold and whose strongest member has
+    # a value ("not recorded" moves the model but is nothing a clerk can check or fix), the first
+    # ``top``; protective factors the same from the other end. Chosen for all rows at once, so only
+    # the reasons shown are rendered.
+    recorded = numeric[None, :] & ~np.isnan(num_vals)
+    for j, col in text_cols.items():
+        recorded[:, j] = np.array([v is not None for v in col], dtype=bool)
+    rows = np.arange(n)[:, None]
+    chosen = {}
+    for sign, ok, o in ((+1, group_sum >= min_abs, order), (-1, group_sum <= -min_abs, order[:, ::-1])):
+        usable = np.take_along_axis(ok & recorded[rows, best[sign]], o, axis=1)
+        usable &= np.cumsum(usable, axis=1) <= top
+        r_idx, pos = np.nonzero(usable)  # row-major: per row, strongest first
+        chosen[sign] = (r_idx, o[r_idx, pos])
+    cache: dict[tuple, str] = {}
 
-    def reason(r: int, g: int, sign: int) -> dict | None:
-        j = best[sign][r, g]
-        spec = specs[j]
-        if numeric[j]:
-            v = num_vals[r, j]
-            value = None if np.isnan(v) else (int(v) if v.is_integer() else round(float(v), 3))
-        else:
-            value = text_cols[j][r]
-        if value is None:  # "not recorded" moves the model but is nothing a clerk can check or fix
-            return None
-        return {
-            "feature": spec.name,
-            "group": spec.group,
-            "group_zh": spec.group_zh,
-            "value": value,
-            "contribution": float(rounded[r, g]),
-            "text_zh": render(spec, value, peer_vals[r, j]),
-        }
+    def build(sign: int) -> list[list[dict]]:
+        r_idx, g_idx = chosen[sign]
+        j_idx = best[sign][r_idx, g_idx]
+        raw = num_vals[r_idx, j_idx].tolist()
+        peer = peer_vals[r_idx, j_idx].tolist()
+        contribution = rounded[r_idx, g_idx].tolist()
+        out: list[list[dict]] = [[] for _ in range(n)]
+        for k, (r, j) in enumerate(zip(r_idx.tolist(), j_idx.tolist(), strict=True)):
+            spec = specs[j]
+            if numeric[j]:
+                v = raw[k]
+                value = int(v) if v.is_integer() else round(v, 3)
+            else:
+                value = text_cols[j][r]
+            # the sign of a zero too: -0.0 == 0 but renders as "-0%" in a percentage
+            key = (
+                j,
+                value,
+                peer[k],
+                copysign(1.0, value) if type(value) is float else 0.0,
+                copysign(1.0, peer[k]),
+            )
+            text = cache.get(key)
+            if text is None:
+                text = cache[key] = render(spec, value, peer[k])
+            out[r].append(
+                {
+                    "feature": spec.name,
+                    "group": spec.group,
+                    "group_zh": spec.group_zh,
+                    "value": value,
+                    "contribution": contribution[k],
+                    "text_zh": text,
+                }
+            )
+        return out
 
-    reasons: list[list[dict]] = []
-    protective: list[list[dict]] = []
-    for r in range(n):
-        o = order[r]
-        up = (reason(r, g, +1) for g in o if up_ok[r, g])
-        down = (reason(r, g, -1) for g in o[::-1] if down_ok[r, g])
-        reasons.append([x for x in up if x is not None][:top])
-        protective.append([x for x in down if x is not None][:top])
-    return reasons, protective
+    return build(+1), build(-1)

@@ -351,9 +351,11 @@ class TierModel:
             full[used] = w[:-1]
             self.stack_.append((*(float(v) for v in full), float(w[-1])))
 
-    def _stack_inputs(self, frame: pd.DataFrame | np.ndarray, X: np.ndarray) -> np.ndarray:
+    def _stack_inputs(
+        self, frame: pd.DataFrame | np.ndarray, X: np.ndarray, count_logits: np.ndarray | None = None
+    ) -> np.ndarray:
         """(n, 3 levels, 4 inputs): bag-mean margin, record log-odds, linear log-odds, count-model
-        log-odds (0 when off)."""
+        log-odds (0 when off; ``count_logits`` when the caller has them)."""
         out = np.zeros((len(X), len(CUMULATIVE_LEVELS), N_INPUTS))
         out[:, :, 0] = self._margins(X)
         needs_frame = getattr(self, "history_", None) is not None or getattr(self, "count_", None) is not None
@@ -364,7 +366,7 @@ class TierModel:
         if getattr(self, "linear_", None) is not None:
             out[:, :, 2] = self.linear_.logits(X)
         if getattr(self, "count_", None) is not None:
-            out[:, :, 3] = self.count_.logits(frame)
+            out[:, :, 3] = self.count_.logits(frame) if count_logits is None else count_logits
         return out
 
     # -- prediction --------------------------------------------------------------------------
@@ -394,21 +396,40 @@ class TierModel:
         Takes the feature frame (a bare matrix only for a model without the record term)."""
         if self.params.formulation != "cumulative":
             raise ValueError("calibrated cumulative logits exist only for the cumulative formulation")
-        inputs = self._stack_inputs(frame, self._matrix(frame))
+        return self._stacked(self._stack_inputs(frame, self._matrix(frame)))
+
+    def _stacked(self, inputs: np.ndarray) -> np.ndarray:
         w = np.array([s[:N_INPUTS] for s in self.stack_])  # (3 levels, 4 inputs)
         return np.einsum("nki,ki->nk", inputs, w) + np.array([s[N_INPUTS] for s in self.stack_])
+
+    @staticmethod
+    def _cumulative_proba(logits: np.ndarray) -> np.ndarray:
+        ge = _sigmoid(logits)
+        n = len(ge)
+        ge = np.minimum.accumulate(ge, axis=1)  # P(≥yellow) ≥ P(≥orange) ≥ P(red)
+        ge = np.column_stack([np.ones(n), ge, np.zeros(n)])
+        return np.clip(ge[:, :-1] - ge[:, 1:], 0.0, 1.0)
 
     def predict_proba(self, frame: pd.DataFrame | np.ndarray) -> np.ndarray:
         """(n, 4) calibrated probabilities of blue, yellow, orange, red; rows sum to 1."""
         if self.params.formulation == "cumulative":
-            ge = _sigmoid(self.calibrated_logits(frame))
-            n = len(ge)
-            ge = np.minimum.accumulate(ge, axis=1)  # P(≥yellow) ≥ P(≥orange) ≥ P(red)
-            ge = np.column_stack([np.ones(n), ge, np.zeros(n)])
-            proba = ge[:, :-1] - ge[:, 1:]
-        else:
-            proba = _softmax(self._raw_multiclass(self._matrix(frame)) / self.stack_[0][0])
-        return np.clip(proba, 0.0, 1.0)
+            return self._cumulative_proba(self.calibrated_logits(frame))
+        return np.clip(_softmax(self._raw_multiclass(self._matrix(frame)) / self.stack_[0][0]), 0.0, 1.0)
+
+    def proba_and_contributions(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(predict_proba(frame), *contributions(frame))`` — the same values — in one pass: the
+        encoded matrix, the count model's rates and the record term are computed once (batch scoring)."""
+        if self.params.formulation != "cumulative":
+            raise ValueError("explanations need the cumulative formulation")
+        X = self._matrix(frame)
+        i = CUMULATIVE_LEVELS.index(EXPLAINED_LEVEL)
+        count = None
+        if getattr(self, "count_", None) is not None and self.stack_[i][3] != 0.0:
+            count = self.count_.logits_and_contributions(frame, i, float(self.count_centre_[i]))
+        inputs = self._stack_inputs(frame, X, None if count is None else count[0])
+        proba = self._cumulative_proba(self._stacked(inputs))
+        record = inputs[:, i, 1] if getattr(self, "history_", None) is not None else None
+        return proba, *self._contributions(frame, X, None if count is None else count[1], record)
 
     def contributions(self, frame: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Contributions to the stacked log-odds of P(tier ≥ orange).
@@ -420,7 +441,16 @@ class TierModel:
         """
         if self.params.formulation != "cumulative":
             raise ValueError("explanations need the cumulative formulation")
-        X = self._matrix(frame)
+        return self._contributions(frame, self._matrix(frame))
+
+    def _contributions(
+        self,
+        frame: pd.DataFrame | np.ndarray,
+        X: np.ndarray,
+        count_parts: np.ndarray | None = None,
+        record: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`contributions`, given the count model's parts and the record log-odds when known."""
         i = CUMULATIVE_LEVELS.index(EXPLAINED_LEVEL)
         a, c, d, e, b = self.stack_[i]
         bag = self.members_[i]
@@ -433,15 +463,16 @@ class TierModel:
             if isinstance(frame, np.ndarray):
                 raise ValueError("this model stacks the count model: pass the feature frame, not a matrix")
             centre = float(self.count_centre_[i])
-            contrib += e * self.count_.contributions(frame, i, centre)
+            contrib += e * (
+                self.count_.contributions(frame, i, centre) if count_parts is None else count_parts
+            )
             base = base + e * centre
         if getattr(self, "history_", None) is not None and c != 0.0:
             if isinstance(frame, np.ndarray):
                 raise ValueError("this model stacks the unit's record: pass the feature frame, not a matrix")
             centre = float(self.history_["mean_logit"][i])
-            contrib[:, self.feature_names.index(EXPLAINED_SHARE)] += c * (
-                self._history_logits(frame)[:, i] - centre
-            )
+            record = self._history_logits(frame)[:, i] if record is None else record
+            contrib[:, self.feature_names.index(EXPLAINED_SHARE)] += c * (record - centre)
             base = base + c * centre
         return contrib, base
 

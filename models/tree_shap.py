@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -202,8 +203,9 @@ def _goes_left(trees: _Trees, XT: np.ndarray) -> np.ndarray:
     return left
 
 
-def _codes(trees: _Trees, X: np.ndarray, rows_per_chunk: int) -> np.ndarray:
-    """(T, n) the decision pattern of every row in every tree (bit b: node b of the tree goes left)."""
+def _codes(trees: _Trees, X: np.ndarray, rows_per_chunk: int, pool: Executor | None = None) -> np.ndarray:
+    """(T, n) the decision pattern of every row in every tree (bit b: node b of the tree goes left);
+    blocks of rows on ``pool``'s threads when given."""
     n, T = len(X), len(trees.node_start) - 1
     sizes = np.diff(trees.node_start)
     # node g of tree t sits at row t * width + its local index of a padded (T * width, n) layout
@@ -211,25 +213,48 @@ def _codes(trees: _Trees, X: np.ndarray, rows_per_chunk: int) -> np.ndarray:
     local = np.arange(len(trees.feature)) - np.repeat(trees.node_start[:-1], sizes)
     padded = np.repeat(np.arange(T), sizes) * width + local
     codes = np.empty((T, n), dtype=np.int32)
-    for a in range(0, n, rows_per_chunk):
-        XT = np.ascontiguousarray(X[a : a + rows_per_chunk].T)
+
+    def block(span: tuple[int, int]) -> None:
+        XT = np.ascontiguousarray(X[span[0] : span[1]].T)
         bits = np.zeros((T * width, XT.shape[1]), dtype=np.int32)
         bits[padded] = _goes_left(trees, XT)
         bits = bits.reshape(T, width, -1)
         code = bits[:, 0].copy()
         for b in range(1, width):
             code |= bits[:, b] << b
-        codes[:, a : a + rows_per_chunk] = code
+        codes[:, span[0] : span[1]] = code
+
+    list((pool.map if pool is not None else map)(block, _spans(n, rows_per_chunk)))
     return codes
 
 
+def _spans(n: int, size: int) -> list[tuple[int, int]]:
+    return [(a, min(a + size, n)) for a in range(0, n, size)]
+
+
 def _shapley(trees: _Trees, tree: np.ndarray, code: np.ndarray) -> np.ndarray:
-    """(P, L, K) each player's Shapley value in its leaf's game, for P (tree, decision pattern) pairs."""
-    s = ((code[:, None, None] & trees.mask[tree]) == trees.want[tree]).astype(np.float64)
-    r = trees.ratio[tree]
-    K = s.shape[2]
+    """(P, L, K) each player's Shapley value in its leaf's game, for P (tree, decision pattern) pairs.
+
+    A leaf's game depends on the pattern only through the bits of its own players: many patterns
+    of a tree give a leaf the same bits, so each distinct (tree, leaf, bits) is computed once —
+    with the same operations, so the values are those of computing every pair."""
+    P, L, K = len(tree), trees.mask.shape[1], trees.mask.shape[2]
+    bits = (code[:, None, None] & trees.mask[tree]) == trees.want[tree]  # (P, L, K)
+    key = (tree[:, None] * L + np.arange(L)) << K | (bits.astype(np.int64) << np.arange(K)).sum(axis=2)
+    _, first, inverse = np.unique(key.ravel(), return_index=True, return_inverse=True)
+    leaf = first % L
+    t = tree[first // L]
+    phi = _leaf_shapley(
+        bits.reshape(P * L, K)[first].astype(np.float64), trees.ratio[t, leaf], trees.value[t, leaf]
+    )
+    return phi[inverse.ravel()].reshape(P, L, K)
+
+
+def _leaf_shapley(s: np.ndarray, r: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """(U, K) the players' Shapley values of U leaf games: bits ``s``, ratios ``r``, leaf values."""
+    K = s.shape[-1]
     # Π_j (r_j + s_j z): coefficients of z^0 … z^K
-    poly = np.zeros((*s.shape[:2], K + 1))
+    poly = np.zeros((*s.shape[:-1], K + 1))
     poly[..., 0] = 1.0
     for j in range(K):
         shifted = np.zeros_like(poly)
@@ -248,7 +273,25 @@ def _shapley(trees: _Trees, tree: np.ndarray, code: np.ndarray) -> np.ndarray:
             total += w[m] * quot
             q = poly[..., m] - ri * q
         phi[..., i] = (si - ri) * total
-    return phi * trees.value[tree][..., None]
+    return phi * value[..., None]
+
+
+_flat: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _flattened(boosters: list[lgb.Booster], num_iterations: list[int | None]) -> _Trees:
+    """:func:`_flatten`, kept (weakly, by the bag's first booster) for the next call on the same bag."""
+    got = _flat.get(boosters[0])
+    if (
+        got is not None
+        and len(got[0]) == len(boosters)
+        and all(r() is b for r, b in zip(got[0], boosters, strict=True))
+        and got[1] == num_iterations
+    ):
+        return got[2]
+    trees = _flatten(boosters, num_iterations)
+    _flat[boosters[0]] = (tuple(weakref.ref(b) for b in boosters), list(num_iterations), trees)
+    return trees
 
 
 def contributions(
@@ -258,6 +301,7 @@ def contributions(
     *,
     rows_per_chunk: int = 2048,
     pairs_per_chunk: int = 4096,
+    threads: int = 2,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The mean TreeSHAP contributions of ``boosters`` (binary), as ``pred_contrib`` gives them.
 
@@ -265,19 +309,24 @@ def contributions(
     ----------
     boosters : the bag; their raw margins are averaged, so are their contributions.
     X : (n, F) float32 matrix. num_iterations : per booster, its trees used (None/0: all).
+    threads : the decision patterns, the Shapley values and the gathering back to the rows run in
+        this many threads (numpy releases the GIL). Each piece of work — a block of rows, a block of
+        (tree, pattern) pairs — is computed as it would be alone, so the values do not depend on it.
 
     Returns
     -------
     ``(contrib (n, F), bias (n,))`` with ``contrib.sum(1) + bias`` the bag-mean raw margin.
     """
     num_iterations = num_iterations or [None] * len(boosters)
-    trees = _flatten(boosters, [it or None for it in num_iterations])
+    trees = _flattened(boosters, [it or None for it in num_iterations])
     X = np.asarray(X, dtype=np.float32)
     n, F = X.shape
     out = np.zeros((F, n))
     T = len(trees.tree_features)
-    if T and n:
-        codes = _codes(trees, X, rows_per_chunk)
+    if not (T and n):
+        return out.T, np.full(n, trees.bias)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        codes = _codes(trees, X, rows_per_chunk, pool)
         # the distinct patterns of each tree, and each row's index among them
         pair_tree, pair_code, offsets = [], [], np.zeros(T + 1, dtype=np.int64)
         for t in range(T):
@@ -293,17 +342,25 @@ def contributions(
         pair_tree_a, pair_code_a = np.concatenate(pair_tree), np.concatenate(pair_code)
         J = max(len(f) for f in trees.tree_features)
         per_pair = np.zeros((len(pair_tree_a), J))
-        for a in range(0, len(pair_tree_a), pairs_per_chunk):
-            tp, cp = pair_tree_a[a : a + pairs_per_chunk], pair_code_a[a : a + pairs_per_chunk]
+
+        def shapley(span: tuple[int, int]) -> None:
+            tp, cp = pair_tree_a[span[0] : span[1]], pair_code_a[span[0] : span[1]]
             phi = _shapley(trees, tp, cp)
             slot = trees.slot[tp]
             keep = slot >= 0
             flat = (np.arange(len(tp))[:, None, None] * J + slot)[keep]
-            per_pair[a : a + len(tp)] = np.bincount(flat, weights=phi[keep], minlength=len(tp) * J).reshape(
+            per_pair[span[0] : span[1]] = np.bincount(flat, weights=phi[keep], minlength=len(tp) * J).reshape(
                 len(tp), J
             )
-        for t in range(T):
-            feats = trees.tree_features[t]
-            block = per_pair[offsets[t] : offsets[t + 1], : len(feats)].T  # (k, u)
-            out[feats] += np.take(block, codes[t], axis=1)
+
+        list(pool.map(shapley, _spans(len(pair_tree_a), pairs_per_chunk)))
+
+        def gather(span: tuple[int, int]) -> None:
+            part = out[:, span[0] : span[1]]
+            for t in range(T):
+                feats = trees.tree_features[t]
+                block = per_pair[offsets[t] : offsets[t + 1], : len(feats)].T  # (k, u)
+                part[feats] += np.take(block, codes[t, span[0] : span[1]], axis=1)
+
+        list(pool.map(gather, _spans(n, -(-n // max(1, threads)))))
     return out.T, np.full(n, trees.bias)

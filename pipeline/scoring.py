@@ -56,13 +56,18 @@ def explained_scores(
         frame = frame_at(bundle, panel, as_of)
     if peers is None:
         peers = peer_means(frame, bundle.feature_names)
-    if peer_risk is None:
-        peer_risk = peer_risk_table(bundle, frame)
-    if unit_ids is not None:
-        pos = pd.Index(frame["unit_id"]).get_indexer(list(unit_ids))
-        pos = pos[pos >= 0]
-        frame, peers = frame.iloc[pos], peers.iloc[pos]
-    rows = bundle.explained(frame, peers)
+    if peer_risk is None and unit_ids is None:
+        # every row of the month is explained: the peers' risk reads the same probabilities
+        rows, full = bundle.scored(frame, peers)
+        peer_risk = peer_risk_from(frame, full)
+    else:
+        if peer_risk is None:
+            peer_risk = peer_risk_table(bundle, frame)
+        if unit_ids is not None:
+            pos = pd.Index(frame["unit_id"]).get_indexer(list(unit_ids))
+            pos = pos[pos >= 0]
+            frame, peers = frame.iloc[pos], peers.iloc[pos]
+        rows = bundle.explained(frame, peers)
     proba = np.array([[r["probabilities"][t] for t in TIERS] for r in rows], dtype=np.float64).reshape(-1, 4)
     for r, extra in zip(rows, forecast_context(bundle, frame, proba, peer_risk), strict=True):
         r.update(extra)

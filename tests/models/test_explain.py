@@ -93,3 +93,51 @@ def test_missing_values_are_not_reasons_and_shares_read_as_percent():
     contrib[0, 2] = 0.2
     reasons, _ = explain_rows(contrib, values, peers, SPECS)
     assert [r["feature"] for r in reasons[0]] == ["mediators"]
+
+
+def test_batch_choice_equals_the_row_by_row_reasons():
+    """The vectorised choice of reasons against the row-by-row computation it replaced: missing
+    values skipped, ties, thresholds, ``top`` cut-offs, text columns — the same lists to the letter."""
+    from reference_reasons import explain_rows_row_by_row
+
+    rng = np.random.default_rng(3)
+    n = 400
+    specs = [*SPECS, ReasonSpec("share", "s", "以往{value_pct}，平均{peer_pct}", "history", "以往预警情况")]
+    specs += [
+        ReasonSpec(f"x{k}", f"x{k}", f"x{k}为{{value}}，平均{{peer}}", f"g{k % 4}", f"组{k}")
+        for k in range(8)
+    ]
+    values = pd.DataFrame({s.name: rng.integers(0, 4, n).astype(float) for s in specs})
+    values["industry"] = pd.Categorical(rng.choice(["煤炭", "化工", None], n))
+    values["share"] = rng.random(n)
+    values["x3"] = np.round(rng.normal(size=n), 4)
+    values = values.mask(rng.random(values.shape) < 0.15)  # not recorded: never a reason
+    values["industry"] = values["industry"].astype("category")
+    peers = pd.DataFrame({s.name: rng.random(n) * 3 for s in specs}).assign(industry=np.nan)
+    contrib = np.round(rng.normal(scale=0.2, size=(n, len(specs))), 2)  # ties between groups
+    contrib[rng.random(contrib.shape) < 0.2] = 0.0
+    for top in (1, 3, 5):
+        got = explain_rows(contrib, values, peers, specs, top=top)
+        want = explain_rows_row_by_row(contrib, values, peers, specs, top=top)
+        assert got == want
+        assert any(len(r) == top for r in got[0]) and any(r == [] for r in got[1])
+        # the same value types, not only equal values (1 and 1.0 compare equal)
+        assert [type(x["value"]) for r in got[0] for x in r] == [type(x["value"]) for r in want[0] for x in r]
+
+
+def test_a_rendered_text_is_reused_only_for_the_same_value_and_sign():
+    """-0.0 equals 0 but reads "-0%": texts kept between rows must not mix them up."""
+    from reference_reasons import explain_rows_row_by_row
+
+    spec = [ReasonSpec("share", "s", "以往{value_pct}，平均{peer_pct}", "history", "以往预警情况")]
+    values = pd.DataFrame({"share": [0.0, -0.0004, 0.0, 0.5]})
+    peers = pd.DataFrame({"share": [0.0, 0.0, -0.0, 0.0]})
+    contrib = np.full((4, 1), 0.3)
+    got = explain_rows(contrib, values, peers, spec)
+    assert got == explain_rows_row_by_row(contrib, values, peers, spec)
+    assert [r[0]["text_zh"] for r in got[0]] == [
+        "以往0%，平均0%",
+        "以往-0%，平均0%",
+        "以往0%，平均-0%",
+        "以往50%，平均0%",
+    ]

@@ -95,3 +95,20 @@ def test_large_trees_are_left_to_lightgbm():
     assert not tree_shap.supports(bag, [None])
     small, _ = _bag({}, seeds=(0,), rounds=3)
     assert tree_shap.supports(small, [None])
+
+
+def test_each_distinct_leaf_game_once_gives_the_values_of_every_pair():
+    """The Shapley values computed once per distinct (tree, leaf, bits) equal, bit for bit, those
+    computed for every (tree, pattern) pair and every leaf."""
+    bag, X = _bag({})
+    trees = tree_shap._flatten(bag, [None] * len(bag))
+    codes = tree_shap._codes(trees, X, rows_per_chunk=400)
+    tree = np.repeat(np.arange(codes.shape[0]), codes.shape[1])
+    code = codes.ravel()
+    pairs = np.unique(np.column_stack([tree, code]), axis=0)
+    tree, code = pairs[:, 0], pairs[:, 1].astype(np.int32)
+    s = ((code[:, None, None] & trees.mask[tree]) == trees.want[tree]).astype(float)
+    every = tree_shap._leaf_shapley(s, trees.ratio[tree], trees.value[tree])
+    once = tree_shap._shapley(trees, tree, code)
+    assert once.shape == every.shape and np.array_equal(once, every)
+    assert np.abs(every).sum() > 0
