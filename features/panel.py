@@ -181,6 +181,18 @@ class Panel:
 
         return self._memo("last_event", make)
 
+    @property
+    def total_dtype(self) -> type:
+        """int32 for sums over this panel's events when every unit's total of every channel over
+        all categories, doubled (a year-on-year change is 2·year − two years), fits int32; else int64."""
+
+        def make() -> type:
+            last = self.cum[:, -1, :].astype(np.int64).reshape(len(self.categories), len(CHANNELS), -1)
+            most = int(last.sum(axis=0).max()) if last.size else 0
+            return np.int32 if 2 * most < np.iinfo(np.int32).max else np.int64
+
+        return self._memo("total_dtype", make)
+
     def _memo(self, key: str, make):
         if key not in self._cache:
             self._cache[key] = make()
