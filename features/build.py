@@ -32,7 +32,13 @@ from sanling.features.declaration import (
     YEAR_WINDOW,
     Feature,
 )
-from sanling.features.frame_blocks import fill_blocks, numeric_blocks, numeric_frame
+from sanling.features.frame_blocks import (
+    fill_blocks,
+    month_array_keys,
+    numeric_blocks,
+    numeric_frame,
+    release_month_arrays,
+)
 from sanling.features.grid import as_of_offsets
 from sanling.features.labels import LABEL, OUTCOME_PREFIX, label_columns, monthly_tiers, validate_tier_rules
 from sanling.features.late import late_view
@@ -405,8 +411,8 @@ KERNELS: dict[str, Callable[[_Context, Feature], np.ndarray]] = {
 
 def _compute(ctx: _Context, f: Feature) -> np.ndarray:
     if f.category != ctx.category and ctx.category is not None:
-        # The 3- and 24-month totals serve the category's own ratios only (the peers and per-capita
-        # rates read the 12-month ones): let them go (recomputed if ever asked for again).
+        # The 3- and 24-month totals serve the category's own ratios only (peers and per-capita
+        # rates read the 12-month ones): let them go (recomputed if asked for again).
         for window in (SHORT_WINDOW, 2 * YEAR_WINDOW):
             ctx.cache.pop(("window", "count", ctx.category, window, False), None)
     ctx.category = f.category
@@ -460,12 +466,12 @@ def build_frame(
 
     numeric = [f for f in registry if f.dtype != "category"]
     blocks = numeric_blocks(numeric, n)
-    # A frame of many months for every unit (training, backtests) lets the panel's month arrays
-    # go once read; a request for one month or a few units keeps them for the next one.
-    release = panel._cache if rows is None and len(t) > 1 else None
-    compute = partial(_compute, ctx)
-    overflow = fill_blocks(blocks, numeric, compute, len(t), n_rows_u, release)
-    del compute, ctx  # its caches and the late correction are not needed by the columns and labels below
+    # A frame of many months for every unit (training, backtests) lets the panel's month arrays go
+    # once read; a request for one month or a few units keeps them for the next one.
+    kept, many = set(month_array_keys(panel._cache)), rows is None and len(t) > 1
+    between = partial(release_month_arrays, panel._cache, kept, ctx.late) if many else None
+    overflow = fill_blocks(blocks, numeric, partial(_compute, ctx), len(t), n_rows_u, between)
+    del between, ctx  # its caches and the late correction are not needed by the columns and labels below
     frame = numeric_frame(blocks, numeric, overflow)
     del blocks, overflow
 

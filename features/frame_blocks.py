@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from sanling.features.declaration import Feature
+from sanling.features.late import LateView
 
 STORAGE_DTYPES: tuple[str, ...] = ("float32", "int16")
 _INT16 = np.iinfo(np.int16)
@@ -55,8 +56,19 @@ _MONTH_ARRAY_CACHE = frozenset(
 )
 
 
-def _month_arrays(cache: dict) -> list:
+def month_array_keys(cache: dict) -> list:
+    """The keys of a panel's cache that hold (category ×) month × unit arrays."""
     return [k for k in cache if (k[0] if isinstance(k, tuple) else k) in _MONTH_ARRAY_CACHE]
+
+
+def release_month_arrays(cache: dict, kept: set, late: LateView | None) -> None:
+    """Drop the month arrays of a panel's ``cache`` that are not in ``kept``, and what the late
+    correction kept for the kernels that read them."""
+    for key in month_array_keys(cache):
+        if key not in kept:
+            del cache[key]
+    if late is not None:
+        late.drop_month_memos()
 
 
 def fill_blocks(
@@ -65,16 +77,16 @@ def fill_blocks(
     compute: Callable[[Feature], np.ndarray],
     n_as_of: int,
     n_rows: int,
-    release: dict | None = None,
+    between: Callable[[], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Write each feature's ``compute(f)`` — (n_as_of | 1, rows | 1), broadcast, flattened as-of
     major — into the column of ``blocks[f.dtype]`` that its order among that dtype's features gives.
     Returns the int16 features with a value outside int16, as float32 columns (their int16 columns
     are left unwritten).
 
-    ``release``: a panel's cache. The features that read its month arrays are computed first, and
-    the arrays they added to it are dropped before the other features fill the blocks — a frame of
-    every month would otherwise hold them on top of itself (the values do not depend on the order).
+    ``between``: the features of :data:`MONTH_ARRAY_KINDS` are computed first, then ``between()``
+    is called (to let their arrays go) before the other features fill the blocks — a frame of every
+    month would otherwise hold those arrays on top of itself (the values do not depend on the order).
     """
     overflow: dict[str, np.ndarray] = {}
     slot, column = {}, dict.fromkeys(blocks, 0)
@@ -82,19 +94,16 @@ def fill_blocks(
         slot[f.name] = column[f.dtype]
         column[f.dtype] += 1
     order = numeric
-    if release is not None:
+    if between is not None:
         order = sorted(numeric, key=lambda f: f.kind not in MONTH_ARRAY_KINDS)  # stable
-        kept = set(_month_arrays(release))
     for i, f in enumerate(order):
         if (
-            release is not None
+            between is not None
             and i
             and order[i - 1].kind in MONTH_ARRAY_KINDS
             and f.kind not in MONTH_ARRAY_KINDS
         ):
-            for k in _month_arrays(release):
-                if k not in kept:
-                    del release[k]
+            between()
         values = compute(f)
         if f.dtype == "int16" and not fits_int16(values):
             overflow[f.name] = np.empty(n_as_of * n_rows, dtype=np.float32)

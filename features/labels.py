@@ -247,7 +247,8 @@ def _window_totals(
     n_units = panel.n_units
     casualties = np.zeros((len(t), n_units), dtype=dtype) if "casualties" in wanted else None
     events = np.zeros((len(t), n_units), dtype=dtype) if "events" in wanted else None
-    unresolved = panel.open_within(horizon_months) if any(n.endswith("_unresolved") for n in wanted) else None
+    # Every category's open events when all are wanted (kept on the panel), else those named alone.
+    unresolved = panel.open_within(horizon_months) if names is None else None
     for ci, c in enumerate(panel.categories):
         n = panel.channel("count", ci)
         count = n[end + 1].astype(dtype) - n[t + 1] if c in wanted or events is not None else None
@@ -257,7 +258,8 @@ def _window_totals(
             e = panel.channel("escalated", ci)
             out[f"{c}_escalated"] = e[end + 1].astype(dtype) - e[t + 1]
         if f"{c}_unresolved" in wanted:
-            out[f"{c}_unresolved"] = unresolved[ci, end].astype(dtype)
+            still_open = unresolved[ci] if unresolved is not None else panel.open_within(horizon_months, ci)
+            out[f"{c}_unresolved"] = still_open[end].astype(dtype)
         if casualties is not None:
             k = panel.channel("casualties", ci)
             casualties += k[end + 1].astype(dtype) - k[t + 1]
