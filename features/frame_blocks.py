@@ -117,16 +117,25 @@ def numeric_frame(
     blocks: dict[str, np.ndarray], numeric: list[Feature], overflow: dict[str, np.ndarray]
 ) -> pd.DataFrame:
     """The numeric features in registry order over ``blocks`` (column j of ``blocks[dtype]`` is the
-    j-th feature of that dtype), without copying them — pandas keeps a block's columns wherever they
-    sit in the frame; the features in ``overflow`` (name → float32 column) replace their int16 column."""
-    parts = [
-        pd.DataFrame(block, columns=[f.name for f in numeric if f.dtype == dtype], copy=False)
-        for dtype, block in blocks.items()
-        if block.shape[1]
-    ]
-    if not parts:
-        return pd.DataFrame(index=pd.RangeIndex(next(iter(blocks.values())).shape[0]))
-    frame = pd.concat(parts, axis=1)[[f.name for f in numeric]] if len(parts) > 1 else parts[0]
+    j-th feature of that dtype), without copying them — a pandas block's columns may sit anywhere in
+    the frame; the features in ``overflow`` (name → float32 column) replace their int16 column."""
+    n_rows = next(iter(blocks.values())).shape[0]
+    names = [f.name for f in numeric]
+    try:  # pandas ≥ 3: the blocks placed directly (a serving call builds a one-row frame: 0.3 ms)
+        from pandas.api.internals import create_dataframe_from_blocks
+    except ImportError:  # pandas 2: by concatenation and selection, still without a copy (3.7 ms)
+        parts = [
+            pd.DataFrame(block, columns=[f.name for f in numeric if f.dtype == dtype], copy=False)
+            for dtype, block in blocks.items()
+        ]
+        frame = pd.concat(parts, axis=1)[names]
+    else:
+        dtypes = np.array([f.dtype for f in numeric])
+        frame = create_dataframe_from_blocks(
+            [(block.T, np.flatnonzero(dtypes == dtype)) for dtype, block in blocks.items() if block.shape[1]],
+            index=pd.RangeIndex(n_rows),
+            columns=pd.Index(names),
+        )
     for name, values in overflow.items():
         frame[name] = values
     return frame
