@@ -5,13 +5,15 @@ Training, the backtest, batch scoring and ``POST /v1/score`` all call :func:`bui
 passes one as-of month and a few ``unit_ids`` and gets the same numbers the model was trained on.
 
 Each numeric feature is computed by the kernel its registry entry names (``Feature.kind``) as an
-(as-of × rows) array and written straight into one preallocated Fortran-ordered float32 matrix, which
-becomes the frame's single float block without a copy.
+(as-of × rows) array and written straight into one of two preallocated Fortran-ordered matrices —
+float32, and int16 for the whole-number features (``Feature.dtype``; a value outside int16 sends its
+feature to a float32 column instead) — which become the frame's two numeric blocks without a copy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -29,6 +31,13 @@ from sanling.features.declaration import (
     SHORT_WINDOW,
     YEAR_WINDOW,
     Feature,
+)
+from sanling.features.frame_blocks import (
+    fill_blocks,
+    month_array_keys,
+    numeric_blocks,
+    numeric_frame,
+    release_month_arrays,
 )
 from sanling.features.grid import as_of_offsets
 from sanling.features.labels import LABEL, OUTCOME_PREFIX, label_columns, monthly_tiers, validate_tier_rules
@@ -87,6 +96,7 @@ class _Context:
         self.tier_rules = tier_rules
         self.cat_index = {c: i for i, c in enumerate(panel.categories)}
         self.cache: dict[tuple, np.ndarray] = {}
+        self.category: str | None = None  # of the feature computed last
         # What the final record holds that the records at each as-of month did not (features/late.py).
         self.late = late_view(panel, t, rows)
 
@@ -104,17 +114,21 @@ def _cats(ctx: _Context, f: Feature) -> list[int]:
 def window_total(
     ctx: _Context, variant: str, category: str | None, window: int, all_units: bool = False
 ) -> np.ndarray:
-    """Σ of a channel over months t-window+1 … t (history before the panel counts as zero)."""
+    """Σ of a channel over months t-window+1 … t (history before the panel counts as zero);
+    int32 (int64 for a panel whose totals would not fit)."""
+    # Every unit is asked for anyway: the peers' totals are the rows' totals (one cache entry).
+    all_units = all_units and ctx.rows is not None
     key = ("window", variant, category, window, all_units)
-    # Only totals that several features reuse are kept (memory: each is as-of × units int64).
+    # Only totals that several features reuse are kept (memory: each is as-of × units).
     keep = all_units or (variant == "count" and window in (SHORT_WINDOW, YEAR_WINDOW, 2 * YEAR_WINDOW))
     if key not in ctx.cache:
         p, t = ctx.panel, ctx.t
+        dtype = p.total_dtype
         cis = range(len(ctx.cat_index)) if category is None else [ctx.cat_index[category]]
         total = None
         for ci in cis:
             cum = p.channel(variant, ci)
-            part = ctx.take(cum, t + 1, all_units).astype(np.int64) - ctx.take(
+            part = ctx.take(cum, t + 1, all_units).astype(dtype, copy=False) - ctx.take(
                 cum, np.maximum(t + 1 - window, 0), all_units
             )
             total = part if total is None else total + part
@@ -130,9 +144,10 @@ def window_total(
 def backlog(ctx: _Context, category: str | None, all_units: bool = False) -> np.ndarray:
     """Events of the category (``None``: all) open at the end of each as-of month."""
     cis = range(len(ctx.cat_index)) if category is None else [ctx.cat_index[category]]
+    dtype = ctx.panel.total_dtype
     total = None
     for ci in cis:
-        part = ctx.take(ctx.panel.backlog[ci], ctx.t, all_units).astype(np.int64)
+        part = ctx.take(ctx.panel.backlog[ci], ctx.t, all_units).astype(dtype)
         total = part if total is None else total + part
     if ctx.late is not None:
         ctx.late.add_open(total, None if category is None else ctx.cat_index[category], None, all_units)
@@ -185,6 +200,8 @@ def _k_max_severity(ctx: _Context, f: Feature) -> np.ndarray:
 
 
 def _k_backlog(ctx: _Context, f: Feature) -> np.ndarray:
+    if f.category is None:  # the peers' base too: kept for them
+        return _base_values(ctx, "unresolved_backlog_total", False)
     return backlog(ctx, f.category)
 
 
@@ -243,7 +260,7 @@ def _k_spring_in_window(ctx: _Context, f: Feature) -> np.ndarray:
 def _base_values(ctx: _Context, base: str, all_units: bool) -> np.ndarray:
     """The (as-of × units) values of a peer/per-capita base indicator."""
     if base == "unresolved_backlog_total":
-        key = ("backlog_total", all_units)
+        key = ("backlog_total", all_units and ctx.rows is not None)
         if key not in ctx.cache:
             ctx.cache[key] = backlog(ctx, None, all_units)
         return ctx.cache[key]
@@ -392,6 +409,16 @@ KERNELS: dict[str, Callable[[_Context, Feature], np.ndarray]] = {
 }
 
 
+def _compute(ctx: _Context, f: Feature) -> np.ndarray:
+    if f.category != ctx.category and ctx.category is not None:
+        # The 3- and 24-month totals serve the category's own ratios only (peers and per-capita
+        # rates read the 12-month ones): let them go (recomputed if asked for again).
+        for window in (SHORT_WINDOW, 2 * YEAR_WINDOW):
+            ctx.cache.pop(("window", "count", ctx.category, window, False), None)
+    ctx.category = f.category
+    return KERNELS[f.kind](ctx, f)
+
+
 def _row_index(panel: Panel, unit_ids: Sequence[str] | None) -> np.ndarray | None:
     if unit_ids is None:
         return None
@@ -403,14 +430,6 @@ def _row_index(panel: Panel, unit_ids: Sequence[str] | None) -> np.ndarray | Non
             f"unknown unit_id(s): {', '.join(map(str, missing[:5]))}" + (" …" if len(missing) > 5 else "")
         )
     return idx.astype(np.int64)
-
-
-def _fill(matrix: np.ndarray, numeric: list[Feature], ctx: _Context, n_as_of: int, n_rows: int) -> None:
-    """Write the features of ``ctx``'s as-of months into ``matrix`` (rows as-of major)."""
-    for j, f in enumerate(numeric):
-        values = KERNELS[f.kind](ctx, f)
-        # Kernels return (n_as_of | 1, rows | 1); broadcast and flatten as-of major.
-        matrix[:, j].reshape(n_as_of, n_rows)[...] = values
 
 
 def build_frame(
@@ -427,7 +446,8 @@ def build_frame(
 
     Rows: as-of major, units in registry order. Columns: ``unit_id, as_of`` (str), ``unit_type``
     (category — also a feature), ``township, county`` (str), the features in registry order
-    (float32, registry strings as sorted categories), then ``tier`` (Int8 0–3, <NA> when the outcome
+    (``Feature.dtype``: float32, int16 — float32 in a frame where a value does not fit — and
+    registry strings as sorted categories), then ``tier`` (Int8 0–3, <NA> when the outcome
     window is not entirely in the data) and the window totals the rules name (``next:<outcome>``) if
     ``with_labels``. Peer features always use all units.
     Raises :class:`DataError` for as-of months outside the data or unknown unit ids, and
@@ -444,11 +464,16 @@ def build_frame(
     n_rows_u = panel.n_units if rows is None else len(rows)
     n = len(t) * n_rows_u
 
-    numeric = [f for f in registry if f.dtype == "float32"]
-    matrix = np.empty((n, len(numeric)), dtype=np.float32, order="F")
-    _fill(matrix, numeric, ctx, len(t), n_rows_u)
-    del ctx  # its caches and the late correction are not needed by the columns and labels below
-    frame = pd.DataFrame(matrix, columns=[f.name for f in numeric], copy=False)
+    numeric = [f for f in registry if f.dtype != "category"]
+    blocks = numeric_blocks(numeric, n)
+    # A frame of many months for every unit (training, backtests) lets the panel's month arrays go
+    # once read; a request for one month or a few units keeps them for the next one.
+    kept, many = set(month_array_keys(panel._cache)), rows is None and len(t) > 1
+    between = partial(release_month_arrays, panel._cache, kept, ctx.late) if many else None
+    overflow = fill_blocks(blocks, numeric, partial(_compute, ctx), len(t), n_rows_u, between)
+    del between, ctx  # its caches and the late correction are not needed by the columns and labels below
+    frame = numeric_frame(blocks, numeric, overflow)
+    del blocks, overflow
 
     unit_take = np.tile(np.arange(panel.n_units) if rows is None else rows, len(t))
     month_take = np.repeat(t, n_rows_u)

@@ -37,6 +37,24 @@ CASUALTY_WINDOWS: tuple[int, ...] = (3, 12)
 # so the feature means the same whatever the length of the history.
 MONTHS_SINCE_CAP = 60
 
+# Kernels (``Feature.kind``) whose values are whole numbers — event counts, months, severities,
+# flags: their features are stored as int16 (half the memory of float32, the same values), or as
+# float32 in a frame where some value does not fit int16 (features.build).
+INTEGER_KINDS: frozenset[str] = frozenset(
+    {
+        "window",
+        "backlog",
+        "months_since",
+        "max_severity",
+        "backlog_age",
+        "yoy_change",
+        "quiet",
+        "tier_months",
+        "season_month",
+        "spring_festival_in_window",
+    }
+)
+
 # Columns of the unit registry that are identity or location, never features.
 NON_FEATURE_UNIT_COLUMNS: tuple[str, ...] = (
     "unit_id",
@@ -86,7 +104,8 @@ class Feature:
 
     ``kind`` names the kernel in :mod:`features.build`; ``variant``, ``half_life`` and ``base``
     are its arguments (``base``: the feature a per-capita or peer feature is derived from).
-    ``dtype`` is ``float32`` or ``category`` (strings of the registry, categories sorted).
+    ``dtype`` is ``float32``, ``int16`` (whole numbers: the kinds of :data:`INTEGER_KINDS`) or
+    ``category`` (strings of the registry, categories sorted).
     """
 
     name: str

@@ -31,7 +31,9 @@ def render(registry: Sequence[Feature]) -> str:
         "and an event counts as open at the end of *t* when its `resolved_at` is empty or falls after *t*. "
         "Window counts sum `count` over the *w* months ending with *t* (history before the data counts as "
         f'zero). `months_since_last` is capped at {MONTHS_SINCE_CAP} (also for "never"), whose decay is 0. '
-        "Peer averages exclude the unit itself and are NaN when it has no peer. Numeric features are float32; "
+        "Peer averages exclude the unit itself and are NaN when it has no peer. Numeric features are float32, "
+        "the whole-number ones (counts, months, severities, flags) int16 — float32 in a frame where a value "
+        "does not fit int16; "
         "registry strings (and `unit_type`) are pandas categories with sorted categories. No id, name, code "
         "or coordinate is a feature.",
         "",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import operator
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -198,12 +198,14 @@ def validate_tier_rules(tier_rules: TierRules, categories: Sequence[str]) -> Non
         compile_rule(getattr(tier_rules, tier), tier, names)
 
 
-def window_outcomes(panel: Panel, as_of: Sequence[str], horizon_months: int) -> dict[str, np.ndarray]:
+def window_outcomes(
+    panel: Panel, as_of: Sequence[str], horizon_months: int, names: Collection[str] | None = None
+) -> dict[str, np.ndarray]:
     """The totals of the outcome window (months t+1 … t+horizon) of every unit, per as-of t.
 
-    Returns rule name → (n_as_of, n_units) int64 array (:func:`outcome_names`). ``<c>_unresolved``
-    counts the window's events still open at the window's last day. Raises :class:`DataError` when an
-    outcome window is not entirely inside the data.
+    Returns rule name → (n_as_of, n_units) int64 array (:func:`outcome_names`; only ``names`` if
+    given). ``<c>_unresolved`` counts the window's events still open at the window's last day.
+    Raises :class:`DataError` when an outcome window is not entirely inside the data.
     """
     t = as_of_offsets(panel, as_of)
     end = t + horizon_months
@@ -212,7 +214,7 @@ def window_outcomes(panel: Panel, as_of: Sequence[str], horizon_months: int) -> 
         raise DataError(
             f"the outcome window of as-of {bad} runs past the data's last month {panel.last_month}"
         )
-    return _window_totals(panel, t, horizon_months)
+    return _window_totals(panel, t, horizon_months, names)
 
 
 def monthly_tiers(panel: Panel, tier_rules: TierRules) -> np.ndarray:
@@ -223,29 +225,51 @@ def monthly_tiers(panel: Panel, tier_rules: TierRules) -> np.ndarray:
     key = ("monthly_tiers", tier_rules.model_dump_json())
     if key not in panel._cache:
         t = np.arange(-1, panel.n_months - 1, dtype=np.int64)  # the window of as-of m-1 is month m
-        panel._cache[key] = tiers_from_outcomes(_window_totals(panel, t, 1), tier_rules)
+        used = rule_outcomes(tier_rules, list(panel.categories))
+        outcomes = _window_totals(panel, t, 1, used, panel.total_dtype)
+        panel._cache[key] = tiers_from_outcomes(outcomes, tier_rules)
     return panel._cache[key]
 
 
-def _window_totals(panel: Panel, t: np.ndarray, horizon_months: int) -> dict[str, np.ndarray]:
+def _window_totals(
+    panel: Panel,
+    t: np.ndarray,
+    horizon_months: int,
+    names: Collection[str] | None = None,
+    dtype: type = np.int64,
+) -> dict[str, np.ndarray]:
+    """Every outcome of :func:`outcome_names`, or only ``names`` (the rules name a few), as
+    (n_as_of × units) ``dtype`` arrays (the labels of a frame of every month use the panel's
+    ``total_dtype``: a rule compares them with numbers, the same in int32 as in int64)."""
     end = t + horizon_months
     out: dict[str, np.ndarray] = {}
+    wanted = set(outcome_names(list(panel.categories)) if names is None else names)
     n_units = panel.n_units
-    casualties = np.zeros((len(t), n_units), dtype=np.int64)
-    events = np.zeros((len(t), n_units), dtype=np.int64)
-    unresolved = panel.open_within(horizon_months)
+    casualties = np.zeros((len(t), n_units), dtype=dtype) if "casualties" in wanted else None
+    events = np.zeros((len(t), n_units), dtype=dtype) if "events" in wanted else None
+    # Every category's open events when all are wanted (kept on the panel), else those named alone.
+    unresolved = panel.open_within(horizon_months) if names is None else None
     for ci, c in enumerate(panel.categories):
         n = panel.channel("count", ci)
-        out[c] = n[end + 1].astype(np.int64) - n[t + 1]
-        e = panel.channel("escalated", ci)
-        out[f"{c}_escalated"] = e[end + 1].astype(np.int64) - e[t + 1]
-        out[f"{c}_unresolved"] = unresolved[ci, end].astype(np.int64)
-        k = panel.channel("casualties", ci)
-        casualties += k[end + 1].astype(np.int64) - k[t + 1]
-        events += out[c]
-    out["casualties"] = casualties
-    out["events"] = events
-    return out
+        count = n[end + 1].astype(dtype) - n[t + 1] if c in wanted or events is not None else None
+        if c in wanted:
+            out[c] = count
+        if f"{c}_escalated" in wanted:
+            e = panel.channel("escalated", ci)
+            out[f"{c}_escalated"] = e[end + 1].astype(dtype) - e[t + 1]
+        if f"{c}_unresolved" in wanted:
+            still_open = unresolved[ci] if unresolved is not None else panel.open_within(horizon_months, ci)
+            out[f"{c}_unresolved"] = still_open[end].astype(dtype)
+        if casualties is not None:
+            k = panel.channel("casualties", ci)
+            casualties += k[end + 1].astype(dtype) - k[t + 1]
+        if events is not None:
+            events += count
+    if casualties is not None:
+        out["casualties"] = casualties
+    if events is not None:
+        out["events"] = events
+    return {name: out[name] for name in outcome_names(list(panel.categories)) if name in out}
 
 
 def tiers_from_outcomes(outcomes: Mapping[str, np.ndarray], tier_rules: TierRules) -> np.ndarray:
@@ -293,6 +317,9 @@ class KnownLabels:
         then — how fast the data settle is learnt like everything else."""
         return settled_lag(unsettled_shares(self._known(origin), self.horizon, self.rules))
 
+    def _outcomes(self) -> list[str]:
+        return rule_outcomes(self.rules, list(self.panel.categories))
+
     def __call__(self, rows, origin: str) -> dict[str, np.ndarray]:
         as_of = rows["as_of"].astype(str).to_numpy()
         dates, d = np.unique(as_of, return_inverse=True)
@@ -300,7 +327,9 @@ class KnownLabels:
         if (u < 0).any():
             raise DataError("training rows name units outside the panel")
         labels = _labels(
-            window_outcomes(self._known(origin), list(dates), self.horizon), self.rules, self.panel.categories
+            window_outcomes(self._known(origin), list(dates), self.horizon, self._outcomes()),
+            self.rules,
+            self.panel.categories,
         )
         out = {name: values[d, u].astype(np.float32) for name, values in labels.items()}
         out[LABEL] = labels[LABEL][d, u].astype(np.int64)
@@ -369,16 +398,15 @@ def label_columns(
     (float32, NaN there) — the targets of the count-structured model (models/count_levels.py)."""
     t = as_of_offsets(panel, as_of)
     n_units = panel.n_units if rows is None else len(rows)
-    names = [OUTCOME_PREFIX + n for n in rule_outcomes(tier_rules, list(panel.categories))]
+    used = rule_outcomes(tier_rules, list(panel.categories))
+    names = [OUTCOME_PREFIX + n for n in used]
     out = {LABEL: np.full((len(t), n_units), -1, dtype=np.int8)}
     out.update({n: np.full((len(t), n_units), np.nan, dtype=np.float32) for n in names})
     complete = t + horizon_months <= panel.n_months - 1
     if complete.any():
-        known = [a for a, ok in zip(as_of, complete, strict=True) if ok]
         pick = slice(None) if rows is None else rows
-        for name, values in _labels(
-            window_outcomes(panel, known, horizon_months), tier_rules, panel.categories
-        ).items():
+        window = _window_totals(panel, t[complete], horizon_months, used, panel.total_dtype)
+        for name, values in _labels(window, tier_rules, panel.categories).items():
             out[name][complete] = values[:, pick]
     return {name: values.reshape(-1) for name, values in out.items()}
 

@@ -198,6 +198,12 @@ class LateView:
 
     # ---- what is not a sum: recomputed for the concerned cells ------------------------------------
 
+    def drop_month_memos(self) -> None:
+        """Let go of what only the kernels of month arrays read (series, months, last events, month
+        tiers); the sums stay (recomputed if asked for again)."""
+        for key in [k for k in self._memo if not (isinstance(k, tuple) and k[0] == "sums")]:
+            del self._memo[key]
+
     def _once(self, key: tuple, make):
         if key not in self._memo:
             self._memo[key] = make()

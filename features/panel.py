@@ -181,6 +181,18 @@ class Panel:
 
         return self._memo("last_event", make)
 
+    @property
+    def total_dtype(self) -> type:
+        """int32 for sums over this panel's events when every unit's total of every channel over
+        all categories, doubled (a year-on-year change is 2·year − two years), fits int32; else int64."""
+
+        def make() -> type:
+            last = self.cum[:, -1, :].astype(np.int64).reshape(len(self.categories), len(CHANNELS), -1)
+            most = int(last.sum(axis=0).max()) if last.size else 0
+            return np.int32 if 2 * most < np.iinfo(np.int32).max else np.int64
+
+        return self._memo("total_dtype", make)
+
     def _memo(self, key: str, make):
         if key not in self._cache:
             self._cache[key] = make()
@@ -211,8 +223,9 @@ class Panel:
             self._cache[key] = out
         return self._cache[key]
 
-    def open_within(self, window: int) -> np.ndarray:
-        """(C, M, U) int32: events that occurred in months e-window+1 … e and are open at the end of e.
+    def open_within(self, window: int, category: int | None = None) -> np.ndarray:
+        """(C, M, U) int32: events that occurred in months e-window+1 … e and are open at the end of e
+        — or (M, U) of one ``category``, computed alone (and not kept) unless all are cached.
 
         Each event counts at window ends e ∈ [o, min(o+window, r) - 1]: +count at o, -count at
         min(o+window, r), cumulative sum. Cached per window.
@@ -220,8 +233,10 @@ class Panel:
         key = ("open_within", int(window))
         if key not in self._cache:
             stop = np.minimum(self.ev_occ.astype(np.int64) + window, self.ev_res)
+            if category is not None:
+                return _open_counts(self, stop, category)[0]
             self._cache[key] = _open_counts(self, stop)
-        return self._cache[key]
+        return self._cache[key] if category is None else self._cache[key][category]
 
 
 def static_columns_of(units: pd.DataFrame) -> dict[str, str]:
@@ -413,22 +428,32 @@ def _int_column(ev: pd.DataFrame, col: str, default: int) -> np.ndarray:
     return ev[col].fillna(default).to_numpy(dtype=np.int64)
 
 
-def _open_counts(panel: Panel, stop: np.ndarray) -> np.ndarray:
+def _open_counts(panel: Panel, stop: np.ndarray, category: int | None = None) -> np.ndarray:
     """(C, M, U) int32 cumulative sum of +count at each event's occurrence month and −count at
-    ``stop`` (dropped when beyond the panel)."""
+    ``stop`` (dropped when beyond the panel); (1, M, U) of the events of ``category`` if given."""
     n_cat, n_months, n_units = panel.monthly.shape
+    occ, unit, count, cat = panel.ev_occ, panel.ev_unit, panel.ev_count, panel.ev_cat
+    if category is not None:
+        sel = np.flatnonzero(cat == category)
+        occ, unit, count, stop, cat, n_cat = occ[sel], unit[sel], count[sel], stop[sel], np.zeros(len(sel)), 1
     cells = n_cat * n_months * n_units
-    base = panel.ev_cat.astype(np.int64) * n_months
-    delta = np.bincount(
-        (base + panel.ev_occ) * n_units + panel.ev_unit, weights=panel.ev_count, minlength=cells
-    )
+    base = cat.astype(np.int64) * n_months
     inside = stop < n_months
-    delta -= np.bincount(
-        (base[inside] + stop[inside]) * n_units + panel.ev_unit[inside],
-        weights=panel.ev_count[inside],
+    # One signed bincount (float64, exact for integer counts), in int32 before the cumulative sum:
+    # a frame of every month may build this last, beside the whole frame (one float64 cell array
+    # instead of three).
+    delta = np.bincount(
+        np.concatenate(
+            [
+                (base + occ) * n_units + unit,
+                (base[inside] + stop[inside]) * n_units + unit[inside],
+            ]
+        ),
+        weights=np.concatenate([count, -count[inside]]),
         minlength=cells,
-    )
-    return np.cumsum(delta.reshape(n_cat, n_months, n_units), axis=1).astype(np.int32)
+    ).astype(np.int32)
+    out = delta.reshape(n_cat, n_months, n_units)
+    return np.cumsum(out, axis=1, out=out)
 
 
 def _latest_res(panel: Panel) -> np.ndarray:

@@ -11,12 +11,14 @@ Nothing here identifies a unit: no id, name, code or raw coordinates is ever a f
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from sanling.core.config import FeatureParams
 from sanling.core.errors import DataError
 from sanling.features.declaration import FAMILIES as FAMILIES  # re-exported: the registry's public names
 from sanling.features.declaration import (
     GROUP_ZH_FIXED,
+    INTEGER_KINDS,
     PER_CAPITA_COLUMNS,
     STATIC_ZH,
     YEAR_WINDOW,
@@ -184,4 +186,4 @@ def feature_registry(
             f"units: attribute column(s) {', '.join(clash)} clash with generated feature names; rename them"
         )
     feats += _static_features(static_columns)
-    return feats
+    return [replace(f, dtype="int16") if f.kind in INTEGER_KINDS else f for f in feats]

@@ -30,7 +30,7 @@ def _world(seed: int):
 def _assert_matches_reference(frame: pd.DataFrame, ref: pd.DataFrame, registry) -> None:
     checked = 0
     for f in registry:
-        if f.dtype != "float32":
+        if f.dtype == "category":
             continue
         fast, slow = frame[f.name].to_numpy(), ref[f.name].to_numpy()
         if f.kind in APPROX_KINDS:
@@ -126,7 +126,10 @@ def test_frame_layout_and_types() -> None:
     assert list(frame["unit_type"].cat.categories) == ["community", "enterprise", "village"]
     assert isinstance(frame["industry"].dtype, pd.CategoricalDtype)
     numeric = [n for n in names if n not in ("unit_type", "industry")]
-    assert (frame[numeric].dtypes == np.float32).all()
+    declared = {f.name: f.dtype for f in registry_for(panel, CFG.features)}
+    assert all(frame[n].dtype == declared[n] for n in numeric)
+    # the whole-number features (counts, months, severities, flags) are int16: half a float32
+    assert sum(frame[n].dtype == np.int16 for n in numeric) > 100
     for forbidden in ("unit_id", "unit_name", "lat", "lon", "township", "county", "city"):
         assert forbidden not in names
     assert len(frame) == len(units)
@@ -150,6 +153,37 @@ def test_single_unit_rows_equal_full_frame() -> None:
         [(a, u) for a in ("2020-06", panel.last_month) for u in pick]
     ]
     pd.testing.assert_frame_equal(part.set_index(["as_of", "unit_id"]), want)
+
+
+def test_counts_beyond_int16_come_as_exact_float32() -> None:
+    """A monthly statistical report can stand for more events than int16 holds: those features (and
+    only those) are float32, with the same values as the reference, in the full and the unit frames."""
+    rng = np.random.default_rng(6)
+    units = random_units(rng)
+    events = random_events(rng, units)
+    big = events[events["category"] == "dispute"].index[0]
+    events.loc[big, "count"] = 40_000
+    panel = build_panel(units, events, CFG.categories)
+    registry = registry_for(panel, CFG.features)
+    as_of = [panel.last_month, "2020-06"]
+    frame = build_frame(panel, as_of, tier_rules=CFG.tiers, horizon_months=1, params=CFG.features)
+    ref = reference_features(units, events, registry, as_of, horizon_months=1, knn_k=CFG.features.knn_k)
+    _assert_matches_reference(frame, ref, registry)
+    wide = {
+        f.name
+        for f in registry
+        if f.dtype == "int16" and np.abs(ref[f.name].to_numpy()).max() > np.iinfo(np.int16).max
+    }
+    assert "dispute_count_24m" in wide and "events_count_24m" in wide
+    for f in registry:
+        if f.dtype != "category":
+            assert frame[f.name].dtype == (np.float32 if f.name in wide else np.dtype(f.dtype)), f.name
+    pick = [events.loc[big, "unit_id"], units["unit_id"].iloc[3]]
+    part = build_frame(
+        panel, as_of, tier_rules=CFG.tiers, horizon_months=1, params=CFG.features, unit_ids=pick
+    )
+    want = frame.set_index(["as_of", "unit_id"]).loc[[(a, u) for a in as_of for u in pick]]
+    pd.testing.assert_frame_equal(part.set_index(["as_of", "unit_id"]), want, check_dtype=False)
 
 
 def test_bad_requests_name_the_problem() -> None:

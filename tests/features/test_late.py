@@ -35,7 +35,7 @@ def _frame(panel, as_of, unit_ids=None):
 
 
 def _numeric(frame: pd.DataFrame) -> list[str]:
-    return [n for n in feature_names(frame) if frame[n].dtype == np.float32]
+    return [n for n in feature_names(frame) if frame[n].dtype in (np.float32, np.int16)]
 
 
 def _world(seed: int, n_units: int, n_events: int, months: int):

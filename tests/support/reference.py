@@ -209,11 +209,12 @@ def reference_features(
     first_month: str | None = None,
     tier_rules: TierRules | None = None,
 ) -> pd.DataFrame:
-    """Numeric features per (as_of, unit), as-of major, as float32 — the columns of the fast frame.
+    """Numeric features per (as_of, unit), as-of major, as float32 — the values of the fast frame's
+    numeric columns (float32 or int16 there).
 
     ``first_month``: the panel's first month (default: the first event's month); ``tier_rules``: the
     rules the monthly tier history is judged by (default: the contract's)."""
-    numeric = [f for f in registry if f.dtype == "float32"]
+    numeric = [f for f in registry if f.dtype != "category"]
     first = pd.Period(first_month or events["occurred_at"].min(), "M")
     rules = tier_rules or TierRules()
     categories = list(dict.fromkeys(f.category for f in registry if f.category))
