@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from math import copysign
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -77,28 +78,26 @@ def peer_means(
     return means.reindex(columns=list(feature_names))
 
 
-def explain_rows(
-    contrib: np.ndarray,
-    values: pd.DataFrame,
-    peers: pd.DataFrame,
-    specs: Sequence[ReasonSpec],
-    *,
-    top: int = 5,
-    min_abs: float = 0.01,
-) -> tuple[list[list[dict]], list[list[dict]]]:
-    """Grouped reasons and protective factors for each row.
+class GroupTables(NamedTuple):
+    """What choosing a row's reasons reads: each group's summed contribution per row (and rounded),
+    the groups strongest first, each group's strongest member per direction, the members' values
+    (numeric as float64, text as objects) and their peers' means."""
 
-    Parameters
-    ----------
-    contrib : (n, F) contributions, columns in ``specs`` order.
-    values, peers : (n, F) the rows' feature values and their peers' means (same column order).
-    specs : registry declarations of the F features.
+    group_sum: np.ndarray
+    rounded: np.ndarray
+    order: np.ndarray
+    best: dict[int, np.ndarray]
+    numeric: np.ndarray
+    num_vals: np.ndarray
+    peer_vals: np.ndarray
+    text_cols: dict[int, np.ndarray]
 
-    Returns
-    -------
-    (reasons, protective): per row, lists of ``{"feature", "group", "value", "contribution",
-    "text_zh"}``, strongest first; contributions in log-odds units, rounded to 3 decimals.
-    """
+
+def group_tables(
+    contrib: np.ndarray, values: pd.DataFrame, peers: pd.DataFrame, specs: Sequence
+) -> GroupTables:
+    """The per-row group tables of ``explain_rows`` (columns of ``contrib``, ``values`` and ``peers``
+    in ``specs`` order)."""
     groups = sorted({s.group for s in specs})
     gi = {g: i for i, g in enumerate(groups)}
     member = np.array([gi[s.group] for s in specs])
@@ -122,6 +121,34 @@ def explain_rows(
     }
     rounded = np.round(group_sum, 3)
     order = np.argsort(-group_sum, axis=1)
+    return GroupTables(group_sum, rounded, order, best, numeric, num_vals, peer_vals, text_cols)
+
+
+def explain_rows(
+    contrib: np.ndarray,
+    values: pd.DataFrame,
+    peers: pd.DataFrame,
+    specs: Sequence[ReasonSpec],
+    *,
+    top: int = 5,
+    min_abs: float = 0.01,
+) -> tuple[list[list[dict]], list[list[dict]]]:
+    """Grouped reasons and protective factors for each row.
+
+    Parameters
+    ----------
+    contrib : (n, F) contributions, columns in ``specs`` order.
+    values, peers : (n, F) the rows' feature values and their peers' means (same column order).
+    specs : registry declarations of the F features.
+
+    Returns
+    -------
+    (reasons, protective): per row, lists of ``{"feature", "group", "value", "contribution",
+    "text_zh"}``, strongest first; contributions in log-odds units, rounded to 3 decimals.
+    """
+    t = group_tables(contrib, values, peers, specs)
+    n, group_sum, best, order, rounded = len(contrib), t.group_sum, t.best, t.order, t.rounded
+    numeric, num_vals, peer_vals, text_cols = t.numeric, t.num_vals, t.peer_vals, t.text_cols
     # A row's reasons: its groups in ``order`` that pass the threshold and whose strongest member has
     # a value ("not recorded" moves the model but is nothing a clerk can check or fix), the first
     # ``top``; protective factors the same from the other end. Chosen for all rows at once, so only

@@ -1,37 +1,18 @@
 """The reasons as ``models/explain.py`` computed them before issue 14 vectorised the choice: row by
-row, every group rendered, then the first ``top`` kept. The reference the batch path is checked against."""
+row, every group rendered, then the first ``top`` kept, read from the same ``group_tables``. The
+reference the batch path's choice of reasons is checked against."""
 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
-from sanling.models.explain import render
+from sanling.models.explain import group_tables, render
 
 
 def explain_rows_row_by_row(contrib, values, peers, specs, *, top=5, min_abs=0.01):
-    groups = sorted({s.group for s in specs})
-    gi = {g: i for i, g in enumerate(groups)}
-    member = np.array([gi[s.group] for s in specs])
-    n, f = contrib.shape
-    onehot = np.zeros((f, len(groups)))
-    onehot[np.arange(f), member] = 1.0
-    group_sum = contrib @ onehot
-    best = {+1: np.empty((n, len(groups)), dtype=np.int64), -1: np.empty((n, len(groups)), dtype=np.int64)}
-    for g in range(len(groups)):
-        cols = np.flatnonzero(member == g)
-        best[+1][:, g] = cols[np.argmax(contrib[:, cols], axis=1)]
-        best[-1][:, g] = cols[np.argmin(contrib[:, cols], axis=1)]
-    numeric = np.array([pd.api.types.is_numeric_dtype(values.iloc[:, j]) for j in range(f)])
-    num_vals = np.full((n, f), np.nan)
-    num_vals[:, numeric] = values.iloc[:, np.flatnonzero(numeric)].to_numpy(dtype=np.float64, na_value=np.nan)
-    peer_vals = peers.to_numpy(dtype=np.float64, na_value=np.nan)
-    text_cols = {
-        j: values.iloc[:, j].astype("string").to_numpy(dtype=object, na_value=None)
-        for j in np.flatnonzero(~numeric)
-    }
-    rounded = np.round(group_sum, 3)
-    order = np.argsort(-group_sum, axis=1)
+    t = group_tables(contrib, values, peers, specs)
+    n, group_sum, best, order, rounded = len(contrib), t.group_sum, t.best, t.order, t.rounded
+    numeric, num_vals, peer_vals, text_cols = t.numeric, t.num_vals, t.peer_vals, t.text_cols
     up_ok, down_ok = group_sum >= min_abs, group_sum <= -min_abs
 
     def reason(r, g, sign):
