@@ -111,21 +111,24 @@ class ChampionScorer:
 
     @staticmethod
     def _month(model: _Model, data: _Data, as_of: str, *, explain: bool) -> _Month:
-        from sanling.pipeline.scoring import frame_at, peer_risk_table
+        from sanling.pipeline.scoring import explained_month, frame_at, peer_risk_table
 
         bundle = model.bundle
         full = frame_at(bundle, data.panel, as_of)
-        month = _Month(
+        pos, peers = (
             pd.Series(range(len(full)), index=full["unit_id"]),
             peer_means(full, bundle.feature_names),
-            peer_risk_table(bundle, full),  # relative risk compares with every unit of the month
         )
-        if explain:
-            month.rows = ChampionScorer._explain_month(model, data, as_of, full, month)
-        return month
+        if not explain:  # relative risk compares with every unit of the month
+            return _Month(pos, peers, peer_risk_table(bundle, full))
+        rows, peer_risk = explained_month(
+            bundle, data.ds, data.panel, as_of, model_version=model.version, frame=full, peers=peers
+        )
+        return _Month(pos, peers, peer_risk, {r["unit_id"]: r for r in rows})
 
     @staticmethod
     def _explain_month(model: _Model, data: _Data, as_of: str, full: pd.DataFrame, month: _Month) -> dict:
+        """Every unit's explained score, for a month whose peer tables are already known."""
         from sanling.pipeline.scoring import explained_scores
 
         rows = explained_scores(

@@ -52,22 +52,49 @@ def explained_scores(
     ``frame``/``peers``/``peer_risk`` (:func:`peer_risk_table`) may be passed in when the caller
     caches the month's frame; given a ``frame`` of some units only, pass the month's ``peer_risk``.
     """
+    if peer_risk is None and unit_ids is None:
+        return explained_month(
+            bundle, ds, panel, as_of, model_version=model_version, frame=frame, peers=peers
+        )[0]
     if frame is None:
         frame = frame_at(bundle, panel, as_of)
     if peers is None:
         peers = peer_means(frame, bundle.feature_names)
-    if peer_risk is None and unit_ids is None:
-        # every row of the month is explained: the peers' risk reads the same probabilities
-        rows, full = bundle.scored(frame, peers)
-        peer_risk = peer_risk_from(frame, full)
-    else:
-        if peer_risk is None:
-            peer_risk = peer_risk_table(bundle, frame)
-        if unit_ids is not None:
-            pos = pd.Index(frame["unit_id"]).get_indexer(list(unit_ids))
-            pos = pos[pos >= 0]
-            frame, peers = frame.iloc[pos], peers.iloc[pos]
-        rows = bundle.explained(frame, peers)
+    if peer_risk is None:
+        peer_risk = peer_risk_table(bundle, frame)
+    if unit_ids is not None:
+        pos = pd.Index(frame["unit_id"]).get_indexer(list(unit_ids))
+        pos = pos[pos >= 0]
+        frame, peers = frame.iloc[pos], peers.iloc[pos]
+    return _completed(
+        bundle.explained(frame, peers), bundle, ds, panel, as_of, frame, peer_risk, model_version
+    )
+
+
+def explained_month(
+    bundle,
+    ds,
+    panel,
+    as_of: str,
+    *,
+    model_version: str | None = None,
+    frame: pd.DataFrame | None = None,
+    peers: pd.DataFrame | None = None,
+) -> tuple[list[dict], pd.DataFrame]:
+    """:func:`explained_scores` of every unit of the month and the month's :func:`peer_risk_table`,
+    both from one pass of the model (the peers' risk reads the same probabilities)."""
+    if frame is None:
+        frame = frame_at(bundle, panel, as_of)
+    if peers is None:
+        peers = peer_means(frame, bundle.feature_names)
+    rows, full = bundle.scored(frame, peers)
+    peer_risk = peer_risk_from(frame, full)
+    return _completed(rows, bundle, ds, panel, as_of, frame, peer_risk, model_version), peer_risk
+
+
+def _completed(rows, bundle, ds, panel, as_of, frame, peer_risk, model_version) -> list[dict]:
+    """``rows`` (the model's explained scores of ``frame``) with the forecast context, the registry's
+    names, the reporting intensity and the late records."""
     proba = np.array([[r["probabilities"][t] for t in TIERS] for r in rows], dtype=np.float64).reshape(-1, 4)
     for r, extra in zip(rows, forecast_context(bundle, frame, proba, peer_risk), strict=True):
         r.update(extra)
