@@ -248,7 +248,13 @@ def test_the_score_command_killed_leaves_the_old_or_the_new_complete_set(tmp_pat
     datasets = settings.home / "datasets"
     wal = Path(db_url.removeprefix("sqlite:///") + "-wal") if db_url.startswith("sqlite") else None
     kills, outcomes = [], []
-    for moment in ("ingest", "store", "store+0.3s", "store+1s"):
+    # The Parquet written while ingesting does not depend on the store: killed there on SQLite only.
+    moments = (
+        ("ingest", "store", "store+0.3s", "store+1s")
+        if wal is not None
+        else ("store", "store+0.3s", "store+1s")
+    )
+    for moment in moments:
         for folder in datasets.glob("*"):  # ingest again, so that Parquet is written in this run
             for p in folder.iterdir():
                 p.unlink()
@@ -284,7 +290,7 @@ def test_the_score_command_killed_leaves_the_old_or_the_new_complete_set(tmp_pat
             if (folder / "report.json").exists():  # the commit marker: what it vouches for is whole
                 pd.read_parquet(folder / "units.parquet")
                 pd.read_parquet(folder / "events.parquet")
-    assert "ingest" in kills and len(kills) >= 3, kills  # the kills did land mid-run
+    assert len(kills) >= len(moments) - 1 and ("ingest" in kills or wal is None), kills  # they landed mid-run
     last = score()
     _, err = last.communicate(timeout=600)
     assert last.returncode == 0, err
