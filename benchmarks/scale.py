@@ -28,6 +28,8 @@ import numpy as np
 BIN = Path(sys.executable).parent
 NATIONAL_UNITS = 1_000_000
 PROJECTED_WORKERS = 10
+SCORE_STEPS = ("read", "panel", "features", "score_explain")
+ALL_STEPS = (*SCORE_STEPS, "backfill", "history")
 
 
 def rss_gb() -> float:
@@ -91,6 +93,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="default: one per core (as --dask local)")
     ap.add_argument("--training-rows", type=int, default=1_000_000)
     ap.add_argument("--work", type=Path, default=None, help="keep the world and stores here")
+    ap.add_argument("--world", type=Path, default=None, help="an existing national world: skip simulate")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here too")
     args = ap.parse_args()
 
@@ -99,42 +102,58 @@ def main() -> None:
     from sanling.pipeline import jobs
     from sanling.pipeline.distributed.cluster import dask_client
     from sanling.pipeline.distributed.engine import Layout
-    from sanling.pipeline.ingest import load_dataset
+    from sanling.pipeline.distributed.ingest import ingest_on_workers
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sanling-scale-"))
-    world = work / "world"
+    world = args.world or work / "world"
     figures: dict = {"units": args.units, "months": args.months, "load_before": os.getloadavg()}
     print(f"work in {work}; load average {os.getloadavg()[0]:.1f}", flush=True)
 
-    t0 = time.perf_counter()
-    cmd = [str(BIN / "sanling"), "simulate", "--preset", "national", "--units", str(args.units)]
-    cmd += ["--months", str(args.months), "--out", str(world)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode:
-        sys.exit(f"simulate failed:\n{r.stderr[-2000:]}")
-    figures["simulate"] = {
-        "wall_s": round(time.perf_counter() - t0, 1),
-        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
-        "summary": r.stdout.strip().splitlines()[-1],
-    }
-    print(f"simulate: {figures['simulate']}", flush=True)
+    if args.world is None:
+        t0 = time.perf_counter()
+        cmd = [str(BIN / "sanling"), "simulate", "--preset", "national", "--units", str(args.units)]
+        cmd += ["--months", str(args.months), "--out", str(world)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode:
+            sys.exit(f"simulate failed:\n{r.stderr[-2000:]}")
+        figures["simulate"] = {
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 2),
+            "summary": r.stdout.strip().splitlines()[-1],
+        }
+        print(f"simulate: {figures['simulate']}", flush=True)
 
     config = Config()
     settings = Settings(home=work / "home", dask_training_rows=args.training_rows)
-    t0 = time.perf_counter()
-    ds = load_dataset(world, categories=config.categories, home=settings.home)
-    figures["ingest"] = {
-        "wall_s": round(time.perf_counter() - t0, 1),
-        "client_peak_rss_gb": round(rss_gb(), 2),
-    }
-    figures["n_events"] = len(ds.events)
-    print(f"ingest: {figures['ingest']} ({len(ds.units):,} units, {len(ds.events):,} events)", flush=True)
-
     with dask_client("local", n_workers=args.workers) as client:
         settings = settings.model_copy(update={"dask": client.scheduler_info()["address"]})
         figures["workers"] = len(client.scheduler_info()["workers"])
         t0 = time.perf_counter()
-        layout = Layout(client, ds, config)
+        data = ingest_on_workers(client, world, config.categories, settings.home)
+        if data is None:
+            sys.exit(f"{world}: the tables are not split into file groups")
+        figures["ingest"] = {
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "client_peak_rss_gb": round(rss_gb(), 2),
+            "groups": len(data.groups),
+            "group_cpu_s": round(sum(g.cpu_seconds for g in data.groups), 1),
+            "group_wall_s": round(sum(g.seconds for g in data.groups), 1),
+            # ingestion work grows with the events (≈ units): the measured seconds scaled to the
+            # national registry, spread over 10 workers (a city is ≈ 1/220 of it: balance is fine)
+            "national_work_s": round(sum(g.seconds for g in data.groups) * NATIONAL_UNITS / args.units, 1),
+            "projected_10_workers_s": round(
+                sum(g.seconds for g in data.groups) * NATIONAL_UNITS / args.units / PROJECTED_WORKERS, 1
+            ),
+            "projected_10_workers_cpu_s": round(
+                sum(g.cpu_seconds for g in data.groups) * NATIONAL_UNITS / args.units / PROJECTED_WORKERS, 1
+            ),
+        }
+        figures["n_events"] = data.n_events()
+        print(
+            f"ingest: {figures['ingest']} ({len(data.units):,} units, {data.n_events():,} events)", flush=True
+        )
+        t0 = time.perf_counter()
+        layout = Layout(client, data, config)
         plan_s = time.perf_counter() - t0
         dates = labelled_as_of(layout.shape.months, config.horizon_months, config.cadence_months)
         rows = 0
@@ -148,8 +167,8 @@ def main() -> None:
             "halo_share": round(layout.halo_share(), 3),
             "rows": rows,
             "as_of_dates": len(dates),
-            "projection": project(layout.costs, args.units, ("panel", "features")),
-            "projection_cpu": project(layout.costs, args.units, ("panel", "features"), "cpu_steps"),
+            "projection": project(layout.costs, args.units, ("read", "panel", "features")),
+            "projection_cpu": project(layout.costs, args.units, ("read", "panel", "features"), "cpu_steps"),
         }
         print(f"features: {figures['features']}", flush=True)
         del layout
@@ -165,20 +184,11 @@ def main() -> None:
         costs = out["costs"]
         figures["score"] = {
             "wall_s": round(time.perf_counter() - t0, 1),
-            "steps_s": {
-                k: round(sum(c.steps.get(k, 0.0) for c in costs), 1)
-                for k in ("panel", "features", "score_explain", "backfill", "history")
-            },
-            "projection_score_explain": project(costs, args.units, ("panel", "features", "score_explain")),
-            "projection_all": project(
-                costs, args.units, ("panel", "features", "score_explain", "backfill", "history")
-            ),
-            "projection_score_explain_cpu": project(
-                costs, args.units, ("panel", "features", "score_explain"), "cpu_steps"
-            ),
-            "projection_all_cpu": project(
-                costs, args.units, ("panel", "features", "score_explain", "backfill", "history"), "cpu_steps"
-            ),
+            "steps_s": {k: round(sum(c.steps.get(k, 0.0) for c in costs), 1) for k in ALL_STEPS},
+            "projection_score_explain": project(costs, args.units, SCORE_STEPS),
+            "projection_all": project(costs, args.units, ALL_STEPS),
+            "projection_score_explain_cpu": project(costs, args.units, SCORE_STEPS, "cpu_steps"),
+            "projection_all_cpu": project(costs, args.units, ALL_STEPS, "cpu_steps"),
         }
         print(f"score: {figures['score']}", flush=True)
         figures["per_worker"] = worker_figures(client)

@@ -16,7 +16,9 @@ from sanling.pipeline.distributed.features import (
     panel_shape,
     partition_panel,
     partition_tables,
+    registry_shape,
 )
+from sanling.pipeline.distributed.ingest import Ingested
 from sanling.pipeline.distributed.partitions import (
     UNITS_PER_PARTITION,
     Partition,
@@ -39,12 +41,19 @@ class Layout:
     def __init__(self, client, ds, config: Config, *, units_per_partition: int = UNITS_PER_PARTITION):
         self.client, self.ds, self.config = client, ds, config
         self.units = ds.units.reset_index(drop=True)
-        self.shape: PanelShape = panel_shape(ds, config)
+        on_workers = isinstance(ds, Ingested)
+        if on_workers:
+            self.shape: PanelShape = registry_shape(self.units, *ds.months, ds.dated_numeric, config)
+        else:
+            self.shape = panel_shape(ds, config)
         n_workers = max(len(client.scheduler_info()["workers"]), 1)
         n = n_partitions(len(self.units), n_workers, units_per_partition)
         self.parts: list[Partition] = plan_partitions(self.units, n, config.features.knn_k)
-        self._rows, self._starts = event_index(ds)
-        self._tables = [client.scatter(self.tables(p)) for p in self.parts]
+        if on_workers:  # the workers read their members' rows: only ids and registry rows go out
+            self._tables = [ds.source_of(p.members) for p in self.parts]
+        else:
+            self._rows, self._starts = event_index(ds)
+            self._tables = [client.scatter(self.tables(p)) for p in self.parts]
         self.costs: list[TaskCost] = []
 
     @property
@@ -52,6 +61,9 @@ class Layout:
         return len(self.units)
 
     def tables(self, part: Partition) -> PartitionTables:
+        """The tables of ``part``'s members, here on the client."""
+        if isinstance(self.ds, Ingested):
+            return self.ds.source_of(part.members).load()
         return partition_tables(self.ds, part, self._rows, self._starts)
 
     def halo_share(self) -> float:

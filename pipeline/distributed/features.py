@@ -8,6 +8,7 @@ and neighbours (:class:`PanelShape`), and the feature frame of the partition's c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -17,7 +18,6 @@ from sanling.core.config import Config
 from sanling.core.months import datetimes_to_month_numbers, month_label
 from sanling.core.vocabulary import UNIT_TYPES
 from sanling.features.build import build_frame, use_neighbours
-from sanling.features.known import dated_attributes
 from sanling.features.panel import Panel, build_panel, static_columns_of
 from sanling.features.registry import feature_registry
 from sanling.pipeline.distributed.partitions import Partition
@@ -66,9 +66,22 @@ def panel_shape(ds, config: Config) -> PanelShape:
     """The :class:`PanelShape` of a data set (computed on the client from the registry and the
     events' dates, without the panel's arrays)."""
     occ = datetimes_to_month_numbers(ds.events["occurred_at"].to_numpy())
-    first, last = int(occ.min()), int(occ.max())
-    months = MonthSpan(first, last - first + 1)
-    units, dated = dated_attributes(ds.units.reset_index(drop=True), ds.history, first, 1)
+    numeric: list[str] = []
+    if ds.history is not None and len(ds.history):  # the attributes features/known.py dates
+        h = ds.history.assign(num=pd.to_numeric(ds.history["value"], errors="coerce"))
+        numeric = [a for a, g in h.groupby("attribute", sort=True)["num"] if g.notna().all()]
+    return registry_shape(ds.units, int(occ.min()), int(occ.max()), numeric, config)
+
+
+def registry_shape(
+    units: pd.DataFrame, first: int, last: int, dated_numeric: Sequence[str], config: Config
+) -> PanelShape:
+    """The :class:`PanelShape` of a registry whose events span month numbers ``first`` … ``last``
+    and whose history dates the numeric attributes ``dated_numeric`` (each becomes a numeric
+    column, as :func:`~sanling.features.known.dated_attributes` makes it)."""
+    units = units.reset_index(drop=True).copy()
+    for attr in dated_numeric:
+        units[str(attr)] = np.nan
     static = static_columns_of(units)
     levels = {}
     for f in feature_registry(config.categories, config.features, static_columns=static):
@@ -77,7 +90,8 @@ def panel_shape(ds, config: Config) -> PanelShape:
             levels[f.name] = sorted(
                 values.astype("str").where(values.notna(), None).dropna().unique().tolist()
             )
-    return PanelShape(months, dict(config.categories), static, levels, tuple(sorted(dated)))
+    months = MonthSpan(first, last - first + 1)
+    return PanelShape(months, dict(config.categories), static, levels, tuple(sorted(map(str, dated_numeric))))
 
 
 def partition_tables(

@@ -22,13 +22,23 @@ from sanling.core.errors import SanlingError
 from sanling.pipeline.context import say
 from sanling.pipeline.distributed.cluster import dask_client
 from sanling.pipeline.distributed.engine import MAX_TRAINING_ROWS, Layout
+from sanling.pipeline.distributed.ingest import ingest_on_workers
 
 
-def load(data_dir: Path, config: Config, settings: Settings):
-    """The normalised data set (ingestion is cached per data directory, as without Dask)."""
+def load(data_dir: Path, config: Config, settings: Settings, client=None):
+    """The data set: ingested on ``client``'s workers when the directory's tables are split into
+    file groups (:mod:`.ingest`), else normalised here (cached per data directory, as without Dask)."""
     from sanling.pipeline.ingest import load_dataset
 
     t0 = time.perf_counter()
+    if client is not None:
+        data = ingest_on_workers(client, data_dir, config.categories, settings.home)
+        if data is not None:
+            say(
+                f"data: {len(data.units):,} units here, {data.n_events():,} events ingested on the workers "
+                f"in {len(data.groups)} file groups ({time.perf_counter() - t0:.1f} s)"
+            )
+            return data
     ds = load_dataset(data_dir, categories=config.categories, home=settings.home)
     say(f"data: {len(ds.units):,} units, {len(ds.events):,} events ({time.perf_counter() - t0:.1f} s)")
     return ds
@@ -57,8 +67,8 @@ def labelled(layout: Layout, max_rows: int = MAX_TRAINING_ROWS):
 
 def prepare_labelled(data_dir: Path, config: Config, settings: Settings, address: str):
     """(data set, client panel, labelled frame) — what ``train`` and ``backtest`` fit on."""
-    ds = load(data_dir, config, settings)
     with dask_client(address) as client:
+        ds = load(data_dir, config, settings, client)
         layout = Layout(client, ds, config)
         panel, frame = labelled(layout, settings.dask_training_rows)
     return ds, panel, frame
@@ -79,11 +89,11 @@ def score(
 
     version, bundle = registry(settings).load_alias("champion")
     config = bundle.config
-    ds = load(data_dir, config, settings)
     source = str(Path(data_dir).resolve())
     engine = db.init_db(settings.db_url)
-    t0 = time.perf_counter()
     with dask_client(address) as client:
+        ds = load(data_dir, config, settings, client)
+        t0 = time.perf_counter()
         layout = Layout(client, ds, config)
         months = layout.shape.months
         as_of = as_of or months.last_month

@@ -18,6 +18,8 @@ from sanling.pipeline.distributed.features import (
     partition_frame,
     partition_panel,
 )
+from sanling.pipeline.distributed.heap import steady_heap
+from sanling.pipeline.distributed.ingest import PartitionSource
 from sanling.pipeline.distributed.partitions import Partition
 
 
@@ -55,8 +57,23 @@ class _Meter:
         return self.cost
 
 
+def _tables_of(tables: PartitionTables | PartitionSource, part: Partition) -> tuple[PartitionTables, _Meter]:
+    """The partition's tables — read here when the client sent their :class:`PartitionSource` —
+    and the meter of its task (the reading is its ``read`` step)."""
+    steady_heap()
+    if isinstance(tables, PartitionSource):
+        t0, cpu = time.perf_counter(), time.process_time()
+        tables = tables.load()
+        meter = _Meter(part, tables)
+        meter.cost.steps["read"] = round(time.perf_counter() - t0, 3)
+        meter.cost.cpu_steps["read"] = round(time.process_time() - cpu, 3)
+        meter.t0 -= meter.cost.steps["read"]
+        return tables, meter
+    return tables, _Meter(part, tables)
+
+
 def frame_task(
-    tables: PartitionTables,
+    tables: PartitionTables | PartitionSource,
     shape: PanelShape,
     part: Partition,
     config: Config,
@@ -66,7 +83,7 @@ def frame_task(
 ) -> tuple[np.ndarray, pd.DataFrame, TaskCost]:
     """(registry positions of the rows' units, the frame of the core units in ``keep`` (registry
     positions; ``None``: all), its cost)."""
-    meter = _Meter(part, tables)
+    tables, meter = _tables_of(tables, part)
     panel = partition_panel(tables, shape, part.neighbours, config)
     meter.step("panel")
     core = part.core_in_members
@@ -82,7 +99,7 @@ def frame_task(
 
 
 def score_task(
-    tables: PartitionTables,
+    tables: PartitionTables | PartitionSource,
     shape: PanelShape,
     part: Partition,
     bundle,
@@ -97,7 +114,7 @@ def score_task(
     from sanling.pipeline.scoring import backfill_scores, explained_scores, history_tables, observed_tiers
 
     config = bundle.config
-    meter = _Meter(part, tables)
+    tables, meter = _tables_of(tables, part)
     panel = partition_panel(tables, shape, part.neighbours, config)
     meter.step("panel")
     core = part.core_in_members

@@ -329,7 +329,7 @@ def normalise_events(
     out["occurred_at"] = out["occurred_at"].astype("datetime64[ns]")
     for c in ("resolved_at", "reported_at", "escalated_at"):
         out[c] = out[c].astype("datetime64[ns]")
-    out = out.take(_event_order(out)).reset_index(drop=True)
+    out = out.take(event_order(out)).reset_index(drop=True)
     return Normalised(
         frame=out,
         rejects=_concat_rejects([rejects, replaced]),
@@ -358,7 +358,7 @@ def _same_day_month_or_before(parsed: Parsed, occ: pd.Series) -> tuple[np.ndarra
     return same_day, same_month, earlier & ~same_day & ~same_month
 
 
-def _event_order(events: pd.DataFrame) -> np.ndarray:
+def event_order(events: pd.DataFrame) -> np.ndarray:
     """Positions ordering events by (occurred_at, event_id). Arrow's multi-key sort: pandas'
     lexsort over a string column takes ~4x as long on millions of rows."""
     table = pa.table(
