@@ -120,6 +120,7 @@ def report(
                     "field": name,
                     "value": values[idx[inside]].astype(str),
                     "recorded_at": recorded[inside],
+                    "row": idx[inside],
                 }
             )
         )
@@ -133,7 +134,7 @@ def report(
     out = out.loc[keep].reset_index(drop=True)
     upd = pd.concat(updates, ignore_index=True)
     upd = (
-        upd[upd["event_id"].isin(set(out["event_id"]))]
+        upd[keep[upd.pop("row").to_numpy()]]  # the corrections of the events the records hold
         .sort_values(["recorded_at", "event_id"], kind="stable")
         .reset_index(drop=True)
     )
