@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pandas as pd
 
@@ -34,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [*(p for p in sys.path if Path(p or ".").resolve() != HERE), str(HERE)]
 import loadgen  # noqa: E402
 
-closed_loop, open_loop, wait_up = loadgen.closed_loop, loadgen.open_loop, loadgen.wait_up
+closed_loop, open_loop, wait_up = loadgen.closed_loop_lean, loadgen.open_loop_lean, loadgen.wait_up
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -48,6 +49,10 @@ def setup(work: Path, preset: str) -> dict:
 
     settings = Settings(home=work / "home")
     world = work / "world"
+    done = work / "setup.json"  # a --work folder set up before: its model, scores and token again
+    if done.exists():
+        saved = json.loads(done.read_text())
+        return {"settings": settings, "world": world, "token": saved["token"], "version": saved["version"]}
     if not (world / "events.parquet").exists():
         simulate_world(world, preset=preset, seed=1)
     config = Config()
@@ -55,6 +60,8 @@ def setup(work: Path, preset: str) -> dict:
     jobs.promote(version, force=True, settings=settings)
     jobs.score(world, settings=settings)
     token = jobs.token_create("service", name="bench", settings=settings)
+    done.write_text(json.dumps({"token": token, "version": version}))
+    done.chmod(0o600)
     return {"settings": settings, "world": world, "token": token, "version": version}
 
 
@@ -100,11 +107,17 @@ def row(name: str, r, target: str = "", cpu_ms: float | None = None) -> dict:
         "p50_ms": round(r.pct(50), 2),
         "p99_ms": round(r.pct(99), 2),
         "target": target,
+        "client_cpu_ms_per_request": round(getattr(r, "client_cpu_ms", float("nan")), 3),
     }
     print(
         f"{name:<62} {d['rps']:>8.1f} req/s  p50 {d['p50_ms']:>7.2f} ms  p99 {d['p99_ms']:>8.2f} ms"
         f"  errors {r.errors:>3}  {target}"
-        + ("" if cpu_ms is None else f"  server CPU {cpu_ms:.2f} ms/request"),
+        + ("" if cpu_ms is None else f"  server CPU {cpu_ms:.2f} ms/request")
+        + (
+            ""
+            if d["client_cpu_ms_per_request"] != d["client_cpu_ms_per_request"]
+            else f"  generator CPU {d['client_cpu_ms_per_request']:.2f} ms/request"
+        ),
         flush=True,
     )
     return d
@@ -114,7 +127,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--province", action="store_true", help="also time province batch scoring")
-    ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=None,
+        help="a folder to set up in (or reuse, when set up by an earlier run)",
+    )
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="sanling-bench-"))
     print(f"setting up in {work} …", flush=True)
@@ -141,20 +159,27 @@ def main() -> None:
         units = pd.read_parquet(s["world"] / "units.parquet")
         ids = units["unit_id"].astype(str).tolist()
         township = units["township"].value_counts().index[0]
-        closed_loop(base, lambda c, i: c.get(f"/v1/units/{ids[i % len(ids)]}/risk"), seconds=2, headers=hdr)
+        # Requests as the load generator's minimal client sends them: a GET target, or (method, target,
+        # JSON body) — each body serialised once, before timing.
+        one = [json.dumps({"unit_ids": [u]}).encode() for u in ids]
+        hundred = [
+            json.dumps({"unit_ids": ids[k : k + 100]}).encode() for k in range(0, max(len(ids) - 100, 1), 100)
+        ]
+        list_target = "/v1/risk-list?" + urlencode({"township": township, "limit": 50})
 
-        def get_unit(c, i):
-            return c.get(f"/v1/units/{ids[i % len(ids)]}/risk")
+        def get_unit(i):
+            return f"/v1/units/{ids[i % len(ids)]}/risk"
 
-        def get_list(c, i):
-            return c.get("/v1/risk-list", params={"township": township, "limit": 50})
+        def get_list(i):
+            return list_target
 
-        def post1(c, i):
-            return c.post("/v1/score", json={"unit_ids": [ids[i % len(ids)]]})
+        def post1(i):
+            return ("POST", "/v1/score", one[i % len(one)])
 
-        def post100(c, i):
-            k = (i * 100) % max(len(ids) - 100, 1)
-            return c.post("/v1/score", json={"unit_ids": ids[k : k + 100]})
+        def post100(i):
+            return ("POST", "/v1/score", hundred[i % len(hundred)])
+
+        closed_loop(base, get_unit, seconds=2, headers=hdr)
 
         closed_loop(base, post1, seconds=2, headers=hdr)  # the month's scores are computed at start-up
         sec = args.seconds
@@ -242,12 +267,8 @@ def main() -> None:
     try:
         wait_up(f"{mbase}/ping", timeout=180)
 
-        def peer1(c, i):
-            return c.post(
-                "/invocations",
-                content=payloads[i % len(payloads)],
-                headers={"Content-Type": "application/json"},
-            )
+        def peer1(i):
+            return ("POST", "/invocations", payloads[i % len(payloads)])
 
         warm = closed_loop(mbase, peer1, seconds=2)
         if warm.errors:

@@ -43,6 +43,7 @@ class _Month:
     peers: pd.DataFrame  # peer means, one row per unit
     peer_risk: pd.DataFrame  # the peers' mean probabilities
     rows: dict | None = None  # unit_id → explained score of every unit, once computed
+    encoded: dict = field(default_factory=dict)  # unit_id → its row as the API's JSON bytes, once asked
 
 
 @dataclass
@@ -51,6 +52,7 @@ class _Data:
     ds: object
     panel: object
     peers: dict = field(default_factory=dict)  # (version, as_of) → _Month
+    known: frozenset = frozenset()  # the data's unit ids
 
 
 @dataclass
@@ -216,7 +218,7 @@ class ChampionScorer:
             panel = build_panel(
                 ds.units, ds.events, config.categories, updates=ds.updates, history=ds.history
             )
-            self._data = _Data(stamp, ds, panel)
+            self._data = _Data(stamp, ds, panel, known=frozenset(ds.units["unit_id"]))
             return self._data
 
     # -- the protocol ------------------------------------------------------------------------
@@ -227,8 +229,7 @@ class ChampionScorer:
         model, data = self._model, self._fresh_data()
         bundle = model.bundle
         as_of = as_of or data.panel.last_month
-        known = set(data.ds.units["unit_id"])
-        ids = [u for u in dict.fromkeys(unit_ids) if u in known]
+        ids = [u for u in dict.fromkeys(unit_ids) if u in data.known]
         if not ids:
             return []
         key = (model.version, as_of)
@@ -260,6 +261,31 @@ class ChampionScorer:
             peers=peer_rows.reset_index(drop=True),
             peer_risk=month.peer_risk,
         )
+
+    def cached_json(self, unit_ids: list[str], as_of: str | None, encode) -> list[bytes] | None:
+        """What :meth:`score` would return for ``unit_ids``, each row as ``encode(row)`` (the API's
+        JSON bytes, kept per unit for the month), when it is already known: the month's explained
+        scores are computed and the data directory was checked for changes within the last second.
+        ``None`` otherwise — then :meth:`score` computes (and may re-read the data), which this
+        never does: it does no I/O and no model work, so the API may call it on its event loop."""
+        model, data = self._model, self._data
+        if model is None or data is None or time.monotonic() - self._checked >= 1.0:
+            return None
+        month = data.peers.get((model.version, as_of or data.panel.last_month))
+        rows = None if month is None else month.rows
+        if rows is None:
+            return None
+        encoded = month.encoded
+        out = []
+        for u in dict.fromkeys(unit_ids):
+            b = encoded.get(u)
+            if b is None:
+                row = rows.get(u)
+                if row is None:  # not in the data: score() leaves it out; let it decide
+                    return None
+                b = encoded[u] = encode(dict(row))
+            out.append(b)
+        return out
 
     def model_info(self) -> dict:
         model = self._model

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from sanling.core.config import Settings
 from sanling.core.errors import ModelError, SanlingError
+from sanling.serving.api.fast_score import FastScore
 from sanling.serving.api.limits import BodySizeLimit
 from sanling.serving.api.observability import Metrics, ObservabilityMiddleware
 from sanling.serving.api.routes import health, metrics, model, risk, score
@@ -99,7 +100,10 @@ def create_app(settings: Settings | None = None, scorer: Scorer | None = None) -
     from sanling.serving.pages import router as pages_router
 
     app.include_router(pages_router)
-    # Added first, so it runs inside the observability layer (a 413 is logged and counted) and
+    # POST /v1/score from the scorer's cached rows (serving/api/fast_score.py): innermost, so the
+    # size cap, the metrics and the access log apply to it as to the route it stands in front of.
+    app.add_middleware(FastScore, fastapi_app=app)
+    # Added before the observability layer, so it runs inside it (a 413 is logged and counted) and
     # before any route reads a body.
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(ObservabilityMiddleware, metrics=app.state.metrics)

@@ -124,3 +124,53 @@ def test_batch_scores_and_the_api_follow_the_same_rule(deployed):
         assert {p["as_of"] for p in posted} == {AS_OF}
         direct = deployed["scorers"]["world"].score(units, as_of=AS_OF)
         np.testing.assert_allclose(_probabilities(posted), _probabilities(direct), atol=1e-6)
+
+
+class _Computing:
+    """A scorer offering only ``score``: the API route computes every answer."""
+
+    def __init__(self, scorer) -> None:
+        self.scorer = scorer
+
+    def score(self, unit_ids, as_of=None):
+        return self.scorer.score(unit_ids, as_of)
+
+    def model_info(self) -> dict:
+        return self.scorer.model_info()
+
+
+class _Cached(_Computing):
+    """The live scorer, noting which requests were answered from its cached rows."""
+
+    def __init__(self, scorer) -> None:
+        super().__init__(scorer)
+        self.hits: list[bool] = []
+
+    def cached_json(self, unit_ids, as_of, encode):
+        parts = self.scorer.cached_json(unit_ids, as_of, encode)
+        self.hits.append(parts is not None)
+        return parts
+
+
+def test_the_months_cached_answers_equal_the_computed_ones(deployed):
+    """POST /v1/score from the live scorer's explained month (serving/api/fast_score.py: each unit's
+    row kept as the response model's JSON) answers exactly what the route computes."""
+    work, settings = deployed["work"], deployed["settings"]
+    scorer = deployed["scorers"]["then"]
+    scorer.warm()  # the month's explained scores, as the poll thread computes them at start-up
+    jobs.score(work / "then", settings=settings)  # the store knows the units
+    token = jobs.token_create("service", settings=settings)
+    headers = {"Authorization": f"Bearer {token}"}
+    units = pd.read_parquet(work / "then" / "units.parquet")["unit_id"].iloc[:5].tolist()
+    bodies = [{"unit_ids": units[:1]}, {"unit_ids": [units[3], units[1], units[3]]}, {"unit_ids": units}]
+    cached = _Cached(scorer)
+    answers = {}
+    for name, s in (("cached", cached), ("computed", _Computing(scorer))):
+        with TestClient(create_app(settings, s)) as client:
+            answers[name] = []
+            for b in bodies:
+                scorer.score(units[:1])  # the data checked just now: the cached rows may be used
+                answers[name].append(client.post("/v1/score", json=b, headers=headers))
+    assert cached.hits == [True] * 3
+    assert [r.status_code for r in answers["cached"] + answers["computed"]] == [200] * 6
+    assert [r.json() for r in answers["cached"]] == [r.json() for r in answers["computed"]]
