@@ -171,17 +171,34 @@ class ChampionScorer:
     def warm(self) -> None:
         """Read the data and compute the latest month's peer tables and explained scores now rather
         than on the first ``POST /v1/score`` (the poll thread does this first)."""
+        t0 = time.perf_counter()
         model, data = self._model, self._fresh_data()
         key = (model.version, data.panel.last_month)
         month = data.peers.get(key)
         if month is None:
-            data.peers[key] = self._month(model, data, data.panel.last_month, explain=True)
+            data.peers[key] = month = self._month(model, data, data.panel.last_month, explain=True)
         elif month.rows is None:
             from sanling.pipeline.scoring import frame_at
 
             month.rows = self._explain_month(
                 model, data, key[1], frame_at(model.bundle, data.panel, key[1]), month
             )
+        log.info(
+            "ready: %d units of %s explained with version %s (%.1f s)",
+            len(month.rows or ()),
+            key[1],
+            model.version,
+            time.perf_counter() - t0,
+        )
+
+    def ready(self) -> bool:
+        """True when the champion's latest month is explained for every unit, so that requests for it
+        read stored rows (``GET /readyz``)."""
+        model, data = self._model, self._data
+        if model is None or data is None:
+            return False
+        month = data.peers.get((model.version, data.panel.last_month))
+        return month is not None and month.rows is not None
 
     def _poll(self, every: float) -> None:
         try:

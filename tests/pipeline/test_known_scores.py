@@ -174,3 +174,16 @@ def test_the_months_cached_answers_equal_the_computed_ones(deployed):
     assert cached.hits == [True] * 3
     assert [r.status_code for r in answers["cached"] + answers["computed"]] == [200] * 6
     assert [r.json() for r in answers["cached"]] == [r.json() for r in answers["computed"]]
+
+
+def test_ready_once_the_latest_month_is_explained(deployed):
+    """GET /readyz: 503 while the live scorer has not explained its latest month, 200 after."""
+    work, settings = deployed["work"], deployed["settings"]
+    scorer = ChampionScorer(settings, work / "then", poll_seconds=0)
+    with TestClient(create_app(settings, scorer)) as client:
+        before = client.get("/readyz")
+        scorer.warm()
+        after = client.get("/readyz")
+    assert (before.status_code, after.status_code) == (503, 200)
+    assert "warming up" in before.json()["detail"] and after.json() == {"status": "ok"}
+    assert scorer.ready()

@@ -345,3 +345,14 @@ def test_the_unit_score_carries_its_late_records_when_the_store_has_them(client,
     assert own["late_records"] == late and own["model_version"] == "9"
     assert other["late_records"] is None
     assert set(own) >= CONTRACT_KEYS  # the contract's keys stay; the new one is optional
+
+
+def test_readyz_needs_no_token_and_says_when_no_model_is_served(tmp_path, client):
+    from sanling.core.config import Settings
+    from sanling.serving.app import create_app
+
+    assert client.get("/readyz").json() == {"status": "ok"}  # a scorer without a warm-up is ready
+    with TestClient(create_app(Settings(home=tmp_path, secret_key="k"))) as bare:
+        r = bare.get("/readyz")
+        assert r.status_code == 503 and r.json() == {"detail": "no model is being served"}
+        assert bare.get("/healthz").status_code == 200

@@ -1,14 +1,30 @@
-"""Liveness: no token, no database — 200 while the process is up."""
+"""Liveness and readiness: no token, no database.
+
+``/healthz``: 200 while the process is up. ``/readyz``: 200 once the scorer has explained its
+latest month for every unit (requests for it then read stored rows), 503 before — and 503 when no
+model is served. A scorer that computes every request itself (no ``ready``) is ready at once."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 
-from sanling.serving.api.schemas import Health
+from sanling.serving.api.schemas import ErrorDetail, Health
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
 async def healthz() -> Health:  # async: no work, so no hop to the thread pool and back
+    return Health()
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": ErrorDetail}})
+async def readyz(request: Request):
+    scorer = getattr(request.app.state, "scorer", None)
+    if scorer is None:
+        return JSONResponse({"detail": "no model is being served"}, status_code=503)
+    ready = getattr(scorer, "ready", None)
+    if ready is not None and not ready():
+        return JSONResponse({"detail": "warming up: the latest month is being explained"}, status_code=503)
     return Health()
