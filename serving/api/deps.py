@@ -18,7 +18,8 @@ from sanling.serving.store.sessions import principal_for_session
 from sanling.serving.store.tokens import Principal, principal_for
 
 
-def _finish(session: Session, ok: bool) -> None:
+def finish_session(session: Session, ok: bool) -> None:
+    """Commit (``ok``) or roll back, then close: the end of every request's session."""
     try:
         if ok:
             session.commit()
@@ -28,7 +29,7 @@ def _finish(session: Session, ok: bool) -> None:
         session.close()
 
 
-def _db_gate(request: Request) -> asyncio.Semaphore:
+def db_gate(request: Request) -> asyncio.Semaphore:
     """At most as many requests hold a session as the engine's pool has connections.
 
     A request's session is used from up to three pool threads in turn (the caller's dependency, the
@@ -52,9 +53,9 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
 
     Opening a session does no I/O, so it happens on the event loop; only the commit and close go to
     the thread pool — one thread hop fewer per request than a sync generator dependency. The
-    request first waits for a place at the database (:func:`_db_gate`).
+    request first waits for a place at the database (:func:`db_gate`).
     """
-    async with _db_gate(request):
+    async with db_gate(request):
         session = request.app.state.sessionmaker()
         ok = False
         try:
@@ -63,7 +64,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
         finally:
             # Shielded: a client that disconnects must not leave the connection checked out.
             with anyio.CancelScope(shield=True):
-                await run_in_threadpool(_finish, session, ok)
+                await run_in_threadpool(finish_session, session, ok)
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -157,7 +158,7 @@ class Caller:
     async def run(self, work: Callable[..., T], *args) -> T:
         """``work(session, principal, *args)`` for the authenticated caller; 401 when the token is
         wrong, revoked or expired."""
-        async with _db_gate(self.request):
+        async with db_gate(self.request):
             # Not cancellable (anyio waits for the thread): a client that disconnects cannot leave
             # the connection checked out, and the gate is held until the session is closed.
             return await run_in_threadpool(self._in_session, work, args)
@@ -173,7 +174,7 @@ class Caller:
             ok = True
             return result
         finally:
-            _finish(session, ok)
+            finish_session(session, ok)
 
 
 async def get_caller(request: Request) -> Caller:

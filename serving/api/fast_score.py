@@ -28,13 +28,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sanling.core.vocabulary import TIER_ZH
-from sanling.serving.api.deps import _db_gate, _finish
+from sanling.serving.api.deps import db_gate, finish_session
 from sanling.serving.api.routes import score
 from sanling.serving.api.schemas import ExplainedScore, ScoreRequest
 from sanling.serving.security import hash_token
-from sanling.serving.store import tokens
 from sanling.serving.store.tables import Unit
-from sanling.serving.store.tokens import _BY_HASH, PRINCIPAL_COLUMNS, principal_for, principal_from_row
+from sanling.serving.store.tokens import (
+    PRINCIPAL_COLUMNS,
+    TOKEN_BY_HASH,
+    principal_for,
+    principal_of,
+    use_due,
+)
 from sanling.serving.store.units import existing_unit_ids
 
 PATH = "/v1/score"
@@ -124,7 +129,7 @@ class FastScore:
         parts = cached(request.unit_ids, request.as_of, encode_score)  # no I/O: on the loop
         if parts is None:
             return None
-        gate = _db_gate(_GateRequest(self.fastapi_app))
+        gate = db_gate(_GateRequest(self.fastapi_app))
         async with gate:  # not cancellable (anyio waits for the thread), as in deps.Caller
             direct = self._direct(state)
             principal = ASK_SESSION
@@ -148,33 +153,23 @@ class FastScore:
 ASK_SESSION = object()  # the direct reads cannot decide: the session path does
 
 
-class _WriteDue(Exception):
-    """The token's use is due to be written: the session path does it."""
-
-
 class _SqliteReads:
     """The fast path's reads on a SQLite store: the token by its hash (the store's own statement,
-    ``tokens._BY_HASH``: active tokens only) and each unit by id, compiled once for the engine's
+    ``tokens.TOKEN_BY_HASH``: active tokens only) and each unit by id, compiled once for the engine's
     dialect and run on a pooled DBAPI connection, the token's columns converted by their own column
     types — what a session does, without its bookkeeping (≈ 30 µs against ≈ 400 µs a request).
-    The token's validity is decided by :func:`tokens.principal_from_row`, as on every other path."""
+    The token's validity is decided by :func:`tokens.principal_of`, as on every other path."""
 
     def __init__(self, bind) -> None:
         self.bind = bind
         dialect = bind.dialect
-        token = _BY_HASH.compile(dialect=dialect)
+        token = TOKEN_BY_HASH.compile(dialect=dialect)
         self.token_sql, self.token_params = token.string, token.positiontup
         self.converters = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in PRINCIPAL_COLUMNS
         ]
         unit = _UNIT.compile(dialect=dialect)
         self.unit_sql = unit.string
-
-    def get_bind(self):  # principal_from_row keys its note of the last use by the bind, as a session's
-        return self.bind
-
-    def execute(self, *_args, **_kwargs):  # principal_from_row writes the last use: not here
-        raise _WriteDue
 
     def check(self, token: str, unit_ids: list[str]):
         """The principal when the token is active and every unit is in the store, ``None`` when not
@@ -188,13 +183,9 @@ class _SqliteReads:
             if raw is None:
                 return None
             row = _TokenRow(*(v if f is None else f(v) for f, v in zip(self.converters, raw, strict=True)))
-            try:
-                principal = principal_from_row(self, row)
-            except _WriteDue:
-                # principal_from_row claimed the write before trying it: hand the claim back, so
-                # that the session path makes the write instead of skipping it as claimed.
-                tokens._claimed.pop((id(self.bind), row.id), None)
-                return ASK_SESSION
+            principal = principal_of(row)
+            if principal is not None and use_due(self.bind, row):
+                return ASK_SESSION  # the session path writes the token's use
             if principal is None:
                 return None
             if principal.scope is not None:
@@ -210,7 +201,7 @@ class _SqliteReads:
 
 
 class _GateRequest:
-    """Enough of a request for :func:`deps._db_gate` (it reads ``request.app.state``)."""
+    """Enough of a request for :func:`deps.db_gate` (it reads ``request.app.state``)."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -234,7 +225,7 @@ def _check(sessionmaker: Callable, token: str, unit_ids: list[str]):
         ok = True
         return principal if len(found) == len(unit_ids) else None
     finally:
-        _finish(session, ok)
+        finish_session(session, ok)
 
 
 def _replay(body: bytes, last: Message | None, receive: Receive) -> Receive:

@@ -140,34 +140,46 @@ PRINCIPAL_COLUMNS = (
     _T.c.last_used_at,
     _T.c.expires_at,
 )
-_BY_HASH = select(*PRINCIPAL_COLUMNS).where(_T.c.token_hash == bindparam("h"), _T.c.revoked_at.is_(None))
+TOKEN_BY_HASH = select(*PRINCIPAL_COLUMNS).where(
+    _T.c.token_hash == bindparam("h"), _T.c.revoked_at.is_(None)
+)  # an active token's PRINCIPAL_COLUMNS by its hash
 _TOUCH = update(_T).where(_T.c.id == bindparam("i")).values(last_used_at=bindparam("now"))
 
 
-def principal_from_row(session: Session, row) -> Principal | None:
+def principal_of(row) -> Principal | None:
     """The caller of a token row (:data:`PRINCIPAL_COLUMNS`), or ``None`` when it has expired or is a
-    township token without a full (county, township) scope; notes the use (every few minutes)."""
+    township token without a full (county, township) scope. Reads nothing, writes nothing."""
     if row is None:
         return None
-    now = utcnow()
     expires = aware(row.expires_at)
-    if expires is not None and expires <= now:
+    if expires is not None and expires <= utcnow():
         return None
     if row.role == "township" and not (row.township and row.county):
         return None  # fail closed: a bare name could match townships of other counties
-    key = (id(session.get_bind()), row.id)
-    last = max(aware(row.last_used_at) or _EPOCH, _claimed.get(key, _EPOCH))
-    if now - last > _TOUCH_EVERY:
-        _claimed[key] = now  # claimed before the write: the other requests of the burst skip it
-        session.execute(_TOUCH, {"i": row.id, "now": now})
     return Principal(token_id=row.id, role=row.role, township=row.township, name=row.name, county=row.county)
+
+
+def use_due(bind, row) -> bool:
+    """Whether the token's use is due to be written to the store of ``bind`` (every few minutes)."""
+    last = max(aware(row.last_used_at) or _EPOCH, _claimed.get((id(bind), row.id), _EPOCH))
+    return utcnow() - last > _TOUCH_EVERY
+
+
+def principal_from_row(session: Session, row) -> Principal | None:
+    """:func:`principal_of` the row, noting the token's use in ``session`` when it is due."""
+    principal = principal_of(row)
+    if principal is not None and use_due(session.get_bind(), row):
+        now = utcnow()
+        _claimed[(id(session.get_bind()), row.id)] = now  # claimed first: the burst's other requests skip it
+        session.execute(_TOUCH, {"i": row.id, "now": now})
+    return principal
 
 
 def principal_for(session: Session, raw_token: str) -> Principal | None:
     """The caller a raw token stands for, or ``None`` if it is unknown, revoked or expired."""
     if not raw_token:
         return None
-    return principal_from_row(session, session.execute(_BY_HASH, {"h": hash_token(raw_token)}).first())
+    return principal_from_row(session, session.execute(TOKEN_BY_HASH, {"h": hash_token(raw_token)}).first())
 
 
 def revoke_token(session: Session, token_id: int) -> bool:
