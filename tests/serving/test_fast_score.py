@@ -20,19 +20,19 @@ OWN_UNIT, OTHER_UNIT, ENTERPRISE = "140100001001", "140100002001", "91140100MA00
 
 
 class CachedScorer(StoreScorer):
-    """The stored rows, also offered encoded (as the live scorer offers its month's rows); ``ready``
+    """The stored rows, also offered encoded (as the live scorer offers its month's rows); ``warm``
     False stands for a month not yet computed."""
 
     def __init__(self, engine) -> None:
         super().__init__(engine)
-        self.ready = True
+        self.warm = True
         self.cached_calls: list[list[str]] = []
 
     def cached_json(self, unit_ids, as_of, encode):
         from sanling.serving.store import get_score
 
         self.cached_calls.append(list(unit_ids))
-        if not self.ready:
+        if not self.warm:
             return None
         with session_scope(self.engine) as s:
             rows = [get_score(s, u, as_of=as_of) for u in unit_ids]
@@ -139,7 +139,7 @@ def test_refusals_go_to_the_route(world, cached):
 
 
 def test_a_month_not_computed_yet_is_computed_by_the_route(world, cached):
-    cached.ready = False
+    cached.warm = False
     (r,) = _posts(world.app, [(world.headers("analyst"), {"unit_ids": [OWN_UNIT]})])
     assert r.status_code == 200 and cached.calls == [[OWN_UNIT]]
 

@@ -25,6 +25,6 @@ async def readyz(request: Request):
     if scorer is None:
         return JSONResponse({"detail": "no model is being served"}, status_code=503)
     ready = getattr(scorer, "ready", None)
-    if ready is not None and not ready():
+    if callable(ready) and not ready():
         return JSONResponse({"detail": "warming up: the latest month is being explained"}, status_code=503)
     return Health()
