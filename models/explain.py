@@ -21,6 +21,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from sanling.core.vocabulary import UNIT_TYPE_ZH
+
 
 @dataclass(frozen=True)
 class ReasonSpec:
@@ -37,7 +39,7 @@ def _fmt(v: float) -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "无"
     if isinstance(v, str):
-        return v
+        return UNIT_TYPE_ZH.get(v, v)  # 单位类型为社区, not …为community
     v = float(v)
     if abs(v - round(v)) < 1e-9:
         return str(round(v))

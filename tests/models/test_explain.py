@@ -141,3 +141,15 @@ def test_a_rendered_text_is_reused_only_for_the_same_value_and_sign():
         "以往0%，平均-0%",
         "以往50%，平均0%",
     ]
+
+
+def test_a_unit_type_reads_in_chinese():
+    from sanling.models.explain import ReasonSpec, render
+
+    spec = ReasonSpec("unit_type", "单位类型", "单位类型为{value}", "registry", "单位基本情况")
+    assert [render(spec, v, None) for v in ("community", "village", "enterprise", "矿山")] == [
+        "单位类型为社区",
+        "单位类型为村",
+        "单位类型为企事业单位",
+        "单位类型为矿山",
+    ]
