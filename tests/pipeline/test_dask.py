@@ -33,15 +33,6 @@ CONFIG = Config(
 )
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-
-    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
-    yield c
-    c.close()
-
-
 def _random_world(seed: int):
     """Two counties with a township name in both (two townships), uniform coordinates across the
     province (nearest neighbours across the county border), units without coordinates or

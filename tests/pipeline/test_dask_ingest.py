@@ -29,15 +29,6 @@ CONFIG = Config(
 )
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    from distributed import LocalCluster
-
-    c = LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None)
-    yield c
-    c.close()
-
-
 def _split_by_county(world: Path, out: Path) -> None:
     """The tables of ``world`` written one file per county and table (``events_3.parquet`` …), with
     one event of an unknown unit and one bad severity in the second group (rejected there)."""
