@@ -9,6 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from sanling.serving.api.deps import get_scorer
 from sanling.serving.api.schemas import ErrorDetail, Health
 
 router = APIRouter(tags=["health"])
@@ -21,9 +22,7 @@ async def healthz() -> Health:  # async: no work, so no hop to the thread pool a
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": ErrorDetail}})
 async def readyz(request: Request):
-    scorer = getattr(request.app.state, "scorer", None)
-    if scorer is None:
-        return JSONResponse({"detail": "no model is being served"}, status_code=503)
+    scorer = get_scorer(request)  # 503, saying what to do, when no model is served
     ready = getattr(scorer, "ready", None)
     if callable(ready) and not ready():
         return JSONResponse({"detail": "warming up: the latest month is being explained"}, status_code=503)
