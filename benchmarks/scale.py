@@ -105,6 +105,14 @@ def main() -> None:
     from sanling.pipeline.distributed.ingest import ingest_on_workers
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sanling-scale-"))
+
+    def save() -> None:
+        """Write the figures so far: a run stopped in a later step keeps the earlier ones."""
+        if args.json:
+            tmp = args.json.with_suffix(".tmp")
+            tmp.write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
+            tmp.replace(args.json)
+
     world = args.world or work / "world"
     figures: dict = {"units": args.units, "months": args.months, "load_before": os.getloadavg()}
     print(f"work in {work}; load average {os.getloadavg()[0]:.1f}", flush=True)
@@ -122,6 +130,7 @@ def main() -> None:
             "summary": r.stdout.strip().splitlines()[-1],
         }
         print(f"simulate: {figures['simulate']}", flush=True)
+        save()
 
     config = Config()
     settings = Settings(home=work / "home", dask_training_rows=args.training_rows)
@@ -152,6 +161,7 @@ def main() -> None:
         print(
             f"ingest: {figures['ingest']} ({len(data.units):,} units, {data.n_events():,} events)", flush=True
         )
+        save()
         t0 = time.perf_counter()
         layout = Layout(client, data, config)
         plan_s = time.perf_counter() - t0
@@ -171,12 +181,14 @@ def main() -> None:
             "projection_cpu": project(layout.costs, args.units, ("read", "panel", "features"), "cpu_steps"),
         }
         print(f"features: {figures['features']}", flush=True)
+        save()
         del layout
 
         t0 = time.perf_counter()
         version = jobs.train(world, config, settings)
         figures["train"] = {"wall_s": round(time.perf_counter() - t0, 1), "rows_cap": args.training_rows}
         print(f"train: {figures['train']}", flush=True)
+        save()
         jobs.promote(version, settings=settings, force=True)
 
         t0 = time.perf_counter()
@@ -191,12 +203,12 @@ def main() -> None:
             "projection_all_cpu": project(costs, args.units, ALL_STEPS, "cpu_steps"),
         }
         print(f"score: {figures['score']}", flush=True)
+        save()
         figures["per_worker"] = worker_figures(client)
     figures["client_peak_rss_gb"] = round(rss_gb(), 2)
     figures["load_after"] = os.getloadavg()
     print(json.dumps(figures, ensure_ascii=False, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
+    save()
 
 
 if __name__ == "__main__":
