@@ -168,7 +168,7 @@ def normalise_history(
     attribute = attr_text.map(lambda a: COLUMN_ALIASES.get(a, a) if isinstance(a, str) else a)
     text = clean_text(frame["value"])
     valid = parse_dates(frame["valid_from"])
-    known = text_isin(unit_id, pd.Index(unit_ids, dtype="str").dropna().unique())
+    known = text_isin(unit_id, pd.Index(unit_ids, dtype="str"))
     identity = attribute.isin(IDENTITY_COLUMNS).to_numpy()
     num = parse_floats(frame["value"])
     plain = num.values.map(lambda v: f"{v:g}" if pd.notna(v) else None)

@@ -261,7 +261,7 @@ def normalise_events(
     res_day, res_month, before = _same_day_month_or_before(resolved, occ)
     rep_day, rep_month, rep_before = _same_day_month_or_before(reported, occ)
     esc_day, esc_month, esc_before = _same_day_month_or_before(escalated_at, occ)
-    known_unit = text_isin(unit_id, pd.Index(unit_ids, dtype="str").dropna().unique())
+    known_unit = text_isin(unit_id, pd.Index(unit_ids, dtype="str"))
     names = ", ".join(f"{k}/{v}" for k, v in categories.items())
     checks = [
         _Check("event_id", event_id.isna().to_numpy(), MISSING),

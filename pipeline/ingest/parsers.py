@@ -297,13 +297,24 @@ def text_isin(text: pd.Series, values: Iterable[str]) -> np.ndarray:
     """Boolean array: which cells of a text column are among ``values`` (NA → False).
 
     Arrow's hash lookup; pandas' ``isin`` on Arrow strings builds a Python scalar per value first.
+    ``values`` may be far longer than the column (a million-unit registry against one city's
+    events): then the column's distinct values are hashed and ``values`` probed against them, and
+    a text Series or Index of values goes to Arrow as it is, not one Python string at a time.
     """
-    value_set = pa.array([str(v) for v in values], type=pa.large_string())
     arr = pa.array(text.astype("str"), from_pandas=True).cast(pa.large_string())
+    value_set = _arrow_text(values)
+    if len(value_set) > len(arr):
+        value_set = value_set.filter(pc.is_in(value_set, value_set=pc.unique(arr)))
     return (
         pc.is_in(arr, value_set=value_set).to_numpy(zero_copy_only=False).astype(bool)
         & text.notna().to_numpy()
     )
+
+
+def _arrow_text(values: Iterable[str]) -> pa.Array:
+    if isinstance(values, pd.Series | pd.Index) and isinstance(values.dtype, pd.StringDtype):
+        return pa.array(values, from_pandas=True).cast(pa.large_string())
+    return pa.array([str(v) for v in values], type=pa.large_string())
 
 
 def map_words(text: pd.Series, table: Mapping[str, str]) -> pd.Series:

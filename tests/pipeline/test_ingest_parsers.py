@@ -18,6 +18,7 @@ from sanling.pipeline.ingest.parsers import (
     parse_dates,
     parse_floats,
     parse_ints,
+    text_isin,
 )
 
 DATETIMES = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31, 23, 59, 59))
@@ -157,3 +158,26 @@ def test_floats_with_bounds():
 def test_clean_text_renders_codes_and_blanks(values, expected):
     out = clean_text(values)
     assert [None if pd.isna(v) else v for v in out.tolist()] == expected
+
+
+_IDS = st.one_of(st.none(), st.sampled_from(["U1", "U2", "U3", "单位4", "u1", ""]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    column=st.lists(_IDS, max_size=12),
+    values=st.lists(_IDS, max_size=30),
+    kind=st.sampled_from(["list", "series", "index"]),
+)
+def test_text_isin_is_set_membership(column, values, kind):
+    """Whichever side is hashed (values longer or shorter than the column) and whatever holds the
+    values: a cell is in iff it is a string among the values; NA never is."""
+    text = pd.Series(column, dtype="str")
+    given_values = {
+        "list": [v for v in values if v is not None],
+        "series": pd.Series(values, dtype="str"),
+        "index": pd.Index(values, dtype="str"),
+    }[kind]
+    wanted = {v for v in values if v is not None}
+    expected = np.array([v is not None and v in wanted for v in column], dtype=bool)
+    np.testing.assert_array_equal(text_isin(text, given_values), expected)
