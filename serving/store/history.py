@@ -44,6 +44,13 @@ def replace_event_history(
     """
     _require(event_months, EVENT_MONTH_COLUMNS, "event_months")
     _require(open_events, OPEN_EVENT_COLUMNS, "open_events", optional=("subtype", "severity", "escalated"))
+    clear_event_history(session, source)
+    return append_event_history(session, event_months, open_events, source)
+
+
+def clear_event_history(session: Session, source: str | None = None) -> None:
+    """Delete the rows :func:`replace_event_history` replaces; :func:`append_event_history` then
+    writes the new ones in batches, in the same transaction (``score --dask``: one per partition)."""
     if source is None:
         session.execute(delete(EventMonth))
         session.execute(delete(OpenEvent))
@@ -52,7 +59,17 @@ def replace_event_history(
         of_source = select(Unit.unit_id).where(Unit.source == str(source), Unit.active.is_(True))
         session.execute(delete(EventMonth).where(EventMonth.unit_id.in_(of_source)))
         session.execute(delete(OpenEvent).where(OpenEvent.unit_id.in_(of_source)))
-        # An event id is unique across folders only by convention: the newest load wins.
+
+
+def append_event_history(
+    session: Session, event_months: pd.DataFrame, open_events: pd.DataFrame, source: str | None = None
+) -> tuple[int, int]:
+    """Insert a batch after :func:`clear_event_history`; returns the rows written. With ``source``,
+    an open event of the same id loaded from another folder is replaced (an event id is unique
+    across folders only by convention: the newest load wins)."""
+    _require(event_months, EVENT_MONTH_COLUMNS, "event_months")
+    _require(open_events, OPEN_EVENT_COLUMNS, "open_events", optional=("subtype", "severity", "escalated"))
+    if source is not None:
         ids = _strings(open_events["event_id"]) if len(open_events) else []
         for i in range(0, len(ids), _CHUNK):
             session.execute(delete(OpenEvent).where(OpenEvent.event_id.in_(ids[i : i + _CHUNK])))

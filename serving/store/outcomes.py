@@ -23,20 +23,36 @@ def replace_observed_tiers(
     """Replace the table with ``rows`` of (unit_id, as_of YYYY-MM, tier); returns the rows written.
     With ``source`` (a data folder, after ``upsert_units(..., source=...)``) only that folder's units'
     rows are replaced, so scoring another folder keeps this one's outcomes."""
-    bad = next((r for r in rows if r[2] not in TIERS), None)
-    if bad is not None:
-        raise DataError(
-            f"observed tier for unit {bad[0]!r} at {bad[1]}: {bad[2]!r} is not one of {', '.join(TIERS)}"
-        )
+    _check_tiers(rows)
+    clear_observed_tiers(session, source)
+    return append_observed_tiers(session, rows)
+
+
+def clear_observed_tiers(session: Session, source: str | None = None) -> None:
+    """Delete the rows :func:`replace_observed_tiers` replaces; :func:`append_observed_tiers` then
+    writes the new ones in batches, in the same transaction (``score --dask``: one per partition)."""
     if source is None:
         session.execute(delete(ObservedTier))
     else:
         of_source = select(Unit.unit_id).where(Unit.source == str(source))
         session.execute(delete(ObservedTier).where(ObservedTier.unit_id.in_(of_source)))
+
+
+def append_observed_tiers(session: Session, rows: list[tuple[str, str, str]]) -> int:
+    """Insert ``rows`` after :func:`clear_observed_tiers`; returns the rows written."""
+    _check_tiers(rows)
     records = [{"unit_id": u, "as_of": m, "tier": t} for u, m, t in rows]
     for i in range(0, len(records), _CHUNK):
         session.execute(insert(ObservedTier), records[i : i + _CHUNK])
     return len(records)
+
+
+def _check_tiers(rows: list[tuple[str, str, str]]) -> None:
+    bad = next((r for r in rows if r[2] not in TIERS), None)
+    if bad is not None:
+        raise DataError(
+            f"observed tier for unit {bad[0]!r} at {bad[1]}: {bad[2]!r} is not one of {', '.join(TIERS)}"
+        )
 
 
 # Built once (it runs on every GET of a unit): building the statement cost more than running it.

@@ -366,3 +366,55 @@ def test_late_records_are_stored_with_the_score_and_checked(engine, seed):
                 {"as_of": "2022-12", "model_version": "1"},
                 [_row("140100001001", "red", 90.0, late_records=bad)],
             )
+
+
+def test_history_and_outcomes_written_in_batches_equal_one_replace(engine, seed):
+    """``score --dask`` clears once and appends each partition's rows: the tables end as after one
+    replace of all the rows, and an invalid batch raises like the whole."""
+    from sanling.serving.store import history, outcomes
+    from sanling.serving.store.tables import EventMonth, ObservedTier, OpenEvent
+
+    months = pd.DataFrame(
+        {"unit_id": ["140100001001"] * 3, "month": ["2022-10", "2022-11", "2022-12"], "category": "dispute"}
+    ).assign(n=np.array([1, 2, 3], dtype="int64"))
+    opened = pd.DataFrame(
+        {
+            "event_id": ["E1", "E2"],
+            "unit_id": ["140100001001"] * 2,
+            "category": ["dispute"] * 2,
+            "occurred_at": pd.to_datetime(["2022-12-03", "2022-12-09"]),
+        }
+    )
+    tiers = [
+        ("140100001001", m, t) for m, t in [("2022-09", "blue"), ("2022-10", "red"), ("2022-11", "orange")]
+    ]
+
+    def tables(s):
+        return [
+            sorted(tuple(r) for r in s.execute(select(t.unit_id, *cols)).all())
+            for t, cols in [
+                (EventMonth, [EventMonth.month, EventMonth.n]),
+                (OpenEvent, [OpenEvent.event_id]),
+                (ObservedTier, [ObservedTier.as_of, ObservedTier.tier]),
+            ]
+        ]
+
+    with session_scope(engine) as s:
+        seed(s)
+        replace_event_history(s, months, opened)
+        outcomes.replace_observed_tiers(s, tiers)
+        whole = tables(s)
+        history.replace_event_history(s, months.iloc[:1], opened.iloc[:0])  # something else to clear
+        history.clear_event_history(s)
+        outcomes.clear_observed_tiers(s)
+        for batch in (slice(0, 1), slice(1, 3)):
+            assert history.append_event_history(s, months[batch], opened[batch]) == (
+                len(months[batch]),
+                len(opened[batch]),
+            )
+            assert outcomes.append_observed_tiers(s, tiers[batch]) == len(tiers[batch])
+        assert tables(s) == whole
+        with pytest.raises(DataError, match="not one of"):
+            outcomes.append_observed_tiers(s, [("140100001001", "2022-12", "purple")])
+        with pytest.raises(DataError, match="occurred_at"):
+            history.append_event_history(s, months, opened.drop(columns=["occurred_at"]))
