@@ -3,12 +3,15 @@ simulate, ingest, features, train and score + explain on a LocalCluster of this 
 wall time of each step, the peak memory of every worker and of the client, the bytes spilled to
 disk, and a projection to a 10-worker cluster from the measured per-partition costs.
 
-    .venv/bin/python benchmarks/scale.py --units 200000 [--workers 2] [--training-rows 1000000]
+    .venv/bin/python benchmarks/scale.py --units 200000 [--workers 2] [--training-rows 1000000] \
+        [--json figures.json] [--plot timeline.png]
 
 Simulate runs as its own process (``sanling simulate --preset national``); the rest runs here, the
 client, against a ``LocalCluster`` as ``--dask local`` builds it. Features are computed for every
 labelled month on the workers and dropped there after counting (a national frame would not fit
-anywhere); ``train`` and ``score`` are the jobs ``sanling train|score --dask`` run.
+anywhere); ``train`` and ``score`` are the jobs ``sanling train|score --dask`` run. A thread samples
+the memory of the client and of every worker process every few seconds: ``--plot`` draws it over
+the steps.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -34,6 +38,92 @@ ALL_STEPS = (*SCORE_STEPS, "backfill", "history")
 
 def rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+class Timeline(threading.Thread):
+    """RSS (GB) of this process and of each of its child processes (a ``LocalCluster``'s workers)
+    every ``every`` seconds, and the start and end of every step, in seconds from the start."""
+
+    def __init__(self, every: float = 5.0):
+        super().__init__(daemon=True)
+        self.every, self.t0, self.halt = every, time.perf_counter(), threading.Event()
+        self.samples: list[tuple[float, float, dict[int, float]]] = []
+        self.steps: list[tuple[str, float, float]] = []
+        self.labels: dict[int, str] = {}
+
+    def now(self) -> float:
+        return round(time.perf_counter() - self.t0, 1)
+
+    def run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self.halt.wait(self.every):
+            kids = {}
+            for child in me.children(recursive=True):
+                try:
+                    kids[child.pid] = child.memory_info().rss / 2**30
+                    if child.pid not in self.labels:
+                        cmd = " ".join(child.cmdline())
+                        kind = (
+                            "simulate" if "simulate" in cmd else "worker" if "spawn_main" in cmd else "other"
+                        )
+                        self.labels[child.pid] = kind
+                except psutil.Error:
+                    continue
+            self.samples.append((self.now(), me.memory_info().rss / 2**30, kids))
+
+    def step(self, name: str, start: float) -> None:
+        self.steps.append((name, start, self.now()))
+
+    def figures(self) -> dict:
+        pids = sorted({pid for _, _, kids in self.samples for pid in kids})
+        return {
+            "every_s": self.every,
+            "t_s": [t for t, _, _ in self.samples],
+            "client_gb": [round(c, 3) for _, c, _ in self.samples],
+            # child processes above 0.2 GB at some point: simulate, then the workers (not the
+            # resource tracker)
+            "children_gb": {
+                f"{self.labels.get(pid, 'worker')} {pid}": [
+                    round(kids.get(pid, 0.0), 3) for _, _, kids in self.samples
+                ]
+                for pid in pids
+                if max(kids.get(pid, 0.0) for _, _, kids in self.samples) > 0.2
+            },
+            "steps": [{"step": n, "start_s": a, "end_s": b} for n, a, b in self.steps],
+        }
+
+
+def plot_timeline(timeline: dict, title: str, path: Path) -> None:
+    """Memory of the client and of each worker over the run, the steps shaded and named."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4.2), dpi=110)
+    ax = fig.add_subplot()
+    minutes = np.asarray(timeline["t_s"]) / 60
+    shades = ("#eef3fa", "#f8f1e6")
+    for i, s in enumerate(timeline["steps"]):
+        ax.axvspan(s["start_s"] / 60, s["end_s"] / 60, color=shades[i % 2], zorder=0)
+        ax.text(
+            (s["start_s"] + s["end_s"]) / 120,
+            0.98 - 0.06 * (i % 3),  # short steps side by side: their names on three lines
+            s["step"],
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=9,
+        )
+    ax.plot(minutes, timeline["client_gb"], color="#222222", lw=1.6, label="client")
+    for k, (name, rss) in enumerate(timeline["children_gb"].items()):
+        ax.plot(minutes, rss, lw=1.2, color=("#1f5fa8", "#b5853a", "#3a9a5b", "#9467bd")[k % 4], label=name)
+    ax.set_xlabel("minutes from the start")
+    ax.set_ylabel("resident memory (GB)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="upper left", fontsize=8, frameon=False, bbox_to_anchor=(0, 0.8))
+    fig.tight_layout()
+    fig.savefig(path)
 
 
 def worker_figures(client) -> dict[str, dict]:
@@ -95,6 +185,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None, help="keep the world and stores here")
     ap.add_argument("--world", type=Path, default=None, help="an existing national world: skip simulate")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here too")
+    ap.add_argument("--plot", type=Path, default=None, help="draw the memory over the steps here (PNG)")
     args = ap.parse_args()
 
     from sanling.core.config import Config, Settings
@@ -106,8 +197,15 @@ def main() -> None:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="sanling-scale-"))
 
+    timeline = Timeline()
+    timeline.start()
+
     def save() -> None:
         """Write the figures so far: a run stopped in a later step keeps the earlier ones."""
+        figures["timeline"] = timeline.figures()
+        if args.plot:
+            title = f"benchmarks/scale.py: {args.units:,} units, {figures.get('workers', '?')} workers"
+            plot_timeline(figures["timeline"], title, args.plot)
         if args.json:
             tmp = args.json.with_suffix(".tmp")
             tmp.write_text(json.dumps(figures, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -119,6 +217,7 @@ def main() -> None:
 
     if args.world is None:
         t0 = time.perf_counter()
+        s0 = timeline.now()
         cmd = [str(BIN / "sanling"), "simulate", "--preset", "national", "--units", str(args.units)]
         cmd += ["--months", str(args.months), "--out", str(world)]
         r = subprocess.run(cmd, capture_output=True, text=True)
@@ -130,6 +229,7 @@ def main() -> None:
             "summary": r.stdout.strip().splitlines()[-1],
         }
         print(f"simulate: {figures['simulate']}", flush=True)
+        timeline.step("simulate", s0)
         save()
 
     config = Config()
@@ -138,6 +238,7 @@ def main() -> None:
         settings = settings.model_copy(update={"dask": client.scheduler_info()["address"]})
         figures["workers"] = len(client.scheduler_info()["workers"])
         t0 = time.perf_counter()
+        s0 = timeline.now()
         data = ingest_on_workers(client, world, config.categories, settings.home)
         if data is None:
             sys.exit(f"{world}: the tables are not split into file groups")
@@ -161,8 +262,10 @@ def main() -> None:
         print(
             f"ingest: {figures['ingest']} ({len(data.units):,} units, {data.n_events():,} events)", flush=True
         )
+        timeline.step("ingest", s0)
         save()
         t0 = time.perf_counter()
+        s0 = timeline.now()
         layout = Layout(client, data, config)
         plan_s = time.perf_counter() - t0
         dates = labelled_as_of(layout.shape.months, config.horizon_months, config.cadence_months)
@@ -181,21 +284,26 @@ def main() -> None:
             "projection_cpu": project(layout.costs, args.units, ("read", "panel", "features"), "cpu_steps"),
         }
         print(f"features: {figures['features']}", flush=True)
+        timeline.step("features", s0)
         save()
         del layout
 
         t0 = time.perf_counter()
+        s0 = timeline.now()
         version = jobs.train(world, config, settings)
         figures["train"] = {"wall_s": round(time.perf_counter() - t0, 1), "rows_cap": args.training_rows}
         print(f"train: {figures['train']}", flush=True)
+        timeline.step("train", s0)
         save()
         jobs.promote(version, settings=settings, force=True)
 
         t0 = time.perf_counter()
+        s0 = timeline.now()
         out = jobs.score(world, settings=settings)
         costs = out["costs"]
         figures["score"] = {
             "wall_s": round(time.perf_counter() - t0, 1),
+            "client_writing_s": out["writing_s"],
             "steps_s": {k: round(sum(c.steps.get(k, 0.0) for c in costs), 1) for k in ALL_STEPS},
             "projection_score_explain": project(costs, args.units, SCORE_STEPS),
             "projection_all": project(costs, args.units, ALL_STEPS),
@@ -203,6 +311,7 @@ def main() -> None:
             "projection_all_cpu": project(costs, args.units, ALL_STEPS, "cpu_steps"),
         }
         print(f"score: {figures['score']}", flush=True)
+        timeline.step("score", s0)
         save()
         figures["per_worker"] = worker_figures(client)
     figures["client_peak_rss_gb"] = round(rss_gb(), 2)
