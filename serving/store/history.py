@@ -9,6 +9,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
+from sanling.serving.store.db import BULK
 from sanling.serving.store.tables import EventMonth, OpenEvent, Unit
 
 _CHUNK = 5000
@@ -52,13 +53,13 @@ def clear_event_history(session: Session, source: str | None = None) -> None:
     """Delete the rows :func:`replace_event_history` replaces; :func:`append_event_history` then
     writes the new ones in batches, in the same transaction (``score --dask``: one per partition)."""
     if source is None:
-        session.execute(delete(EventMonth))
-        session.execute(delete(OpenEvent))
+        session.execute(delete(EventMonth), execution_options=BULK)
+        session.execute(delete(OpenEvent), execution_options=BULK)
     else:
         # The folder's current units only: a unit that left its registry keeps its history.
         of_source = select(Unit.unit_id).where(Unit.source == str(source), Unit.active.is_(True))
-        session.execute(delete(EventMonth).where(EventMonth.unit_id.in_(of_source)))
-        session.execute(delete(OpenEvent).where(OpenEvent.unit_id.in_(of_source)))
+        session.execute(delete(EventMonth).where(EventMonth.unit_id.in_(of_source)), execution_options=BULK)
+        session.execute(delete(OpenEvent).where(OpenEvent.unit_id.in_(of_source)), execution_options=BULK)
 
 
 def append_event_history(
@@ -72,7 +73,9 @@ def append_event_history(
     if source is not None:
         ids = _strings(open_events["event_id"]) if len(open_events) else []
         for i in range(0, len(ids), _CHUNK):
-            session.execute(delete(OpenEvent).where(OpenEvent.event_id.in_(ids[i : i + _CHUNK])))
+            session.execute(
+                delete(OpenEvent).where(OpenEvent.event_id.in_(ids[i : i + _CHUNK])), execution_options=BULK
+            )
     months = [
         {"unit_id": u, "month": m, "category": c, "n": int(n)}
         for u, m, c, n in zip(

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
 from sanling.core.vocabulary import TIERS
+from sanling.serving.store.db import BULK
 from sanling.serving.store.tables import ObservedTier, Score, ScoreRun, Unit
 
 _CHUNK = 5000
@@ -32,10 +33,12 @@ def clear_observed_tiers(session: Session, source: str | None = None) -> None:
     """Delete the rows :func:`replace_observed_tiers` replaces; :func:`append_observed_tiers` then
     writes the new ones in batches, in the same transaction (``score --dask``: one per partition)."""
     if source is None:
-        session.execute(delete(ObservedTier))
+        session.execute(delete(ObservedTier), execution_options=BULK)
     else:
         of_source = select(Unit.unit_id).where(Unit.source == str(source))
-        session.execute(delete(ObservedTier).where(ObservedTier.unit_id.in_(of_source)))
+        session.execute(
+            delete(ObservedTier).where(ObservedTier.unit_id.in_(of_source)), execution_options=BULK
+        )
 
 
 def append_observed_tiers(session: Session, rows: list[tuple[str, str, str]]) -> int:

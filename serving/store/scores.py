@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
 from sanling.core.vocabulary import TIER_ZH, TIERS
+from sanling.serving.store.db import BULK
 from sanling.serving.store.tables import Score, ScoreRun, Unit, utcnow
 
 AS_OF = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -117,17 +118,22 @@ def save_scores(session: Session, run: dict, rows: list[dict]) -> int:
     same_run = (Score.as_of == as_of) & (Score.model_version == version)
     source = run.get("data_dir")
     if source is None:
-        session.execute(delete(Score).where(same_run))
-        session.execute(delete(ScoreRun).where(ScoreRun.as_of == as_of, ScoreRun.model_version == version))
+        session.execute(delete(Score).where(same_run), execution_options=BULK)
+        session.execute(
+            delete(ScoreRun).where(ScoreRun.as_of == as_of, ScoreRun.model_version == version),
+            execution_options=BULK,
+        )
     else:
         # One store, several data folders: replace only this folder's units (those it scored before,
         # which ``upsert_units`` tagged with the folder, and those in ``rows``); keep the others'.
         source = str(source)
         of_source = select(Unit.unit_id).where(Unit.source == source, Unit.active.is_(True))
-        session.execute(delete(Score).where(same_run, Score.unit_id.in_(of_source)))
+        session.execute(delete(Score).where(same_run, Score.unit_id.in_(of_source)), execution_options=BULK)
         ids = [r["unit_id"] for r in records]
         for i in range(0, len(ids), _CHUNK):
-            session.execute(delete(Score).where(same_run, Score.unit_id.in_(ids[i : i + _CHUNK])))
+            session.execute(
+                delete(Score).where(same_run, Score.unit_id.in_(ids[i : i + _CHUNK])), execution_options=BULK
+            )
         session.execute(
             delete(ScoreRun).where(
                 ScoreRun.as_of == as_of, ScoreRun.model_version == version, ScoreRun.data_dir == source
