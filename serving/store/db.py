@@ -201,6 +201,26 @@ def refresh_statistics(session: Session) -> None:
         session.execute(text("ANALYZE units, scores, score_runs"))
 
 
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+def insert_rows(
+    session: Session, table, columns: tuple[str, ...], rows: list[tuple], chunk: int = 50_000
+) -> int:
+    """Insert ``rows`` (tuples in ``columns``' order; text and integers only: no type processing)
+    into ``table`` through the driver's own ``executemany``. SQLAlchemy's per-row parameter
+    processing costs more than the insert itself — 2.72 s against 0.58 s for 480,000 rows of
+    ``observed_tiers`` on SQLite — and a national ``score`` writes 25 M of them. Returns len(rows)."""
+    if not rows:
+        return 0
+    conn = session.connection()
+    mark = _MARKS[conn.dialect.paramstyle]  # sqlite3: qmark; psycopg: pyformat, which takes %s too
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    for i in range(0, len(rows), chunk):
+        conn.exec_driver_sql(sql, rows[i : i + chunk])
+    return len(rows)
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     # expire_on_commit=False: rows read in a request stay usable after the dependency commits.
     return sessionmaker(engine, expire_on_commit=False)

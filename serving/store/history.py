@@ -9,7 +9,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
-from sanling.serving.store.db import BULK
+from sanling.serving.store.db import BULK, insert_rows
 from sanling.serving.store.tables import EventMonth, OpenEvent, Unit
 
 _CHUNK = 5000
@@ -76,16 +76,15 @@ def append_event_history(
             session.execute(
                 delete(OpenEvent).where(OpenEvent.event_id.in_(ids[i : i + _CHUNK])), execution_options=BULK
             )
-    months = [
-        {"unit_id": u, "month": m, "category": c, "n": int(n)}
-        for u, m, c, n in zip(
+    months = list(
+        zip(
             _strings(event_months["unit_id"]),
             _strings(event_months["month"]),
             _strings(event_months["category"]),
-            event_months["n"].to_numpy().tolist(),
+            event_months["n"].astype("int64").to_numpy().tolist(),
             strict=True,
         )
-    ]
+    )
     k = len(open_events)
     sev = open_events["severity"] if "severity" in open_events else pd.Series([None] * k, dtype=object)
     esc = open_events["escalated"] if "escalated" in open_events else pd.Series([False] * k)
@@ -111,8 +110,7 @@ def append_event_history(
             strict=True,
         )
     ]
-    for i in range(0, len(months), _CHUNK):
-        session.execute(insert(EventMonth), months[i : i + _CHUNK])
+    insert_rows(session, EventMonth.__table__, ("unit_id", "month", "category", "n"), months)
     for i in range(0, len(opens), _CHUNK):
         session.execute(insert(OpenEvent), opens[i : i + _CHUNK])
     return len(months), len(opens)

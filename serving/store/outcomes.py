@@ -7,15 +7,13 @@ late reports arrived since); a month whose window is still open has no row, and 
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from sanling.core.errors import DataError
 from sanling.core.vocabulary import TIERS
-from sanling.serving.store.db import BULK
+from sanling.serving.store.db import BULK, insert_rows
 from sanling.serving.store.tables import ObservedTier, Score, ScoreRun, Unit
-
-_CHUNK = 5000
 
 
 def replace_observed_tiers(
@@ -44,10 +42,9 @@ def clear_observed_tiers(session: Session, source: str | None = None) -> None:
 def append_observed_tiers(session: Session, rows: list[tuple[str, str, str]]) -> int:
     """Insert ``rows`` after :func:`clear_observed_tiers`; returns the rows written."""
     _check_tiers(rows)
-    records = [{"unit_id": u, "as_of": m, "tier": t} for u, m, t in rows]
-    for i in range(0, len(records), _CHUNK):
-        session.execute(insert(ObservedTier), records[i : i + _CHUNK])
-    return len(records)
+    return insert_rows(
+        session, ObservedTier.__table__, ("unit_id", "as_of", "tier"), [tuple(r) for r in rows]
+    )
 
 
 def _check_tiers(rows: list[tuple[str, str, str]]) -> None:
