@@ -13,6 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+from stores import assert_same_rows
 from worlds import random_events, random_units
 
 from sanling.core.config import Config, ModelParams, Settings
@@ -144,14 +145,7 @@ def test_scores_in_the_store_equal_the_single_process_run(deployed):
         "event_months": "select * from event_months order by 1, 2, 3, 4",
         "open_events": "select * from open_events order by 1, 2",
     }
-    for what, q in queries.items():
-        got = [pd.read_sql(q, sqlite3.connect(deployed.work / db)) for db in ("one.db", "dask.db")]
-        assert len(got[0]) > 0, what
-        pd.testing.assert_frame_equal(
-            got[0].drop(columns="id", errors="ignore"),
-            got[1].drop(columns="id", errors="ignore"),
-            check_exact=True,
-        )
+    assert_same_rows(deployed.work, queries)
     with sqlite3.connect(deployed.work / "dask.db") as db:
         explained = db.execute("select distinct as_of from scores where reasons != '[]'").fetchall()
     assert explained == [(out["as_of"],)]  # the month scored is explained; the backfilled history is not

@@ -4,13 +4,13 @@ features and scores equal the single process's on the same data in one file per 
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from stores import assert_same_rows
 
 from sanling.core.config import Config, ModelParams, Settings
 from sanling.features.build import build_frame
@@ -130,12 +130,4 @@ def test_scores_from_worker_ingestion_equal_the_single_process_run(worlds, clust
         "observed": "select unit_id, as_of, tier from observed_tiers order by unit_id, as_of",
         "open_events": "select * from open_events order by 1, 2",
     }
-    for what, q in queries.items():
-        got = [pd.read_sql(q, sqlite3.connect(worlds.work / db)) for db in ("one.db", "dask.db")]
-        assert len(got[0]) > 0, what
-        drop = ["id", "data_dir", "source"]
-        pd.testing.assert_frame_equal(
-            got[0].drop(columns=drop, errors="ignore"),
-            got[1].drop(columns=drop, errors="ignore"),
-            check_exact=True,
-        )
+    assert_same_rows(worlds.work, queries, drop=("id", "data_dir", "source"))
