@@ -45,7 +45,7 @@ def replace_event_history(
     """
     _require(event_months, EVENT_MONTH_COLUMNS, "event_months")
     _require(open_events, OPEN_EVENT_COLUMNS, "open_events", optional=("subtype", "severity", "escalated"))
-    clear_event_history(session, source)
+    clear_event_history(session, source)  # only after the checks: frames that fail leave the tables
     return append_event_history(session, event_months, open_events, source)
 
 

@@ -22,7 +22,7 @@ def replace_observed_tiers(
     """Replace the table with ``rows`` of (unit_id, as_of YYYY-MM, tier); returns the rows written.
     With ``source`` (a data folder, after ``upsert_units(..., source=...)``) only that folder's units'
     rows are replaced, so scoring another folder keeps this one's outcomes."""
-    _check_tiers(rows)
+    _check_tiers(rows)  # before clearing: rows that fail leave the table as it was, in any session
     clear_observed_tiers(session, source)
     return append_observed_tiers(session, rows)
 
